@@ -1,0 +1,25 @@
+"""The exceptions Layerlab raises on bad input.
+
+Every message names what was wrong and what is allowed, so the edge (a page or the CLI) can show
+`str(error)` as it is: one `except LayerlabError` serves.
+"""
+
+
+class LayerlabError(Exception):
+    """Base class: a problem a user can fix, with a message written for that user."""
+
+
+class SpecError(LayerlabError):
+    """A model spec (layers, compile or fit settings) is malformed or invalid."""
+
+
+class DatasetError(LayerlabError):
+    """A dataset is unknown, missing from every place it was looked for, or malformed."""
+
+
+class RunNotFoundError(LayerlabError):
+    """A run id is malformed or names no run in the store."""
+
+
+class RunStateError(LayerlabError):
+    """An action does not fit the run's status (e.g. resuming a COMPLETED run)."""
