@@ -1,0 +1,165 @@
+"""Starting, watching and stopping runs: the one place that spawns and reaps worker processes.
+
+There is no daemon. Whoever looks at the store (a page's live fragment, the CLI) calls
+`ensure_workers`, which marks runs whose worker died as INTERRUPTED and starts workers while
+queued runs wait for a free slot. Runs are OS processes of their own, so they survive the
+browser closing and the Streamlit server restarting, and cannot take the server down.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from pipelines import datasets, paths
+from pipelines.errors import DatasetError, RunStateError
+from pipelines.run_store import Run, RunStatus, RunStore
+from pipelines.spec import ModelSpec
+from pipelines.validation import ensure_valid
+
+HEARTBEAT_TIMEOUT = 3.0
+STARTING_GRACE = 120.0
+IDLE_SECONDS = 600.0
+STOP_GRACE = 5.0
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+_children: list[subprocess.Popen] = []
+
+
+def max_running() -> int:
+    """How many runs may train at once: env `LAYERLAB_MAX_RUNNING`, default 1 on this 2-core box."""
+    raw = os.environ.get("LAYERLAB_MAX_RUNNING", "1")
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise RunStateError(f"LAYERLAB_MAX_RUNNING must be a positive integer. Received: {raw!r}")
+    return value
+
+
+def submit_run(store: RunStore, spec: ModelSpec, dataset: str, *, name: str = "",
+               data_dir: str | None = None) -> Run:
+    """Validate the spec and find the data, then queue a run. Bad input creates no run."""
+    spec = spec.normalized()
+    validation = ensure_valid(spec, dataset)
+    if datasets.locate(dataset, data_dir) is None:
+        datasets.load(dataset, data_dir, download=True)
+    if spec.input_shape is None:
+        spec = ModelSpec.from_dict({**spec.to_dict(), "input_shape": list(validation.input_shape)})
+    return store.create_run(name or spec.name, dataset, spec.to_dict())
+
+
+def _pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie answers kill(0) but will never beat again
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        return state != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def _reap_children() -> None:
+    for child in list(_children):
+        if child.poll() is not None:
+            _children.remove(child)
+
+
+def reap(store: RunStore, *, now: float | None = None) -> list[str]:
+    """Mark RUNNING runs whose worker is gone as INTERRUPTED; forget dead workers."""
+    _reap_children()
+    now = now or time.time()
+    interrupted = []
+    for run in store.running_runs():
+        stale = run.heartbeat_at is None or now - run.heartbeat_at > HEARTBEAT_TIMEOUT
+        if stale or not _pid_alive(run.worker_pid):
+            reason = (f"The worker process (pid {run.worker_pid}) stopped without finishing, after "
+                      f"{run.epochs_done} finished epoch(s). Resume to continue from there.")
+            if store.mark_interrupted(run.id, reason):
+                interrupted.append(run.id)
+    for worker in store.list_workers():
+        grace = STARTING_GRACE if worker.state == "starting" else HEARTBEAT_TIMEOUT
+        if not _pid_alive(worker.pid) or now - (worker.heartbeat_at or worker.started_at) > grace:
+            store.remove_worker(worker.pid)
+    return interrupted
+
+
+def spawn_worker(store: RunStore, *, data_dir: str | None = None) -> int:
+    """Start one worker process, detached from this one, and register it at once."""
+    home = store.home
+    log_dir = home / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "pipelines", "worker", "--home", str(home),
+               "--max-running", str(max_running()), "--idle-seconds", str(IDLE_SECONDS)]
+    chosen = paths.data_dir(data_dir)
+    if chosen:
+        command += ["--data-dir", str(chosen)]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
+    with open(log_dir / "workers.log", "ab") as log_file:
+        child = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL,
+                                 stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
+    _children.append(child)
+    store.register_worker(child.pid, "starting")
+    return child.pid
+
+
+def ensure_workers(store: RunStore, *, spare: int = 0, data_dir: str | None = None) -> list[int]:
+    """Reap, then start as many workers as the queue can use now, plus `spare` warm ones."""
+    reap(store)
+    running = len(store.running_runs())
+    queued = len(store.list_runs(statuses=[RunStatus.QUEUED]))
+    waiting = sum(1 for w in store.list_workers() if w.state in ("starting", "idle"))
+    wanted = min(queued, max(0, max_running() - running)) + spare
+    return [spawn_worker(store, data_dir=data_dir) for _ in range(max(0, wanted - waiting))]
+
+
+def stop_run(store: RunStore, run_id: str, *, wait: float = 0.0) -> Run:
+    """Ask a run to stop after its current batch; after `wait` seconds, kill it as a last resort."""
+    store.request_stop(run_id)
+    deadline = time.monotonic() + wait
+    run = store.get_run(run_id)
+    while run.status == RunStatus.RUNNING and time.monotonic() < deadline:
+        time.sleep(0.1)
+        run = store.get_run(run_id)
+    if wait and run.status == RunStatus.RUNNING and _pid_alive(run.worker_pid):
+        os.kill(run.worker_pid, signal.SIGKILL)
+        store.finish_run(run_id, RunStatus.STOPPED,
+                         error=f"Did not stop within {wait:g} s, so its process was killed.")
+        run = store.get_run(run_id)
+    return run
+
+
+def resume_run(store: RunStore, run_id: str, *, data_dir: str | None = None, spare: int = 0) -> Run:
+    """Queue a STOPPED or INTERRUPTED run again; it continues from its last finished epoch."""
+    run = store.request_resume(run_id)
+    ensure_workers(store, spare=spare, data_dir=data_dir)
+    return run
+
+
+def wait_for(store: RunStore, run_id: str, *, timeout: float | None = None, poll: float = 0.5,
+             data_dir: str | None = None, on_poll=None) -> Run:
+    """Block until the run ends, keeping workers started and reaped meanwhile."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        ensure_workers(store, data_dir=data_dir)
+        run = store.get_run(run_id)
+        if on_poll:
+            on_poll(run)
+        if run.status.is_terminal:
+            return run
+        if deadline is not None and time.monotonic() > deadline:
+            return run
+        time.sleep(poll)
+
+
+__all__ = ["DatasetError", "submit_run", "ensure_workers", "reap", "stop_run", "resume_run", "wait_for"]

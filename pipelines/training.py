@@ -1,0 +1,232 @@
+"""Training one run inside a worker process: Keras callbacks that record, checkpoint and stop.
+
+Everything a page shows about a run comes from what these callbacks write to the store; nothing
+flows from here into Streamlit. Artifacts are written atomically (temp file, then `os.replace`)
+so a reader or a resume never sees half a file.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import keras
+
+from pipelines import datasets
+from pipelines.models import build_model
+from pipelines.run_store import MetricPoint, Progress, Run, RunStatus, RunStore
+from pipelines.spec import ModelSpec
+from pipelines.validation import ensure_valid
+
+MODEL_FILE = "model.keras"
+BEST_FILE = "best.keras"
+LAST_FILE = "last.keras"
+LAST_STATE_FILE = "last.json"
+HISTORY_FILE = "history.csv"
+SPEC_FILE = "spec.json"
+
+FLUSH_SECONDS = 0.5
+BATCH_POINTS_PER_EPOCH = 100
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".tmp-{uuid.uuid4().hex}-{path.name}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def atomic_save_model(model: keras.Model, path: Path) -> None:
+    """`model.save` to a temp file with the `.keras` suffix Keras insists on, then rename."""
+    tmp = path.with_name(f".tmp-{uuid.uuid4().hex}-{path.name}")
+    model.save(tmp)
+    os.replace(tmp, path)
+
+
+class EpochCheckpoint(keras.callbacks.Callback):
+    """Saves the last finished epoch (with optimizer state, for resume) and the best one.
+
+    Keras' ModelCheckpoint writes in place; a worker killed mid-write would leave a broken file
+    that resume then trips over, hence this atomic twin.
+    """
+
+    def __init__(self, run_dir: Path, monitor: str, keep_best: bool, best_value: float | None = None):
+        super().__init__()
+        self.run_dir = run_dir
+        self.monitor = monitor
+        self.keep_best = keep_best
+        self.best_value = best_value
+        self.best_epoch: int | None = None
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        logs = logs or {}
+        value = logs.get(self.monitor)
+        if self.keep_best and value is not None and math.isfinite(value) and (
+                self.best_value is None or value < self.best_value):
+            self.best_value = float(value)
+            self.best_epoch = epoch
+            atomic_save_model(self.model, self.run_dir / BEST_FILE)
+        atomic_save_model(self.model, self.run_dir / LAST_FILE)
+        atomic_write_text(self.run_dir / LAST_STATE_FILE, json.dumps(
+            {"epochs_done": epoch + 1, "best_value": self.best_value,
+             "best_epoch": self.best_epoch}))
+
+
+class StoreRecorder(keras.callbacks.Callback):
+    """Writes batch and epoch metrics to the store, stops on request, and fails on NaN/inf loss.
+
+    `async_safe` lets Keras dispatch batch ends on its thread pool, so reading the logs (which
+    waits for the step) never stalls the training loop; a lock keeps the buffer consistent.
+    """
+
+    async_safe = True
+
+    def __init__(self, store: RunStore, run_id: str, *, steps_per_epoch: int, epochs: int,
+                 stop_event: threading.Event, checkpoint: EpochCheckpoint | None = None):
+        super().__init__()
+        self.checkpoint = checkpoint
+        self.store = store
+        self.run_id = run_id
+        self.steps_per_epoch = steps_per_epoch
+        self.epochs = epochs
+        self.stop_event = stop_event
+        self.record_every = max(1, steps_per_epoch // BATCH_POINTS_PER_EPOCH)
+        self.failure: str | None = None
+        self.stopped = False
+        self.epoch = 0
+        self._lock = threading.Lock()
+        self._buffer: list[MetricPoint] = []
+        self._last_flush = 0.0
+        self._step = 0
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self.epoch = epoch
+        self._step = 0
+        self.store.update_progress(self.run_id, Progress(epoch, self.epochs, 0, self.steps_per_epoch))
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        logs = logs or {}
+        step = batch + 1
+        loss = logs.get("loss")
+        if self.stop_event.is_set() and not self.stopped:
+            self.stopped = True
+            self.model.stop_training = True
+        if loss is not None and not math.isfinite(loss):
+            with self._lock:
+                if self.failure is None:
+                    kind = "NaN" if math.isnan(loss) else "inf"
+                    self.failure = (f"loss became {kind} at epoch {self.epoch + 1}, batch {step}: "
+                                    "try a lower learning rate")
+            self.model.stop_training = True
+            return
+        now = time.time()
+        with self._lock:
+            self._step = max(self._step, step)
+            if step % self.record_every == 0 or step == self.steps_per_epoch:
+                self._buffer.extend(MetricPoint("batch", self.epoch, step, name, float(value), now)
+                                    for name, value in logs.items())
+            due = now - self._last_flush >= FLUSH_SECONDS
+        if due:
+            self.flush()
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        now = time.time()
+        with self._lock:
+            self._buffer.extend(MetricPoint("epoch", epoch, self.steps_per_epoch, name, float(value), now)
+                                for name, value in (logs or {}).items())
+        self.flush()
+        best_epoch = self.checkpoint.best_epoch if self.checkpoint else None
+        self.store.set_epochs_done(self.run_id, epoch + 1, best_epoch)
+
+    def flush(self) -> None:
+        with self._lock:
+            points, self._buffer = sorted(self._buffer, key=lambda p: (p.epoch, p.kind == "epoch", p.step)), []
+            self._last_flush = time.time()
+            step = self._step
+        if points:
+            self.store.log_metrics(self.run_id, points)
+        self.store.update_progress(self.run_id, Progress(self.epoch, self.epochs, step, self.steps_per_epoch))
+
+
+def write_history_csv(store: RunStore, run_id: str, path: Path) -> None:
+    """Epoch-level history, one row per epoch, as the tutorials' `history.history` would give."""
+    rows: dict[int, dict[str, float]] = {}
+    for point in store.get_metrics(run_id, kind="epoch"):
+        rows.setdefault(point.epoch, {})[point.name] = point.value
+    names = sorted({name for row in rows.values() for name in row})
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["epoch", *names])
+    for epoch in sorted(rows):
+        writer.writerow([epoch + 1, *(rows[epoch].get(name, "") for name in names)])
+    atomic_write_text(path, out.getvalue())
+
+
+def execute_run(store: RunStore, run: Run, stop_event: threading.Event, data_dir: str | None = None) -> RunStatus:
+    """Train a claimed run to its end and record how it ended. Returns the final status."""
+    started = time.perf_counter()
+    spec = ModelSpec.from_dict(run.spec)
+    ensure_valid(spec, run.dataset)
+    dataset = datasets.load(run.dataset, data_dir)
+    inputs = datasets.make_inputs(dataset, batch_size=spec.fit.batch_size,
+                                  validation_split=spec.fit.validation_split,
+                                  label_mode=spec.compile.label_mode, seed=spec.fit.seed)
+    run_dir = store.run_dir(run.id)
+    atomic_write_text(run_dir / SPEC_FILE, spec.to_json())
+
+    keras.utils.set_random_seed(spec.fit.seed + run.resume_count)
+    initial_epoch, best_value, best_epoch = 0, None, None
+    state_file = run_dir / LAST_STATE_FILE
+    if run.resume_count and state_file.exists() and (run_dir / LAST_FILE).exists():
+        state = json.loads(state_file.read_text())
+        initial_epoch, best_value, best_epoch = state["epochs_done"], state["best_value"], state["best_epoch"]
+        model = keras.models.load_model(run_dir / LAST_FILE)
+    else:
+        model = build_model(spec, dataset.info.input_shape)
+    store.delete_metrics_from_epoch(run.id, initial_epoch)
+
+    monitor = "val_loss" if inputs.val is not None else "loss"
+    checkpoint = EpochCheckpoint(run_dir, monitor, spec.fit.keep_best, best_value)
+    checkpoint.best_epoch = best_epoch
+    recorder = StoreRecorder(store, run.id, steps_per_epoch=inputs.steps_per_epoch, epochs=spec.fit.epochs,
+                             stop_event=stop_event, checkpoint=checkpoint)
+    callbacks: list[keras.callbacks.Callback] = [checkpoint, recorder]
+    if spec.fit.early_stopping_patience:
+        callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, patience=spec.fit.early_stopping_patience))
+
+    fit_start = time.perf_counter()
+    history = model.fit(inputs.train, validation_data=inputs.val, epochs=spec.fit.epochs,
+                        initial_epoch=initial_epoch, verbose=0, callbacks=callbacks, shuffle=False)
+    fit_seconds = time.perf_counter() - fit_start
+    recorder.flush()
+
+    epochs_run = len(history.history.get("loss", []))
+    final = {name: float(values[-1]) for name, values in history.history.items() if values}
+    metrics: dict[str, float] = {f"train_{k}" if not k.startswith("val_") else k: v for k, v in final.items()}
+    metrics["fit_seconds"] = fit_seconds
+    if epochs_run and fit_seconds > 0:
+        metrics["samples_per_second"] = inputs.n_train * epochs_run / fit_seconds
+
+    if recorder.failure:
+        write_history_csv(store, run.id, run_dir / HISTORY_FILE)
+        store.finish_run(run.id, RunStatus.FAILED, error=recorder.failure, metrics=metrics)
+        return RunStatus.FAILED
+
+    atomic_save_model(model, run_dir / MODEL_FILE)
+    write_history_csv(store, run.id, run_dir / HISTORY_FILE)
+    if recorder.stopped:
+        metrics["wall_seconds"] = time.perf_counter() - started
+        store.finish_run(run.id, RunStatus.STOPPED, metrics=metrics)
+        return RunStatus.STOPPED
+
+    test = model.evaluate(inputs.test, verbose=0, return_dict=True)
+    metrics.update({f"test_{name}": float(value) for name, value in test.items()})
+    metrics["wall_seconds"] = time.perf_counter() - started
+    store.finish_run(run.id, RunStatus.COMPLETED, metrics=metrics)
+    return RunStatus.COMPLETED

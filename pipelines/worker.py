@@ -1,0 +1,85 @@
+"""The worker process: imports TensorFlow once, waits for a queued run, trains it, exits.
+
+A worker is started by `scheduler.ensure_workers` as `python -m pipelines worker`. It may start
+ahead of need (a warm spare), so that a click on Train meets a process that has already paid
+TensorFlow's import. It trains exactly one run, so every run gets a fresh process whose memory
+the OS reclaims; a heartbeat thread tells the store it is alive and relays stop requests.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import traceback
+
+from pipelines.errors import LayerlabError
+from pipelines.run_store import RunStatus, RunStore
+
+HEARTBEAT_SECONDS = 0.5
+POLL_SECONDS = 0.1
+
+log = logging.getLogger("layerlab.worker")
+
+
+class Heartbeat(threading.Thread):
+    """Keeps the worker's and its run's heartbeats fresh and turns a stop request into an event."""
+
+    def __init__(self, store: RunStore, pid: int):
+        super().__init__(name="layerlab-heartbeat", daemon=True)
+        self.store = store
+        self.pid = pid
+        self.run_id: str | None = None
+        self.stop_requested = threading.Event()
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        while not self._done.wait(HEARTBEAT_SECONDS):
+            try:
+                self.store.worker_heartbeat(self.pid)
+                run_id = self.run_id
+                if run_id:
+                    self.store.heartbeat(run_id)
+                    if self.store.is_stop_requested(run_id):
+                        self.stop_requested.set()
+            except Exception:  # a locked database for a moment must not kill the heartbeat
+                log.exception("heartbeat failed")
+
+    def close(self) -> None:
+        self._done.set()
+
+
+def serve(store: RunStore, *, max_running: int, idle_seconds: float, data_dir: str | None = None) -> str | None:
+    """Wait for one queued run and train it. Returns the run id trained, or None if none came."""
+    pid = os.getpid()
+    store.register_worker(pid, "starting")
+    heartbeat = Heartbeat(store, pid)
+    heartbeat.start()
+    try:
+        from pipelines import training  # noqa: F401  (the expensive import: TensorFlow and Keras)
+
+        store.set_worker_state(pid, "idle")
+        deadline = time.monotonic() + idle_seconds
+        while time.monotonic() < deadline:
+            run = store.claim_next_run(pid, max_running)
+            if run is None:
+                time.sleep(POLL_SECONDS)
+                continue
+            store.set_worker_state(pid, "busy", run.id)
+            heartbeat.run_id = run.id
+            log.info("training run %s", run.id)
+            try:
+                status = training.execute_run(store, run, heartbeat.stop_requested, data_dir)
+                log.info("run %s ended %s", run.id, status.value)
+            except LayerlabError as exc:
+                store.finish_run(run.id, RunStatus.FAILED, error=str(exc))
+            except BaseException as exc:  # the run must never stay RUNNING behind a crash
+                log.error("run %s failed:\n%s", run.id, traceback.format_exc())
+                store.finish_run(run.id, RunStatus.FAILED, error=f"{type(exc).__name__}: {exc}".strip())
+                if not isinstance(exc, Exception):
+                    raise
+            return run.id
+        return None
+    finally:
+        heartbeat.close()
+        store.remove_worker(pid)
