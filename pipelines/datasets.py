@@ -139,14 +139,19 @@ _CIFAR_TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 _CIFAR_FILES = (*_CIFAR_TRAIN_BATCHES, "test_batch")
 _IDX_UNSIGNED_BYTE = 0x08
 
-# A CIFAR batch is a pickle; these are the only globals needed to rebuild its numpy array (the
-# same allow-list Keras uses), so a tampered file cannot run code through `__reduce__`.
+# A CIFAR batch is a pickle; these are the only globals needed to rebuild its numpy array, so a
+# tampered file cannot run code through `__reduce__`. Keras' allow-list, plus the pure functions
+# Python 3 uses for bytes under protocol 2 and for arrays under protocol 5, so re-pickled copies
+# load too.
 _ALLOWED_PICKLE_GLOBALS = frozenset(
     {
         ("numpy", "ndarray"),
         ("numpy", "dtype"),
         ("numpy.core.multiarray", "_reconstruct"),
         ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.numeric", "_frombuffer"),
+        ("numpy._core.numeric", "_frombuffer"),
+        ("_codecs", "encode"),
     }
 )
 
@@ -344,8 +349,11 @@ _FASHION_FOLDER = _Layout("fashion-mnist", _read_fashion_idx, _FASHION_FILES)
 _CIFAR_FOLDER = _Layout("cifar-10-batches-py", _read_cifar_folder, _CIFAR_FILES)
 _CIFAR_TARBALL = _Layout("cifar-10-python.tar.gz", _read_cifar_tarball)
 
+# A data dir may keep MNIST at its top or in a folder of its own (the shared offline copy sits in
+# `mnist-sample/`), so one LAYERLAB_DATA_DIR serves every dataset.
 _DATA_DIR_LAYOUTS = {
-    "mnist": (_MNIST_NPZ,),
+    "mnist": (_MNIST_NPZ, _Layout("mnist/mnist.npz", _read_mnist_npz),
+              _Layout("mnist-sample/mnist.npz", _read_mnist_npz)),
     "fashion_mnist": (_FASHION_FOLDER,),
     "cifar10": (_CIFAR_FOLDER, _CIFAR_TARBALL),
 }

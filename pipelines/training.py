@@ -130,7 +130,7 @@ class StoreRecorder(keras.callbacks.Callback):
             self._step = max(self._step, step)
             if step % self.record_every == 0 or step == self.steps_per_epoch:
                 self._buffer.extend(MetricPoint("batch", self.epoch, step, name, float(value), now)
-                                    for name, value in logs.items())
+                                    for name, value in logs.items() if math.isfinite(value))
             due = now - self._last_flush >= FLUSH_SECONDS
         if due:
             self.flush()
@@ -139,7 +139,7 @@ class StoreRecorder(keras.callbacks.Callback):
         now = time.time()
         with self._lock:
             self._buffer.extend(MetricPoint("epoch", epoch, self.steps_per_epoch, name, float(value), now)
-                                for name, value in (logs or {}).items())
+                                for name, value in (logs or {}).items() if math.isfinite(value))
         self.flush()
         best_epoch = self.checkpoint.best_epoch if self.checkpoint else None
         self.store.set_epochs_done(self.run_id, epoch + 1, best_epoch)
@@ -207,7 +207,8 @@ def execute_run(store: RunStore, run: Run, stop_event: threading.Event, data_dir
     recorder.flush()
 
     epochs_run = len(history.history.get("loss", []))
-    final = {name: float(values[-1]) for name, values in history.history.items() if values}
+    final = {name: float(values[-1]) for name, values in history.history.items()
+             if values and math.isfinite(values[-1])}
     metrics: dict[str, float] = {f"train_{k}" if not k.startswith("val_") else k: v for k, v in final.items()}
     metrics["fit_seconds"] = fit_seconds
     if epochs_run and fit_seconds > 0:

@@ -1,0 +1,41 @@
+"""House rules that keep the layers apart: no UI below pipelines/, no TensorFlow on a page's load path."""
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def imported_modules(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_pipelines_never_imports_streamlit():
+    offenders = [str(p.relative_to(REPO)) for p in (REPO / "pipelines").rglob("*.py")
+                 if "streamlit" in imported_modules(p)]
+    assert offenders == []
+
+
+def test_importing_every_pipelines_module_loads_no_streamlit():
+    modules = [f"pipelines.{p.stem}" for p in (REPO / "pipelines").glob("*.py") if p.stem != "__main__"]
+    code = f"import importlib, sys\nfor m in {modules!r}: importlib.import_module(m)\nprint('streamlit' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
+
+
+def test_light_modules_do_not_import_tensorflow():
+    """Pages import these to draw themselves; `import tensorflow` alone costs seconds."""
+    code = ("import sys\nimport pipelines.datasets, pipelines.layers, pipelines.spec, pipelines.presets, "
+            "pipelines.run_store, pipelines.scheduler, pipelines.paths\n"
+            "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
