@@ -1,0 +1,1 @@
+"""Reusable UI pieces for the dashboard's pages. Only `components.state` names session-state keys."""

@@ -1,0 +1,38 @@
+"""Shared, cached resources: the run store and read-only dataset views.
+
+Datasets sit behind `st.cache_data` and the store behind `st.cache_resource`; both are treated as
+read-only. Keras models are never kept here or in session state.
+"""
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from pipelines import datasets
+from pipelines.run_store import SQLiteRunStore
+
+
+@st.cache_resource
+def store() -> SQLiteRunStore:
+    return SQLiteRunStore()
+
+
+@st.cache_data(show_spinner="Loading the dataset ...", max_entries=3)
+def dataset_overview(name: str, per_class: int = 8) -> dict:
+    """Counts per class and a few sample images per class, from whichever copy `load` finds.
+
+    Never downloads: the Data page offers that as an explicit button.
+    """
+    data = datasets.load(name, download=False)
+    rng = np.random.default_rng(0)
+    samples = {}
+    for label in range(data.info.num_classes):
+        indices = np.flatnonzero(data.y_train == label)
+        chosen = rng.choice(indices, size=min(per_class, len(indices)), replace=False)
+        samples[label] = [data.x_train[i] for i in sorted(chosen)]
+    return {
+        "origin": data.origin,
+        "train_counts": datasets.class_counts(data, "train"),
+        "test_counts": datasets.class_counts(data, "test"),
+        "samples": samples,
+    }

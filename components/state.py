@@ -1,0 +1,124 @@
+"""The one module that names session-state and query-param keys.
+
+Pages and components ask here for what the user is working on (the spec being built, the
+dataset, the selected run) instead of touching `st.session_state` themselves, so a key is
+spelled once and every page agrees on it. Widget keys carry their page's prefix (`build_`,
+`train_`, ...) and, for the Build page, a revision number: bumping it after an undo, a preset or
+a fix gives every widget a fresh key, so none shows a value the spec no longer holds.
+"""
+from __future__ import annotations
+
+import streamlit as st
+
+from pipelines.datasets import CATALOG
+from pipelines.presets import get_preset
+from pipelines.spec import ModelSpec
+
+# Stored values use a `_state_` infix so they can never collide with a widget key.
+_DATASET = "app_state_dataset"
+_SPEC = "build_state_spec"
+_UNDO = "build_state_history"
+_SELECTED = "build_state_selected"
+_REVISION = "build_state_revision"
+_NOTICE = "app_state_notice"
+_RUN_PARAM = "run"
+UNDO_DEPTH = 50
+DEFAULT_DATASET = "fashion_mnist"
+DEFAULT_PRESET = "mlp-128x2"
+
+
+def key(page: str, *parts: object) -> str:
+    """A widget key with its page's prefix, e.g. key("train", "stop", run_id)."""
+    return "_".join([page, *(str(p) for p in parts)])
+
+
+def build_key(*parts: object) -> str:
+    """A Build-page widget key that changes whenever the spec is replaced from outside a widget."""
+    return key("build", f"r{st.session_state.get(_REVISION, 0)}", *parts)
+
+
+def widget_value(widget_key: str):
+    return st.session_state.get(widget_key)
+
+
+def dataset() -> str:
+    return st.session_state.setdefault(_DATASET, DEFAULT_DATASET)
+
+
+def set_dataset(name: str) -> None:
+    if name not in CATALOG:
+        raise ValueError(name)
+    st.session_state[_DATASET] = name
+
+
+def spec() -> ModelSpec:
+    if _SPEC not in st.session_state:
+        st.session_state[_SPEC] = get_preset(DEFAULT_PRESET).spec
+    return st.session_state[_SPEC]
+
+
+def set_spec(new: ModelSpec, *, refresh_widgets: bool = False) -> None:
+    """Replace the spec, remembering the old one for undo. `refresh_widgets` after any change that
+    did not come from the widget showing it (presets, undo, fixes, imports, moves)."""
+    old = spec()
+    if new == old:
+        return
+    history = st.session_state.setdefault(_UNDO, [])
+    history.append(old)
+    del history[:-UNDO_DEPTH]
+    st.session_state[_SPEC] = new
+    if refresh_widgets:
+        _bump_revision()
+
+
+def can_undo() -> bool:
+    return bool(st.session_state.get(_UNDO))
+
+
+def undo() -> None:
+    history = st.session_state.get(_UNDO) or []
+    if history:
+        st.session_state[_SPEC] = history.pop()
+        _bump_revision()
+
+
+def _bump_revision() -> None:
+    st.session_state[_REVISION] = st.session_state.get(_REVISION, 0) + 1
+
+
+def selected_layer() -> int | None:
+    """The card new layers are added after; None means 'at the end'."""
+    index = st.session_state.get(_SELECTED)
+    layers = spec().layers
+    return index if index is not None and 0 <= index < len(layers) else None
+
+
+def select_layer(index: int | None) -> None:
+    st.session_state[_SELECTED] = index
+
+
+def current_run_id() -> str | None:
+    """The run the URL names (`?run=ID`), so a refresh or a shared link reopens it."""
+    value = st.query_params.get(_RUN_PARAM)
+    return value or None
+
+
+def set_current_run(run_id: str | None) -> None:
+    if run_id:
+        st.query_params[_RUN_PARAM] = run_id
+    elif _RUN_PARAM in st.query_params:
+        del st.query_params[_RUN_PARAM]
+
+
+def run_query(run_id: str) -> dict[str, str]:
+    """Query params for `st.switch_page` / `st.page_link` to open a run."""
+    return {_RUN_PARAM: run_id}
+
+
+def push_notice(text: str) -> None:
+    """A message to show once on the next page drawn (e.g. after switching pages)."""
+    st.session_state[_NOTICE] = text
+
+
+def pop_notice() -> str | None:
+    return st.session_state.pop(_NOTICE, None)

@@ -1,0 +1,54 @@
+"""Build: stack layers by clicking, see every layer's shape and parameter count, then train."""
+import streamlit as st
+
+from components import model_builder, state
+from components.layer_editor import layer_card, palette, problem_row
+from components.model_summary import stack_diagram, summary_frame
+from components.training_settings import compile_settings, fit_settings, learner_questions
+
+st.title("Build")
+if notice := state.pop_notice():
+    st.warning(notice)
+
+model_builder.toolbar()
+spec = state.spec()
+result = model_builder.validation(spec, state.dataset())
+
+stack, summary = st.columns([3, 2], gap="large")
+with stack:
+    st.subheader("Layers")
+    st.caption(f"Input: {model_builder.input_text(result)} from {state.dataset()}. "
+               "Images are scaled to 0-1 float32 on the way in.")
+    if not spec.layers:
+        st.info("No layers yet: add some below, or load a preset above.")
+    for index, layer in enumerate(spec.layers):
+        row = result.rows[index] if index < len(result.rows) else None
+        layer_card(index, layer, row, result.problems_for(index), len(spec.layers))
+    palette()
+    learner_questions("dense", "activation", "two_layers", "reshape")
+
+with summary:
+    st.subheader("Model")
+    for i, problem in enumerate(result.problems_for(None)):
+        if problem.param != "loss":
+            problem_row(problem, state.build_key("fix", "model", i))
+    st.metric("Parameters", f"{result.total_params:,}", help="All weights; trainable ones are learned by the optimizer.")
+    st.caption(f"Trainable: {result.trainable_params:,} · non-trainable: "
+               f"{result.total_params - result.trainable_params:,}")
+    model_builder.train_button(spec, result)
+    st.dataframe(summary_frame(result), hide_index=True, width="stretch", key=state.key("build", "summary"))
+    st.plotly_chart(stack_diagram(result), key=state.key("build", "diagram"), config={"displayModeBar": False})
+
+st.subheader("Training settings")
+compile_col, fit_col = st.columns(2, gap="large")
+with compile_col:
+    compile_settings(result)
+    for i, problem in enumerate(result.problems_for(None)):
+        if problem.param == "loss":
+            problem_row(problem, state.build_key("fix", "loss", i))
+    learner_questions("optimizer", "learning_rate", "loss", "metrics")
+with fit_col:
+    fit_settings()
+    learner_questions("epoch", "batch_size", "validation_split", "scaling", "dtype")
+
+model_builder.keep_a_worker_warm()

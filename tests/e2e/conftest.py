@@ -1,0 +1,113 @@
+"""A real Streamlit server and Debian's Chromium driven by Playwright, for end-to-end tests.
+
+The server gets its own store (a temp LAYERLAB_HOME) and the shared offline datasets. The browser
+is never downloaded: Playwright drives /usr/bin/chromium. Screenshots land in test-artifacts/.
+"""
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = REPO / "test-artifacts"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def chromium_path():
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} is missing: .ci/run must install Debian's chromium")
+        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
+    return CHROMIUM
+
+
+@pytest.fixture(scope="session")
+def app_server(tmp_path_factory, shared_datasets_session):
+    """`streamlit run dashboard/app.py` on 127.0.0.1, with a fresh store; yields (url, home)."""
+    home = tmp_path_factory.mktemp("layerlab-home")
+    port = _free_port()
+    env = {**os.environ, "LAYERLAB_HOME": str(home), "LAYERLAB_DATA_DIR": str(shared_datasets_session),
+           "PYTHONPATH": str(REPO)}
+    log = open(home / "server.log", "wb")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false",
+         "--server.fileWatcherType", "none"],
+        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                break
+        except OSError:
+            pass
+        if server.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"streamlit did not start:\n{(home / 'server.log').read_text()[-3000:]}")
+        time.sleep(0.3)
+    yield url, home
+    os.killpg(server.pid, signal.SIGTERM)
+    server.wait(timeout=20)
+    _kill_workers(home)
+    if os.environ.get("CI"):
+        ARTIFACTS.mkdir(exist_ok=True)
+        shutil.copy(home / "server.log", ARTIFACTS / "server.log")
+
+
+def _kill_workers(home: Path) -> None:
+    from pipelines.run_store import SQLiteRunStore
+
+    for worker in SQLiteRunStore(home).list_workers():
+        try:
+            os.kill(worker.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+@pytest.fixture(scope="session")
+def shared_datasets_session():
+    path = REPO.parent / "shared" / "datasets"
+    if not path.is_dir():
+        pytest.skip(f"offline datasets not found at {path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def browser(chromium_path):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_path, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def screenshot(page, name: str) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
