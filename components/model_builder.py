@@ -16,7 +16,7 @@ from pipelines.spec import ModelSpec
 from pipelines.validation import Validation, validate
 
 
-TRAIN_PAGE = "pages/train.py"
+TRAIN_PAGE = "views/train.py"
 
 
 @st.cache_data(max_entries=256, show_spinner=False)

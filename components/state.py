@@ -8,6 +8,7 @@ a fix gives every widget a fresh key, so none shows a value the spec no longer h
 """
 from __future__ import annotations
 
+import numpy as np
 import streamlit as st
 
 from pipelines.datasets import CATALOG
@@ -122,3 +123,49 @@ def push_notice(text: str) -> None:
 
 def pop_notice() -> str | None:
     return st.session_state.pop(_NOTICE, None)
+
+
+# --- Test page ---------------------------------------------------------------------------------
+# The drawing and the uploads each keep the input they last gave the model, with the run it was
+# prepared for (runs differ in input shape), so "see inside" can show that input's activations.
+# Arrays only: the models themselves live in components/model_cache.py's cache.
+_TEST_CANVAS_REVISION = "test_state_canvas_revision"
+_TEST_INPUTS = "test_state_inputs"
+TEST_DRAWING = "drawing"
+TEST_UPLOADS = "uploads"
+
+
+def canvas_key() -> str:
+    """The drawing canvas' widget key; `clear_canvas` retires it, which empties the canvas."""
+    return key("test", "canvas", st.session_state.get(_TEST_CANVAS_REVISION, 0))
+
+
+def clear_canvas() -> None:
+    st.session_state[_TEST_CANVAS_REVISION] = st.session_state.get(_TEST_CANVAS_REVISION, 0) + 1
+    st.session_state.get(_TEST_INPUTS, {}).pop(TEST_DRAWING, None)
+
+
+def set_prepared_inputs(source: str, run_id: str, inputs: dict[str, np.ndarray]) -> None:
+    """What `source` (TEST_DRAWING or TEST_UPLOADS) last fed run `run_id`'s model, by label;
+    replaces that source's earlier inputs, and an empty dict forgets them."""
+    stored = st.session_state.setdefault(_TEST_INPUTS, {})
+    if inputs:
+        stored[source] = (run_id, dict(inputs))
+    else:
+        stored.pop(source, None)
+
+
+def prepared_inputs(run_id: str) -> dict[str, np.ndarray]:
+    """Every input prepared for run `run_id`'s model, by label: the drawing first, then uploads."""
+    stored = st.session_state.get(_TEST_INPUTS, {})
+    found: dict[str, np.ndarray] = {}
+    for source in (TEST_DRAWING, TEST_UPLOADS):
+        if source in stored and stored[source][0] == run_id:
+            found.update(stored[source][1])
+    return found
+
+
+def set_widget_value(widget_key: str, value) -> None:
+    """Set a widget's value from a callback (before the widget is drawn again), e.g. to make two
+    widgets that choose the same thing agree."""
+    st.session_state[widget_key] = value

@@ -8,9 +8,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `streamlit run` 
 
 st.set_page_config(page_title="Layerlab", page_icon=":material/stacks:", layout="wide")
 st.navigation([
-    st.Page("pages/data.py", title="Data", icon=":material/image:"),
-    st.Page("pages/build.py", title="Build", icon=":material/stacks:", default=True),
-    st.Page("pages/train.py", title="Train", icon=":material/monitoring:"),
-    st.Page("pages/test.py", title="Test", icon=":material/search:"),
-    st.Page("pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
+    st.Page("views/data.py", title="Data", icon=":material/image:"),
+    st.Page("views/build.py", title="Build", icon=":material/stacks:"),
+    st.Page("views/train.py", title="Train", icon=":material/monitoring:"),
+    st.Page("views/test.py", title="Test", icon=":material/search:"),
+    st.Page("views/compare.py", title="Compare", icon=":material/compare_arrows:"),
 ]).run()

@@ -114,12 +114,19 @@ def spawn_worker(store: RunStore, *, data_dir: str | None = None) -> int:
 
 
 def ensure_workers(store: RunStore, *, spare: int = 0, data_dir: str | None = None) -> list[int]:
-    """Reap, then start as many workers as the queue can use now, plus `spare` warm ones."""
+    """Reap, then start as many workers as the queue can use now, plus `spare` warm ones.
+
+    Spares wait while a run is starting (queued for a free slot, or running without a finished
+    batch yet): a new worker's TensorFlow import would take a core from that run and delay its
+    first live point by about half a second on two cores.
+    """
     reap(store)
-    running = len(store.running_runs())
+    running = store.running_runs()
     queued = len(store.list_runs(statuses=[RunStatus.QUEUED]))
     waiting = sum(1 for w in store.list_workers() if w.state in ("starting", "idle"))
-    wanted = min(queued, max(0, max_running() - running)) + spare
+    claimable = min(queued, max(0, max_running() - len(running)))
+    starting = claimable > 0 or any(run.progress.step == 0 for run in running)
+    wanted = claimable + (0 if starting else spare)
     return [spawn_worker(store, data_dir=data_dir) for _ in range(max(0, wanted - waiting))]
 
 

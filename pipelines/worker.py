@@ -1,9 +1,10 @@
-"""The worker process: imports TensorFlow once, waits for a queued run, trains it, exits.
+"""The worker process: imports TensorFlow once, warms up, waits for a queued run, trains it, exits.
 
 A worker is started by `scheduler.ensure_workers` as `python -m pipelines worker`. It may start
 ahead of need (a warm spare), so that a click on Train meets a process that has already paid
-TensorFlow's import. It trains exactly one run, so every run gets a fresh process whose memory
-the OS reclaims; a heartbeat thread tells the store it is alive and relays stop requests.
+TensorFlow's import, its first `fit` and the loading of the datasets on disk. It trains exactly
+one run, so every run gets a fresh process whose memory the OS reclaims; a heartbeat thread
+tells the store it is alive and relays stop requests.
 """
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ import os
 import threading
 import time
 import traceback
+from collections.abc import Callable, Iterable
 
 from pipelines.errors import LayerlabError
-from pipelines.run_store import RunStatus, RunStore
+from pipelines.run_store import Run, RunStatus, RunStore
 
 HEARTBEAT_SECONDS = 0.5
 POLL_SECONDS = 0.1
@@ -49,37 +51,64 @@ class Heartbeat(threading.Thread):
         self._done.set()
 
 
+def warm_up(store: RunStore, pid: int, max_running: int, steps: Iterable[Callable[[], object]]) -> Run | None:
+    """Do the warm-up steps while no run waits; returns a run claimed between two steps, if any.
+
+    The worker stays "starting" meanwhile, so the pool does not count it as a warm spare yet.
+    A step that fails only costs its speed-up: the run does that work itself, and reports it.
+    """
+    started = time.perf_counter()
+    for step in steps:
+        run = store.claim_next_run(pid, max_running)
+        if run is not None:
+            return run
+        try:
+            step()
+        except Exception:
+            log.exception("warm-up step %r failed", step)
+    log.info("warm after %.1f s", time.perf_counter() - started)
+    return None
+
+
+def wait_for_run(store: RunStore, pid: int, max_running: int, idle_seconds: float) -> Run | None:
+    """Poll the queue every POLL_SECONDS as an idle spare; None once `idle_seconds` have passed."""
+    store.set_worker_state(pid, "idle")
+    deadline = time.monotonic() + idle_seconds
+    while time.monotonic() < deadline:
+        run = store.claim_next_run(pid, max_running)
+        if run is not None:
+            return run
+        time.sleep(POLL_SECONDS)
+    return None
+
+
 def serve(store: RunStore, *, max_running: int, idle_seconds: float, data_dir: str | None = None) -> str | None:
-    """Wait for one queued run and train it. Returns the run id trained, or None if none came."""
+    """Warm up, wait for one queued run and train it. Returns the run id trained, or None if none came."""
     pid = os.getpid()
     store.register_worker(pid, "starting")
     heartbeat = Heartbeat(store, pid)
     heartbeat.start()
     try:
-        from pipelines import training  # noqa: F401  (the expensive import: TensorFlow and Keras)
+        from pipelines import training  # the expensive import: TensorFlow and Keras
 
-        store.set_worker_state(pid, "idle")
-        deadline = time.monotonic() + idle_seconds
-        while time.monotonic() < deadline:
-            run = store.claim_next_run(pid, max_running)
-            if run is None:
-                time.sleep(POLL_SECONDS)
-                continue
-            store.set_worker_state(pid, "busy", run.id)
-            heartbeat.run_id = run.id
-            log.info("training run %s", run.id)
-            try:
-                status = training.execute_run(store, run, heartbeat.stop_requested, data_dir)
-                log.info("run %s ended %s", run.id, status.value)
-            except LayerlabError as exc:
-                store.finish_run(run.id, RunStatus.FAILED, error=str(exc))
-            except BaseException as exc:  # the run must never stay RUNNING behind a crash
-                log.error("run %s failed:\n%s", run.id, traceback.format_exc())
-                store.finish_run(run.id, RunStatus.FAILED, error=f"{type(exc).__name__}: {exc}".strip())
-                if not isinstance(exc, Exception):
-                    raise
-            return run.id
-        return None
+        run = (warm_up(store, pid, max_running, training.warm_up_steps(data_dir))
+               or wait_for_run(store, pid, max_running, idle_seconds))
+        if run is None:
+            return None
+        store.set_worker_state(pid, "busy", run.id)
+        heartbeat.run_id = run.id
+        log.info("training run %s", run.id)
+        try:
+            status = training.execute_run(store, run, heartbeat.stop_requested, data_dir)
+            log.info("run %s ended %s", run.id, status.value)
+        except LayerlabError as exc:
+            store.finish_run(run.id, RunStatus.FAILED, error=str(exc))
+        except BaseException as exc:  # the run must never stay RUNNING behind a crash
+            log.error("run %s failed:\n%s", run.id, traceback.format_exc())
+            store.finish_run(run.id, RunStatus.FAILED, error=f"{type(exc).__name__}: {exc}".strip())
+            if not isinstance(exc, Exception):
+                raise
+        return run.id
     finally:
         heartbeat.close()
         store.remove_worker(pid)

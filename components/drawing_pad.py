@@ -1,0 +1,91 @@
+"""Draw and see: a canvas (white ink on black, as MNIST's digits are), and after every stroke the
+model's probabilities and the exact input it was given.
+
+The pad is a fragment: a stroke reruns the pad alone, not the page, so the answer follows the pen.
+The canvas sends a stroke about 0.2 s after the mouse is released (its own debounce).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import streamlit as st
+from streamlit_drawable_canvas import st_canvas
+
+from components import model_cache, prediction_view, state
+from pipelines.preprocess import preprocess_drawing
+
+CANVAS_PIXELS = 280  # 10x MNIST's 28, so the pen's width maps to a digit's stroke
+PEN_WIDTHS = (6, 40)
+DEFAULT_PEN = 20
+INPUT_COLUMN_PIXELS = 200
+DRAWING_LABEL = "your drawing"
+
+
+@dataclass(frozen=True, eq=False)
+class DrawnPrediction:
+    """The model input made from a drawing, its class probabilities, and the time both took."""
+
+    array: np.ndarray
+    probabilities: np.ndarray
+    seconds: float
+
+
+def predict_drawing(loaded, rgba: np.ndarray | None) -> DrawnPrediction | None:
+    """The canvas' RGBA pixels prepared for `loaded` (a LoadedModel) and classified; None while
+    the canvas holds no ink."""
+    if rgba is None:
+        return None
+    started = time.perf_counter()
+    array = preprocess_drawing(rgba, loaded.input_shape)
+    if array is None:
+        return None
+    probabilities = model_cache.predict(loaded, array[np.newaxis])[0]
+    return DrawnPrediction(array, probabilities, time.perf_counter() - started)
+
+
+def prompt(class_names) -> str:
+    if tuple(class_names) == tuple(str(digit) for digit in range(10)):
+        return "Draw a digit"
+    return f"Draw one of: {', '.join(class_names)}"
+
+
+def drawing_pad(loaded, run_id: str) -> None:
+    """The canvas with its pen and Clear button; the prediction beside it."""
+
+    @st.fragment
+    def pad() -> None:
+        row = st.container(horizontal=True, gap="large", wrap=False)
+        canvas_column = row.container(width=CANVAS_PIXELS + 4)
+        prediction_column = row.container()
+        input_column = row.container(width=INPUT_COLUMN_PIXELS)
+        with canvas_column:
+            st.markdown("**Your drawing**")
+            pen = state.widget_value(state.key("test", "pen")) or DEFAULT_PEN
+            result = st_canvas(stroke_color="#FFFFFF", background_color="#000000", stroke_width=pen,
+                               height=CANVAS_PIXELS, width=CANVAS_PIXELS, drawing_mode="freedraw",
+                               return_image_data=True, update_streamlit=True, key=state.canvas_key())
+            with st.container(horizontal=True, vertical_alignment="bottom"):
+                st.slider("Pen width", *PEN_WIDTHS, DEFAULT_PEN, key=state.key("test", "pen"), width=170)
+                st.button("Clear", icon=":material/ink_eraser:", key=state.key("test", "clear"),
+                          on_click=state.clear_canvas)
+        drawn = predict_drawing(loaded, result.image_data)
+        state.set_prepared_inputs(state.TEST_DRAWING, run_id, {DRAWING_LABEL: drawn.array} if drawn else {})
+        with prediction_column:
+            if drawn is None:
+                st.info(f"{prompt(loaded.class_names)} on the black square, and the model's answer appears here.",
+                        icon=":material/draw:")
+            else:
+                prediction_view.show_prediction(drawn.probabilities, loaded.class_names,
+                                                key=state.key("test", "top_class"))
+        with input_column:
+            st.markdown("**What the model sees**")
+            if drawn is None:
+                st.caption("The drawing, cut out, scaled and centred as the training images were.")
+            else:
+                prediction_view.show_model_input(drawn.array)
+                st.caption(f"Prepared and predicted in {drawn.seconds * 1000:.0f} ms",
+                           help="On the server: from the canvas' pixels to the probabilities")
+
+    pad()

@@ -1,0 +1,181 @@
+"""A model on its whole test set: accuracy and loss, each class' accuracy, the confusion matrix
+(click a cell to see its images) and the mistakes the model was surest of.
+
+Plotly heatmaps do not take part in selections, so the matrix carries an invisible marker at the
+centre of every cell: clicking a cell selects that marker. The cell shown is held by two
+selectboxes (true class, predicted class), which a click on the matrix sets.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from components import model_cache, prediction_view, state
+from pipelines.errors import LayerlabError
+from pipelines.run_store import Run, RunStore
+
+CELL_PIXELS = 50
+GALLERY_PIXELS = 84  # a 28x28 image at 3x
+CELL_IMAGES = 40
+WORST_MISTAKES = 24
+HIGHLIGHT_COLOR = "#FF4B4B"
+
+
+def per_class_frame(evaluation) -> pd.DataFrame:
+    """One row per class: its test images, how many were right, and its likeliest mistake."""
+    confusion = evaluation.confusion
+    mistaken = confusion - np.diag(np.diag(confusion))
+    rows = []
+    for row in evaluation.per_class:
+        index = row["class"]
+        worst = int(np.argmax(mistaken[index]))
+        rows.append({
+            "Class": row["name"], "Images": row["count"], "Correct": row["correct"], "Accuracy": row["accuracy"],
+            "Most often taken for": (f"{evaluation.class_names[worst]} ({mistaken[index, worst]})"
+                                     if mistaken[index, worst] else "—"),
+        })
+    return pd.DataFrame(rows)
+
+
+def default_cell(confusion: np.ndarray) -> tuple[int, int]:
+    """The most frequent mistake (true, predicted), or (0, 0) when there is none."""
+    mistaken = confusion - np.diag(np.diag(confusion))
+    if not mistaken.any():
+        return 0, 0
+    true_class, predicted_class = np.unravel_index(int(np.argmax(mistaken)), mistaken.shape)
+    return int(true_class), int(predicted_class)
+
+
+def confusion_figure(confusion: np.ndarray, class_names: Sequence[str],
+                     selected: tuple[int, int] | None = None) -> go.Figure:
+    """Counts written in their cells, true classes down and predicted across; colour grows with
+    the square root of the count, so that mistakes stay visible beside the diagonal."""
+    classes = len(class_names)
+    counts = np.asarray(confusion)
+    cells = np.arange(classes)
+    predicted_at, true_at = np.meshgrid(cells, cells)
+    figure = go.Figure(go.Heatmap(
+        z=np.sqrt(counts), x=cells, y=cells, text=[[f"{c:,}" if c else "" for c in row] for row in counts],
+        texttemplate="%{text}", colorscale="Blues", showscale=False, hoverinfo="skip", xgap=1, ygap=1,
+    ))
+    names = np.asarray(class_names, dtype=object)
+    figure.add_trace(go.Scatter(
+        x=predicted_at.ravel(), y=true_at.ravel(), mode="markers", showlegend=False,
+        marker={"size": CELL_PIXELS * 0.8, "symbol": "square", "opacity": 0},
+        selected={"marker": {"opacity": 0}}, unselected={"marker": {"opacity": 0}},
+        customdata=np.stack([true_at.ravel(), predicted_at.ravel(), counts.ravel(),
+                             names[true_at.ravel()], names[predicted_at.ravel()]], axis=1),
+        hovertemplate="true %{customdata[3]} · predicted %{customdata[4]}: %{customdata[2]:,} image(s)"
+                      "<br>click to see them<extra></extra>",
+    ))
+    if selected is not None:
+        true_class, predicted_class = selected
+        figure.add_shape(type="rect", x0=predicted_class - 0.5, x1=predicted_class + 0.5,
+                         y0=true_class - 0.5, y1=true_class + 0.5, line={"color": HIGHLIGHT_COLOR, "width": 3})
+    ticks = {"tickvals": list(cells), "ticktext": list(class_names), "showgrid": False, "zeroline": False,
+             "fixedrange": True}
+    figure.update_xaxes(title_text="predicted class", side="top", **ticks)
+    figure.update_yaxes(title_text="true class", autorange="reversed", scaleanchor="x", **ticks)
+    if class_names and max(len(name) for name in class_names) > 2:
+        figure.update_xaxes(tickangle=-40)
+    figure.update_layout(height=CELL_PIXELS * classes + 130, margin={"l": 10, "r": 10, "t": 10, "b": 10},
+                         clickmode="event+select", dragmode=False, hovermode="closest",
+                         plot_bgcolor="rgba(0,0,0,0)")
+    return figure
+
+
+def selected_cell(selection) -> tuple[int, int] | None:
+    """The (true, predicted) cell a chart selection points at, if any."""
+    for point in (selection or {}).get("points", []):
+        data = point.get("customdata")
+        if data is not None and len(data) >= 2:
+            return int(data[0]), int(data[1])
+    return None
+
+
+def _cell_keys() -> tuple[str, str]:
+    return state.key("test", "cell", "true"), state.key("test", "cell", "predicted")
+
+
+def _follow_click(chart_key: str) -> None:
+    """A click on the matrix sets the two selectboxes (before they are drawn again)."""
+    event = state.widget_value(chart_key)
+    cell = selected_cell(event.get("selection") if event else None)
+    if cell is not None:
+        for widget_key, value in zip(_cell_keys(), cell):
+            state.set_widget_value(widget_key, value)
+
+
+def gallery(images: np.ndarray, captions: Sequence[str]) -> None:
+    """Test images enlarged without smoothing, each with its caption."""
+    st.image([prediction_view.enlarged(image.astype(np.float32) / 255, GALLERY_PIXELS) for image in images],
+             caption=list(captions))
+
+
+def evaluation(store: RunStore, run: Run) -> None:
+    """The Evaluate tab; a click in the matrix reruns this part alone."""
+
+    @st.fragment
+    def results() -> None:
+        from pipelines.inference import cell_indices, worst_mistakes  # TensorFlow: only once needed
+
+        try:
+            result = model_cache.evaluation(store, run)
+            images = model_cache.evaluation_data(run.dataset).x_test
+        except LayerlabError as exc:  # this fragment reruns alone, so it is an edge of its own
+            st.error(str(exc))
+            return
+        names = result.class_names
+        mistakes = int((result.predicted != result.labels).sum())
+        for column, (label, value) in zip(st.columns(4), (
+                ("Accuracy", f"{result.accuracy:.2%}"), ("Loss", f"{result.loss:.4f}"),
+                ("Test images", f"{len(result.labels):,}"), ("Mistakes", f"{mistakes:,}"))):
+            column.metric(label, value)
+
+        true_key, predicted_key = _cell_keys()
+        classes = list(range(len(names)))
+        for widget_key, value in zip((true_key, predicted_key), default_cell(result.confusion)):
+            if state.widget_value(widget_key) not in classes:
+                state.set_widget_value(widget_key, value)
+        cell = (state.widget_value(true_key), state.widget_value(predicted_key))
+
+        matrix, table = st.columns([3, 2], gap="large")
+        with matrix:
+            st.markdown("**Confusion matrix** · click a cell to see its images")
+            chart_key = state.key("test", "confusion")
+            st.plotly_chart(confusion_figure(result.confusion, names, cell), key=chart_key,
+                            on_select=lambda: _follow_click(chart_key), selection_mode="points",
+                            config={"displayModeBar": False})
+        with table:
+            st.markdown("**Accuracy per class**")
+            st.dataframe(per_class_frame(result), hide_index=True, key=state.key("test", "per_class"),
+                         column_config={"Accuracy": st.column_config.ProgressColumn(
+                             "Accuracy", min_value=0.0, max_value=1.0, format="percent")})
+
+        with st.container(key=state.key("test", "cell_view")):
+            pick_true, pick_predicted, _ = st.columns([1, 1, 2])
+            true_class = pick_true.selectbox("True class", classes, format_func=names.__getitem__, key=true_key)
+            predicted_class = pick_predicted.selectbox("Predicted class", classes, format_func=names.__getitem__,
+                                                       key=predicted_key)
+            indices = cell_indices(result, true_class, predicted_class)
+            verdict = "right" if true_class == predicted_class else "wrong"
+            st.caption(f"{len(indices):,} test image(s) of {names[true_class]} predicted as "
+                       f"{names[predicted_class]} ({verdict})"
+                       + (f"; the first {CELL_IMAGES} shown" if len(indices) > CELL_IMAGES else ""))
+            shown = indices[:CELL_IMAGES]
+            if len(shown):
+                gallery(images[shown], [f"#{i} · {prediction_view.percent(result.confidence[i])}" for i in shown])
+
+        st.markdown("**Worst mistakes** · the wrong answers the model was surest of")
+        worst = worst_mistakes(result, WORST_MISTAKES)
+        if len(worst):
+            gallery(images[worst], [f"{names[result.labels[i]]} → {names[result.predicted[i]]} · "
+                                    f"{prediction_view.percent(result.confidence[i])}" for i in worst])
+        else:
+            st.success("No mistakes on the test set.")
+
+    results()

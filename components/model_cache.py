@@ -1,0 +1,90 @@
+"""Finished runs' models, loaded once per run and shared by every session, and their evaluations.
+
+A model is cached under its run folder (which names the home and the run) and its file's
+modification time, so a run trained again is loaded again; `max_entries` bounds how many stay in
+memory. Keras models never go into session state. TensorFlow is imported by the first load, not
+by importing this module: a page that lists runs stays quick to draw.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import streamlit as st
+
+from components.run_list import MODEL_FILE
+from pipelines import datasets
+from pipelines.run_store import Run, RunStatus, RunStore
+
+if TYPE_CHECKING:
+    from pipelines.inference import Evaluation, LoadedModel
+
+MODELS_KEPT = 3
+EVALUATIONS_KEPT = 3
+USABLE_STATUSES = (RunStatus.COMPLETED, RunStatus.STOPPED)
+
+
+def usable_runs(store: RunStore) -> list[Run]:
+    """Runs that ended with a saved model (completed, or stopped early), newest first."""
+    return [run for run in store.list_runs(USABLE_STATUSES) if model_path(store, run).is_file()]
+
+
+def model_path(store: RunStore, run: Run) -> Path:
+    return store.run_dir(run.id) / MODEL_FILE
+
+
+def _mtime_ns(path: Path) -> int:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return 0  # gone: the load reports it
+
+
+def model(store: RunStore, run: Run) -> LoadedModel:
+    """The run's model, ready to predict; raises InferenceError if it cannot be loaded."""
+    path = model_path(store, run)
+    return _load_model(str(path.parent), run.dataset, _mtime_ns(path))
+
+
+@st.cache_resource(max_entries=MODELS_KEPT, show_spinner="Loading the model …")
+def _load_model(run_dir: str, dataset: str, mtime_ns: int) -> LoadedModel:
+    from pipelines import inference
+
+    loaded = inference.load_run_model(run_dir, dataset)
+    # Trace the forward pass now, so that the first drawing is answered as fast as the others.
+    inference.predict_proba(loaded, np.zeros((1, *loaded.input_shape), np.float32))
+    return loaded
+
+
+def evaluation(store: RunStore, run: Run) -> Evaluation:
+    """The run's model on the whole test set of its dataset, computed once per model file."""
+    path = model_path(store, run)
+    return _evaluate(str(path.parent), run.dataset, _mtime_ns(path))
+
+
+@st.cache_resource(max_entries=EVALUATIONS_KEPT, show_spinner="Running the model on the test set …")
+def _evaluate(run_dir: str, dataset: str, mtime_ns: int) -> Evaluation:
+    from pipelines import inference
+
+    data = evaluation_data(dataset)
+    return inference.evaluate(_load_model(run_dir, dataset, mtime_ns), data.x_test, data.y_test)
+
+
+def evaluation_data(dataset: str) -> datasets.Dataset:
+    """The dataset the run trained on, from disk (this page never downloads)."""
+    return datasets.load(dataset, download=False)
+
+
+def predict(loaded: LoadedModel, batch: np.ndarray) -> np.ndarray:
+    """Class probabilities (N, classes) for a float32 batch in [0, 1]."""
+    from pipelines import inference
+
+    return inference.predict_proba(loaded, batch)
+
+
+def activations(loaded: LoadedModel, x: np.ndarray) -> list:
+    """Every layer's output (a list of inference.Activation) for one input without a batch axis."""
+    from pipelines import inference
+
+    return inference.layer_activations(loaded, x[np.newaxis])

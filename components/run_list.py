@@ -1,0 +1,164 @@
+"""The run table, and the short texts that say where a run is: queue place, progress, ETA, results.
+
+The table lives in a fragment of its own that refreshes every second while a run is queued or
+training (every few seconds otherwise, so runs queued from the CLI or another tab show up), and
+keeps the worker pool going on each tick. Selecting a row opens that run (`?run=ID`).
+"""
+from __future__ import annotations
+
+import datetime
+import hashlib
+import re
+
+import pandas as pd
+import streamlit as st
+
+from components import state
+from pipelines import scheduler
+from pipelines.errors import LayerlabError
+from pipelines.run_store import Run, RunStatus, RunStore
+
+LIVE_SECONDS = 1.0
+IDLE_SECONDS = 5.0
+TABLE_ROWS = 6  # rows shown before the table scrolls
+ROW_PIXELS = 35
+# The artifact names of pipelines.training, which imports TensorFlow and so stays off a page's
+# load path (tests/test_train_page.py checks that they agree).
+MODEL_FILE = "model.keras"
+HISTORY_FILE = "history.csv"
+
+STATUS_COLORS = {
+    RunStatus.QUEUED: "gray",
+    RunStatus.RUNNING: "blue",
+    RunStatus.COMPLETED: "green",
+    RunStatus.STOPPED: "orange",
+    RunStatus.FAILED: "red",
+    RunStatus.INTERRUPTED: "violet",
+}
+FINAL_METRICS = (  # (run.metrics key, label, kind), grouped by column on the page
+    (("train_accuracy", "Train accuracy", "accuracy"), ("train_loss", "Train loss", "loss")),
+    (("val_accuracy", "Validation accuracy", "accuracy"), ("val_loss", "Validation loss", "loss")),
+    (("test_accuracy", "Test accuracy", "accuracy"), ("test_loss", "Test loss", "loss")),
+    (("wall_seconds", "Wall time", "seconds"), ("samples_per_second", "Samples/s", "rate")),
+)
+
+
+def run_to_show(store: RunStore) -> tuple[Run | None, str | None]:
+    """The run named by `?run=`, else the newest; and a message when `?run=` names no run."""
+    requested = state.current_run_id()
+    if requested:
+        try:
+            return store.get_run(requested), None
+        except LayerlabError:
+            return None, f"No run {requested!r} in this store; pick one from the list."
+    newest = store.list_runs(limit=1)
+    return (newest[0] if newest else None), None
+
+
+def runs_frame(runs: list[Run], positions: dict[str, int]) -> pd.DataFrame:
+    """One row per run, newest first, as the table shows it."""
+    return pd.DataFrame({
+        "Name": [run.name for run in runs],
+        "Dataset": [run.dataset for run in runs],
+        "Status": [run.status.value for run in runs],
+        "Queue": pd.array([positions.get(run.id) for run in runs], dtype="Int64"),
+        "Progress": [1.0 if run.status is RunStatus.COMPLETED else run.progress.fraction for run in runs],
+        "Test accuracy": [run.metrics.get("test_accuracy") for run in runs],
+        "Created": [datetime.datetime.fromtimestamp(run.created_at) for run in runs],
+        "Run": [run.id for run in runs],
+    })
+
+
+COLUMNS = {
+    "Queue": st.column_config.NumberColumn("Queue", help="Place in the queue (1 starts next)", width="small"),
+    "Progress": st.column_config.ProgressColumn("Progress", min_value=0.0, max_value=1.0, format="percent"),
+    "Test accuracy": st.column_config.NumberColumn("Test accuracy", format="percent"),
+    "Created": st.column_config.DatetimeColumn("Created", format="MMM D, HH:mm:ss"),
+}
+
+
+def show(store: RunStore, selected_id: str | None) -> None:
+    """The run table with `selected_id` highlighted; a click on another row opens that run."""
+    live = any(run.status.is_active for run in store.list_runs())
+
+    @st.fragment(run_every=LIVE_SECONDS if live else IDLE_SECONDS)
+    def run_table() -> None:
+        keep_workers(store)
+        runs = store.list_runs()
+        if any(run.status.is_active for run in runs) != live:
+            st.rerun()  # a run started or ended: redraw the page so the refresh rates follow
+        if not runs:
+            st.info("No runs yet. Build a model on the Build page and click **Train this model**.")
+            return
+        ids = [run.id for run in runs]
+        positions = {run.id: store.queue_position(run.id) for run in runs if run.status is RunStatus.QUEUED}
+        default = {"selection": {"rows": [ids.index(selected_id)]}} if selected_id in ids else None
+        event = st.dataframe(
+            runs_frame(runs, positions), hide_index=True, column_config=COLUMNS, placeholder="",
+            height=ROW_PIXELS * (min(len(runs), TABLE_ROWS) + 1) + 3,
+            # A new key whenever the set of runs changes, so the highlighted row follows its run.
+            key=state.key("train", "runs", hashlib.sha1(" ".join(ids).encode()).hexdigest()[:8]),
+            on_select="rerun", selection_mode="single-row", selection_default=default,
+        )
+        rows = event.selection.rows
+        if rows and ids[rows[0]] != selected_id:
+            state.set_current_run(ids[rows[0]])
+            st.rerun()
+
+    run_table()
+
+
+def keep_workers(store: RunStore) -> None:
+    """Start workers for queued runs, keep one warm spare, and mark runs whose worker died."""
+    try:
+        scheduler.ensure_workers(store, spare=1)
+    except LayerlabError as exc:
+        st.caption(f"Could not start a training worker: {exc}")
+
+
+def duration_text(seconds: float) -> str:
+    """12 s, 3 min 05 s, 1 h 02 min."""
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+def eta_seconds(fraction: float, attempt_start: tuple[float, float] | None, now: float) -> float | None:
+    """Seconds left at the pace since the attempt started; None until there is a pace to go by."""
+    if attempt_start is None:
+        return None
+    started, start_fraction = attempt_start
+    done, elapsed = fraction - start_fraction, now - started
+    if done <= 0 or elapsed <= 0:
+        return None
+    return elapsed * (1.0 - fraction) / done
+
+
+def progress_text(run: Run, attempt_start: tuple[float, float] | None, now: float) -> str:
+    """"Epoch 2/3 · batch 120/1688 · ETA 12 s" for a running run."""
+    progress = run.progress
+    if progress.steps_per_epoch == 0:
+        return "Preparing the data and the model …"
+    epoch = min(progress.epoch + 1, progress.total_epochs)
+    eta = eta_seconds(progress.fraction, attempt_start, now)
+    return (f"Epoch {epoch}/{progress.total_epochs} · batch {progress.step}/{progress.steps_per_epoch} · "
+            f"ETA {'…' if eta is None else duration_text(eta)}")
+
+
+def metric_text(value: float, kind: str) -> str:
+    if kind == "accuracy":
+        return f"{value:.2%}"
+    if kind == "seconds":
+        return duration_text(value)
+    if kind == "rate":
+        return f"{value:,.0f}"
+    return f"{value:.4f}"
+
+
+def download_name(run: Run, file_name: str) -> str:
+    """`<run name>-<id>.<ext>`, with the name made safe for a file system."""
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", run.name).strip("-.") or "run"
+    return f"{stem}-{run.id}{file_name[file_name.rindex('.'):]}"

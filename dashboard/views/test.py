@@ -1,0 +1,80 @@
+"""Test: pick a finished run and try its model: draw, upload pictures, evaluate it on the test set,
+and see what each layer made of an input.
+
+Draw and Upload are always drawn, so the canvas and the uploaded files survive a change of tab;
+Evaluate and See inside run only while open. The model is loaded once per run for every session
+(components/model_cache.py); TensorFlow is imported only when a run is there to load.
+"""
+from __future__ import annotations
+
+import streamlit as st
+
+from components import (activation_view, drawing_pad, evaluation_view, model_cache, resources, state,
+                        upload_view)
+from pipelines.datasets import get_info
+from pipelines.errors import LayerlabError
+from pipelines.run_store import Run
+
+TABS = ("Draw", "Upload", "Evaluate", "See inside")
+
+
+def run_label(run: Run) -> str:
+    accuracy = run.metrics.get("test_accuracy")
+    result = f"{accuracy:.1%} test accuracy" if accuracy is not None else run.status.value.lower()
+    return f"{run.name} · {run.dataset} · {result} · {run.id}"
+
+
+def pick_run(runs: list[Run]) -> Run:
+    """The run `?run=` names, else the newest; picking another puts it in the URL."""
+    by_id = {run.id: run for run in runs}
+    requested = state.current_run_id()
+    if requested and requested not in by_id:
+        st.warning(f"Run {requested!r} has no trained model to try (it is unknown, unfinished or failed). "
+                   "Pick a finished run below.")
+    ids = list(by_id)
+    picker = state.key("test", "run")
+    chosen = st.selectbox("Model", ids, index=ids.index(requested if requested in by_id else ids[0]),
+                          format_func=lambda run_id: run_label(by_id[run_id]), key=picker,
+                          on_change=lambda: state.set_current_run(state.widget_value(picker)))
+    return by_id[chosen]
+
+
+def about(run: Run) -> None:
+    info = get_info(run.dataset)
+    text, link = st.columns([4, 1], vertical_alignment="center")
+    text.caption(f"{info.title} · {run.status.value.lower()} after {run.epochs_done} epoch(s) · "
+                 f"input {'×'.join(map(str, info.input_shape))} · classes: {', '.join(info.class_names)}")
+    link.page_link("views/train.py", label="Training details", icon=":material/monitoring:",
+                   query_params=state.run_query(run.id))
+
+
+st.title("Test")
+store = resources.store()
+runs = model_cache.usable_runs(store)
+if not runs:
+    st.info("No trained model yet. Build a model, train it, and once its run has finished it can be tried here.",
+            icon=":material/info:")
+    with st.container(horizontal=True):
+        st.page_link("views/build.py", label="Build a model", icon=":material/stacks:")
+        st.page_link("views/train.py", label="See the runs", icon=":material/monitoring:")
+    st.stop()
+
+run = pick_run(runs)
+about(run)
+try:
+    loaded = model_cache.model(store, run)
+except LayerlabError as exc:
+    st.error(str(exc))
+    st.stop()
+
+draw, upload, evaluate, inside = st.tabs(TABS, key=state.key("test", "tab"), on_change="rerun")
+with draw:
+    drawing_pad.drawing_pad(loaded, run.id)
+with upload:
+    upload_view.uploads(loaded, run.id, run.dataset)
+if evaluate.open:
+    with evaluate:
+        evaluation_view.evaluation(store, run)
+if inside.open:
+    with inside:
+        activation_view.see_inside(loaded, run.id)

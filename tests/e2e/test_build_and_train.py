@@ -1,0 +1,96 @@
+"""A user builds mlp-128x2 by clicks, trains it on Fashion-MNIST, watches it, and finds it again.
+
+Real server, real browser (Debian's chromium through Playwright), real worker processes.
+"""
+import re
+import time
+
+import pytest
+
+from tests.e2e.conftest import screenshot
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+CHART_POINTS = """() => {
+  const plot = document.querySelector('.st-key-train_chart .js-plotly-plot');
+  if (!plot || !plot.data) return 0;
+  return plot.data.reduce((n, trace) => n + (trace.x ? trace.x.length : 0), 0);
+}"""
+
+
+def keyed(page, key: str):
+    """The element Streamlit renders for a widget or container with this key."""
+    return page.locator(f".st-key-{key}")
+
+
+def wait_for_app(page):
+    page.wait_for_selector('[data-testid="stApp"]')
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"] [data-testid=\"stStatusWidgetRunningIcon\"]')",
+                           timeout=60_000)
+
+
+def click(page, key: str):
+    keyed(page, key).locator("button").first.click()
+    page.wait_for_timeout(300)
+    wait_for_app(page)
+
+
+def card(page, layer_name: str):
+    return keyed(page, f"build_card_{layer_name}")
+
+
+def test_build_mlp_by_clicks_train_watch_and_refresh(app_server, page):
+    url, _home = app_server
+    page.goto(f"{url}/build")
+    page.get_by_role("heading", name="Build").wait_for(timeout=60_000)
+    card(page, "dense_3").wait_for(timeout=60_000)
+
+    click(page, "build_clear")
+    card(page, "dense_1").wait_for(state="detached")
+    for layer_type, name in (("Flatten", "flatten_1"), ("Dense", "dense_1"), ("Dense", "dense_2"),
+                             ("Dense", "dense_3")):
+        click(page, f"build_add_{layer_type}")
+        card(page, name).wait_for()
+    # The new last layer has 128 relu units: the card says so, and the model cannot train yet.
+    card(page, "dense_3").get_by_text("the output has 128 units but fashion_mnist has 10 classes").wait_for()
+
+    units = card(page, "dense_3").get_by_label("units", exact=True)
+    units.fill("10")
+    units.press("Enter")
+    wait_for_app(page)
+    card(page, "dense_3").get_by_text("1,290 params").wait_for()
+    card(page, "dense_3").get_by_label("activation", exact=True).click()
+    page.get_by_role("option", name="softmax").click()
+    wait_for_app(page)
+    page.get_by_text("118,282").first.wait_for()
+    assert card(page, "dense_2").get_by_text("(None, 128)").count() == 1
+
+    epochs = page.get_by_label("Epochs", exact=True)
+    epochs.fill("2")
+    epochs.press("Enter")
+    wait_for_app(page)
+    screenshot(page, "build")
+
+    clicked = time.monotonic()
+    click(page, "build_train")
+    page.wait_for_url(re.compile(r".*/train\?run=[0-9a-f]{10}"), timeout=30_000)
+    run_id = page.url.rsplit("=", 1)[1]
+
+    page.wait_for_function(f"() => ({CHART_POINTS})() > 0", timeout=120_000)
+    first_point = time.monotonic() - clicked
+    first = page.evaluate(CHART_POINTS)
+    page.wait_for_function(f"() => ({CHART_POINTS})() > {first}", timeout=120_000)
+    assert page.evaluate(CHART_POINTS) > first, "the chart gains points while training runs"
+    screenshot(page, "train-live")
+
+    accuracy = page.locator('[data-testid="stMetric"]', has_text="Test accuracy")
+    accuracy.wait_for(timeout=300_000)
+    value = float(accuracy.locator('[data-testid="stMetricValue"]').inner_text().strip().rstrip("%"))
+    assert value > 80, value  # percent: 2 epochs of mlp-128x2 on Fashion-MNIST
+    screenshot(page, "train-done")
+
+    page.reload()
+    accuracy.wait_for(timeout=60_000)
+    assert run_id in page.url
+    assert page.get_by_text(run_id).count() >= 1
+    print(f"click Train -> first point on the chart in the browser: {first_point:.2f} s")
