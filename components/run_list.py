@@ -15,6 +15,7 @@ import streamlit as st
 
 from components import state
 from pipelines import scheduler
+from pipelines.artifacts import HISTORY_FILE, MODEL_FILE
 from pipelines.errors import LayerlabError
 from pipelines.run_store import Run, RunStatus, RunStore
 
@@ -22,10 +23,6 @@ LIVE_SECONDS = 1.0
 IDLE_SECONDS = 5.0
 TABLE_ROWS = 6  # rows shown before the table scrolls
 ROW_PIXELS = 35
-# The artifact names of pipelines.training, which imports TensorFlow and so stays off a page's
-# load path (tests/test_train_page.py checks that they agree).
-MODEL_FILE = "model.keras"
-HISTORY_FILE = "history.csv"
 
 STATUS_COLORS = {
     RunStatus.QUEUED: "gray",
@@ -34,6 +31,12 @@ STATUS_COLORS = {
     RunStatus.STOPPED: "orange",
     RunStatus.FAILED: "red",
     RunStatus.INTERRUPTED: "violet",
+}
+COLUMNS = {
+    "Queue": st.column_config.NumberColumn("Queue", help="Place in the queue (1 starts next)", width="small"),
+    "Progress": st.column_config.ProgressColumn("Progress", min_value=0.0, max_value=1.0, format="percent"),
+    "Test accuracy": st.column_config.NumberColumn("Test accuracy", format="percent"),
+    "Created": st.column_config.DatetimeColumn("Created", format="MMM D, HH:mm:ss"),
 }
 FINAL_METRICS = (  # (run.metrics key, label, kind), grouped by column on the page
     (("train_accuracy", "Train accuracy", "accuracy"), ("train_loss", "Train loss", "loss")),
@@ -67,14 +70,6 @@ def runs_frame(runs: list[Run], positions: dict[str, int]) -> pd.DataFrame:
         "Created": [datetime.datetime.fromtimestamp(run.created_at) for run in runs],
         "Run": [run.id for run in runs],
     })
-
-
-COLUMNS = {
-    "Queue": st.column_config.NumberColumn("Queue", help="Place in the queue (1 starts next)", width="small"),
-    "Progress": st.column_config.ProgressColumn("Progress", min_value=0.0, max_value=1.0, format="percent"),
-    "Test accuracy": st.column_config.NumberColumn("Test accuracy", format="percent"),
-    "Created": st.column_config.DatetimeColumn("Created", format="MMM D, HH:mm:ss"),
-}
 
 
 def show(store: RunStore, selected_id: str | None) -> None:

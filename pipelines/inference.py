@@ -23,7 +23,7 @@ from pipelines import datasets
 from pipelines.errors import LayerlabError, SpecError
 from pipelines.models import from_logits
 from pipelines.spec import ModelSpec
-from pipelines.training import MODEL_FILE, SPEC_FILE
+from pipelines.artifacts import MODEL_FILE, SPEC_FILE
 
 PREDICT_BATCH_SIZE = 256
 LOSS_EPSILON = 1e-7  # Keras' own: probabilities are clipped to [eps, 1 - eps] before the log

@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -24,9 +25,11 @@ HEARTBEAT_TIMEOUT = 3.0
 STARTING_GRACE = 120.0
 IDLE_SECONDS = 600.0
 STOP_GRACE = 5.0
+STARTUP_SECONDS = 5.0
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 _children: list[subprocess.Popen] = []
+_ensure_lock = threading.Lock()
 
 
 def max_running() -> int:
@@ -113,21 +116,29 @@ def spawn_worker(store: RunStore, *, data_dir: str | None = None) -> int:
     return child.pid
 
 
+def _starting(run: Run, now: float) -> bool:
+    """A RUNNING run without a finished batch yet, or started less than STARTUP_SECONDS ago."""
+    return run.progress.step == 0 or run.started_at is None or now - run.started_at < STARTUP_SECONDS
+
+
 def ensure_workers(store: RunStore, *, spare: int = 0, data_dir: str | None = None) -> list[int]:
     """Reap, then start as many workers as the queue can use now, plus `spare` warm ones.
 
-    Spares wait while a run is starting (queued for a free slot, or running without a finished
-    batch yet): a new worker's TensorFlow import would take a core from that run and delay its
-    first live point by about half a second on two cores.
+    Spares wait while a run is starting (queued for a free slot, running without a finished
+    batch yet, or for less than STARTUP_SECONDS): a new worker's TensorFlow import would take a
+    core from that run, and from the browser drawing its first points, just when a user waits
+    for them (on two cores it delays the first live point by half a second or more).
     """
-    reap(store)
-    running = store.running_runs()
-    queued = len(store.list_runs(statuses=[RunStatus.QUEUED]))
-    waiting = sum(1 for w in store.list_workers() if w.state in ("starting", "idle"))
-    claimable = min(queued, max(0, max_running() - len(running)))
-    starting = claimable > 0 or any(run.progress.step == 0 for run in running)
-    wanted = claimable + (0 if starting else spare)
-    return [spawn_worker(store, data_dir=data_dir) for _ in range(max(0, wanted - waiting))]
+    with _ensure_lock:  # every open page calls this each second, from threads of one server
+        reap(store)
+        running = store.running_runs()
+        queued = len(store.list_runs(statuses=[RunStatus.QUEUED]))
+        waiting = sum(1 for w in store.list_workers() if w.state in ("starting", "idle"))
+        claimable = min(queued, max(0, max_running() - len(running)))
+        now = time.time()
+        starting = claimable > 0 or any(_starting(run, now) for run in running)
+        wanted = claimable + (0 if starting else spare)
+        return [spawn_worker(store, data_dir=data_dir) for _ in range(max(0, wanted - waiting))]
 
 
 def stop_run(store: RunStore, run_id: str, *, wait: float = 0.0) -> Run:

@@ -14,7 +14,6 @@ import math
 import os
 import threading
 import time
-import uuid
 from pathlib import Path
 from collections.abc import Callable
 from typing import Any
@@ -23,18 +22,14 @@ import keras
 import numpy as np
 
 from pipelines import datasets
+from pipelines.artifacts import (BEST_FILE, HISTORY_FILE, LAST_FILE, LAST_STATE_FILE, MODEL_FILE, SPEC_FILE,
+                                 atomic_write_text, temp_path)
 from pipelines.models import build_model
 from pipelines.presets import get_preset
 from pipelines.run_store import MetricPoint, Progress, Run, RunStatus, RunStore
 from pipelines.spec import ModelSpec
 from pipelines.validation import ensure_valid
 
-MODEL_FILE = "model.keras"
-BEST_FILE = "best.keras"
-LAST_FILE = "last.keras"
-LAST_STATE_FILE = "last.json"
-HISTORY_FILE = "history.csv"
-SPEC_FILE = "spec.json"
 
 FLUSH_SECONDS = 0.5
 BATCH_POINTS_PER_EPOCH = 100
@@ -42,15 +37,9 @@ WARM_UP_PRESET = "mlp-128x2"  # the dashboard's default model: the likeliest fir
 WARM_UP_BATCH_SIZE = 32
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".tmp-{uuid.uuid4().hex}-{path.name}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def atomic_save_model(model: keras.Model, path: Path) -> None:
     """`model.save` to a temp file with the `.keras` suffix Keras insists on, then rename."""
-    tmp = path.with_name(f".tmp-{uuid.uuid4().hex}-{path.name}")
+    tmp = temp_path(path)
     model.save(tmp)
     os.replace(tmp, path)
 
@@ -69,8 +58,11 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self.keep_best = keep_best
         self.best_value = best_value
         self.best_epoch: int | None = None
+        self.epoch_complete: Callable[[], bool] = lambda: True
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if not self.epoch_complete():
+            return  # a stop mid-epoch: resume must redo this epoch, so it is no checkpoint
         logs = logs or {}
         value = logs.get(self.monitor)
         if self.keep_best and value is not None and math.isfinite(value) and (
@@ -142,7 +134,16 @@ class StoreRecorder(keras.callbacks.Callback):
         if due:
             self.flush()
 
+    def epoch_complete(self) -> bool:
+        """False after a stop or a failure before the epoch's last batch. Keras still ends such an
+        epoch (validation, callbacks), but it must not count as finished."""
+        with self._lock:
+            return self._step >= self.steps_per_epoch
+
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if not self.epoch_complete():
+            self.flush()
+            return
         now = time.time()
         with self._lock:
             self._buffer.extend(MetricPoint("epoch", epoch, self.steps_per_epoch, name, float(value), now)
@@ -232,6 +233,7 @@ def execute_run(store: RunStore, run: Run, stop_event: threading.Event, data_dir
     checkpoint.best_epoch = best_epoch
     recorder = StoreRecorder(store, run.id, steps_per_epoch=inputs.steps_per_epoch, epochs=spec.fit.epochs,
                              stop_event=stop_event, checkpoint=checkpoint)
+    checkpoint.epoch_complete = recorder.epoch_complete
     callbacks: list[keras.callbacks.Callback] = [checkpoint, recorder]
     if spec.fit.early_stopping_patience:
         callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, patience=spec.fit.early_stopping_patience))

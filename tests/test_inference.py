@@ -24,7 +24,7 @@ from pipelines.models import build_model
 from pipelines.preprocess import open_upload, preprocess_drawing, preprocess_image
 from pipelines.presets import get_preset
 from pipelines.spec import LayerSpec, ModelSpec
-from pipelines.training import MODEL_FILE, SPEC_FILE
+from pipelines.artifacts import MODEL_FILE, SPEC_FILE
 
 SHARED_DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 pytestmark = pytest.mark.slow

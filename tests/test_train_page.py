@@ -179,12 +179,6 @@ def test_unknown_run_in_the_url_says_so_and_keeps_the_list(store, bad_id):
     assert not chart(at)
 
 
-def test_artifact_names_match_the_training_module():
-    from pipelines import training
-
-    assert (run_list.MODEL_FILE, run_list.HISTORY_FILE) == (training.MODEL_FILE, training.HISTORY_FILE)
-
-
 def test_page_does_not_import_tensorflow(tmp_path):
     code = ("import sys\nfrom streamlit.testing.v1 import AppTest\nfrom pipelines import scheduler\n"
             "scheduler.ensure_workers = lambda *a, **k: []\n"

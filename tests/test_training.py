@@ -16,7 +16,7 @@ import pytest
 from pipelines import scheduler
 from pipelines.presets import get_preset
 from pipelines.run_store import RunStatus, SQLiteRunStore
-from pipelines.training import BEST_FILE, HISTORY_FILE, LAST_FILE, MODEL_FILE
+from pipelines.artifacts import BEST_FILE, HISTORY_FILE, LAST_FILE, MODEL_FILE
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
@@ -161,14 +161,19 @@ def test_stop_request_ends_stopped_within_two_seconds_and_resume_finishes(env):
     data_dir = str(env["data"] / "mnist-sample")
     run = scheduler.submit_run(store, _slow_spec(), "mnist", data_dir=data_dir)
     scheduler.ensure_workers(store, data_dir=data_dir)
-    _wait(lambda: store.get_run(run.id).progress.step > 10, timeout=120)
+    _wait(lambda: (r := store.get_run(run.id)).progress.step > 10 and r.progress.epoch == 0, timeout=120)
     asked = time.monotonic()
     stopped = scheduler.stop_run(store, run.id, wait=10)
     assert stopped.status == RunStatus.STOPPED and stopped.error is None
     assert time.monotonic() - asked < 2.0
     assert (store.run_dir(run.id) / MODEL_FILE).exists()
+    # Stopped inside its first epoch: that epoch is not counted as finished, and resume redoes it.
+    assert stopped.epochs_done == 0
+    assert store.get_metrics(run.id, kind="epoch") == []
     assert cli("resume", run.id, "--data-dir", data_dir).returncode == 0
-    assert store.get_run(run.id).status == RunStatus.COMPLETED
+    resumed = store.get_run(run.id)
+    assert resumed.status == RunStatus.COMPLETED and resumed.epochs_done == 6
+    assert sorted({p.epoch for p in store.get_metrics(run.id, kind="epoch")}) == list(range(6))
 
 
 def test_nan_loss_fails_the_run_and_keeps_the_curves(env):

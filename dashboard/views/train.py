@@ -23,9 +23,10 @@ def heading(run: Run) -> None:
     title, badge = st.columns([5, 1], vertical_alignment="center")
     title.subheader(run.name)
     badge.badge(run.status.value, color=run_list.STATUS_COLORS[run.status])
-    fit = run.spec.get("fit", {})
-    st.caption(f"Run `{run.id}` · {run.dataset} · {run.progress.total_epochs} epoch(s) of batch "
-               f"{fit.get('batch_size', '?')} · created {time.strftime('%b %d %H:%M:%S', time.localtime(run.created_at))}")
+    batch_size = run.spec.get("fit", {}).get("batch_size", "?")
+    created = time.strftime("%b %d %H:%M:%S", time.localtime(run.created_at))
+    st.caption(f"Run `{run.id}` · {run.dataset} · {run.progress.total_epochs} epoch(s) of batch {batch_size} · "
+               f"created {created}")
 
 
 def where_it_is(store: RunStore, run: Run, feed: live_chart.MetricFeed) -> None:
@@ -47,20 +48,24 @@ def where_it_is(store: RunStore, run: Run, feed: live_chart.MetricFeed) -> None:
 
 
 def actions(store: RunStore, run: Run) -> None:
-    """Stop while queued or training, Resume once stopped or interrupted."""
+    """Stop while queued or training, Resume once stopped or interrupted; then redraw the page."""
+    stop = run.status.is_active and st.button(
+        "Stop", key=state.key("train", "stop"), icon=":material/stop:", disabled=run.stop_requested,
+        help="End the run after its current batch; Resume continues it")
+    resume = run.status.can_resume and st.button(
+        "Resume", key=state.key("train", "resume"), icon=":material/play_arrow:", type="primary",
+        help="Queue the run again; it continues from its last finished epoch")
+    if not (stop or resume):
+        return
     try:
-        if run.status.is_active and st.button("Stop", key=state.key("train", "stop"), icon=":material/stop:",
-                                               disabled=run.stop_requested,
-                                               help="End the run after its current batch; Resume continues it"):
+        if stop:
             scheduler.stop_run(store, run.id)
-            st.rerun()
-        if run.status.can_resume and st.button("Resume", key=state.key("train", "resume"), type="primary",
-                                                icon=":material/play_arrow:",
-                                                help="Queue the run again; it continues from its last finished epoch"):
+        else:
             scheduler.resume_run(store, run.id, spare=1)
-            st.rerun()
     except LayerlabError as exc:
         st.error(str(exc))
+        return
+    st.rerun()
 
 
 def results(store: RunStore, run: Run) -> None:
