@@ -33,7 +33,7 @@ if str(REPO_ROOT) not in sys.path:
 
 from pipelines import paths, scheduler  # noqa: E402  (needs the repo root on sys.path first)
 from pipelines.presets import get_preset  # noqa: E402
-from pipelines.run_store import RunStatus, SQLiteRunStore  # noqa: E402
+from pipelines.run_store import SQLiteRunStore  # noqa: E402
 
 GOAL_SECONDS = 1.5
 TICK_SECONDS = 0.5

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import plotly.graph_objects as go
@@ -15,7 +16,10 @@ import streamlit as st
 
 from components import model_cache, prediction_view, state
 
-MAP_PIXELS = 96  # how large one feature map is drawn
+if TYPE_CHECKING:
+    from pipelines.inference import Activation, LoadedModel
+
+MAP_PIXELS = 130  # how large one feature map is drawn
 MAX_GRID_COLUMNS = 8
 POSITIVE_COLOR = "#1C83E1"
 NEGATIVE_COLOR = "#FF4B4B"
@@ -85,12 +89,12 @@ def unit_strip_figure(values: np.ndarray, unit_names: Sequence[str] | None = Non
     return figure
 
 
-def layer_label(activation) -> str:
+def layer_label(activation: Activation) -> str:
     shape = "×".join(str(d) for d in activation.values.shape)
     return f"{activation.index + 1}. {activation.name} ({activation.type}) → {shape}"
 
 
-def see_inside(loaded, run_id: str) -> None:
+def see_inside(loaded: LoadedModel, run_id: str) -> None:
     """Pick an input and a layer; see that layer's output for it."""
     inputs = state.prepared_inputs(run_id)
     if not inputs:
@@ -102,11 +106,11 @@ def see_inside(loaded, run_id: str) -> None:
     label = choose_input.selectbox("Input", labels, key=state.key("test", "inside", "input"))
     x = inputs[label]
     layers = model_cache.activations(loaded, x)
-    spatial = [i for i, a in enumerate(layers) if a.values.ndim == 3]
-    index = choose_layer.selectbox(
-        "Layer", range(len(layers)), format_func=lambda i: layer_label(layers[i]),
-        index=spatial[0] if spatial else 0, key=state.key("test", "inside", "layer"),
-    )
+    # Start at the first feature maps, else at the first layer that does more than reshape.
+    first = next((i for i, a in enumerate(layers) if a.values.ndim == 3),
+                 next((i for i, a in enumerate(layers) if a.type != "Flatten"), 0))
+    index = choose_layer.selectbox("Layer", range(len(layers)), format_func=lambda i: layer_label(layers[i]),
+                                   index=first, key=state.key("test", "inside", "layer"))
     activation = layers[index]
 
     given, shown = st.columns([1, 5], gap="large")

@@ -2,25 +2,31 @@
 model's probabilities and the exact input it was given.
 
 The pad is a fragment: a stroke reruns the pad alone, not the page, so the answer follows the pen.
-The canvas sends a stroke about 0.2 s after the mouse is released (its own debounce).
+The canvas sends a stroke about 0.2 s after the mouse is released (its own debounce). Streamlit
+calls `keras.backend.clear_session()` after every script run, which empties TensorFlow's kernel
+cache, so each stroke's prediction sets the model's traced function up again: about 25 ms of CPU
+of the time the pad reports, where preparing the drawing takes about 1 ms.
 """
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import streamlit as st
-from streamlit_drawable_canvas import st_canvas
 
 from components import model_cache, prediction_view, state
 from pipelines.preprocess import preprocess_drawing
+
+if TYPE_CHECKING:
+    from pipelines.inference import LoadedModel
 
 CANVAS_PIXELS = 280  # 10x MNIST's 28, so the pen's width maps to a digit's stroke
 PEN_WIDTHS = (6, 40)
 DEFAULT_PEN = 20
 INPUT_COLUMN_PIXELS = 200
-DRAWING_LABEL = "your drawing"
+DRAWING_LABEL = "Your drawing"
 
 
 @dataclass(frozen=True, eq=False)
@@ -32,9 +38,9 @@ class DrawnPrediction:
     seconds: float
 
 
-def predict_drawing(loaded, rgba: np.ndarray | None) -> DrawnPrediction | None:
-    """The canvas' RGBA pixels prepared for `loaded` (a LoadedModel) and classified; None while
-    the canvas holds no ink."""
+def predict_drawing(loaded: LoadedModel, rgba: np.ndarray | None) -> DrawnPrediction | None:
+    """The canvas' RGBA pixels prepared for the model and classified; None while the canvas holds
+    no ink."""
     if rgba is None:
         return None
     started = time.perf_counter()
@@ -51,17 +57,19 @@ def prompt(class_names) -> str:
     return f"Draw one of: {', '.join(class_names)}"
 
 
-def drawing_pad(loaded, run_id: str) -> None:
+def drawing_pad(loaded: LoadedModel, run_id: str) -> None:
     """The canvas with its pen and Clear button; the prediction beside it."""
+    # Imported here: the component registers itself on import, which needs a running app.
+    from streamlit_drawable_canvas import st_canvas
 
     @st.fragment
     def pad() -> None:
         row = st.container(horizontal=True, gap="large", wrap=False)
         canvas_column = row.container(width=CANVAS_PIXELS + 4)
         prediction_column = row.container()
-        input_column = row.container(width=INPUT_COLUMN_PIXELS)
+        input_column = row.container(width=INPUT_COLUMN_PIXELS, key=state.key("test", "model_input"))
         with canvas_column:
-            st.markdown("**Your drawing**")
+            st.markdown(f"**{DRAWING_LABEL}**")
             pen = state.widget_value(state.key("test", "pen")) or DEFAULT_PEN
             result = st_canvas(stroke_color="#FFFFFF", background_color="#000000", stroke_width=pen,
                                height=CANVAS_PIXELS, width=CANVAS_PIXELS, drawing_mode="freedraw",
@@ -76,16 +84,14 @@ def drawing_pad(loaded, run_id: str) -> None:
             if drawn is None:
                 st.info(f"{prompt(loaded.class_names)} on the black square, and the model's answer appears here.",
                         icon=":material/draw:")
-            else:
-                prediction_view.show_prediction(drawn.probabilities, loaded.class_names,
-                                                key=state.key("test", "top_class"))
+            prediction_view.show_prediction(drawn.probabilities if drawn else None, loaded.class_names,
+                                            key=state.key("test", "top_class"))
         with input_column:
             st.markdown("**What the model sees**")
             if drawn is None:
                 st.caption("The drawing, cut out, scaled and centred as the training images were.")
             else:
                 prediction_view.show_model_input(drawn.array)
-                st.caption(f"Prepared and predicted in {drawn.seconds * 1000:.0f} ms",
-                           help="On the server: from the canvas' pixels to the probabilities")
+                st.caption(f"Prepared and predicted in {drawn.seconds * 1000:.0f} ms")
 
     pad()

@@ -8,6 +8,7 @@ selectboxes (true class, predicted class), which a click on the matrix sets.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -18,15 +19,31 @@ from components import model_cache, prediction_view, state
 from pipelines.errors import LayerlabError
 from pipelines.run_store import Run, RunStore
 
-CELL_PIXELS = 50
+if TYPE_CHECKING:
+    from pipelines.inference import Evaluation
+
+CELL_PIXELS = 42
+AXES_PIXELS = 70  # room for the tick labels and axis titles
 GALLERY_PIXELS = 84  # a 28x28 image at 3x
 CELL_IMAGES = 40
 WORST_MISTAKES = 24
 HIGHLIGHT_COLOR = "#FF4B4B"
 
 
-def per_class_frame(evaluation) -> pd.DataFrame:
-    """One row per class: its test images, how many were right, and its likeliest mistake."""
+PER_CLASS_COLUMNS = {
+    "Class": st.column_config.TextColumn("Class", width=60),
+    "Accuracy": st.column_config.ProgressColumn("Accuracy", min_value=0.0, max_value=1.0, format="percent",
+                                                width=120),
+    "Right": st.column_config.TextColumn("Right", width=100, help="Images predicted right, of all of the class"),
+    "Most often taken for": st.column_config.TextColumn("Taken for", width=90,
+                                                        help="The wrong class it was most often predicted as, "
+                                                             "and how often"),
+}
+
+
+def per_class_frame(evaluation: Evaluation) -> pd.DataFrame:
+    """One row per class: its accuracy, how many of its test images were right, and its likeliest
+    mistake."""
     confusion = evaluation.confusion
     mistaken = confusion - np.diag(np.diag(confusion))
     rows = []
@@ -34,7 +51,7 @@ def per_class_frame(evaluation) -> pd.DataFrame:
         index = row["class"]
         worst = int(np.argmax(mistaken[index]))
         rows.append({
-            "Class": row["name"], "Images": row["count"], "Correct": row["correct"], "Accuracy": row["accuracy"],
+            "Class": row["name"], "Accuracy": row["accuracy"], "Right": f"{row['correct']:,} / {row['count']:,}",
             "Most often taken for": (f"{evaluation.class_names[worst]} ({mistaken[index, worst]})"
                                      if mistaken[index, worst] else "—"),
         })
@@ -78,11 +95,13 @@ def confusion_figure(confusion: np.ndarray, class_names: Sequence[str],
                          y0=true_class - 0.5, y1=true_class + 0.5, line={"color": HIGHLIGHT_COLOR, "width": 3})
     ticks = {"tickvals": list(cells), "ticktext": list(class_names), "showgrid": False, "zeroline": False,
              "fixedrange": True}
-    figure.update_xaxes(title_text="predicted class", side="top", **ticks)
-    figure.update_yaxes(title_text="true class", autorange="reversed", scaleanchor="x", **ticks)
-    if class_names and max(len(name) for name in class_names) > 2:
+    figure.update_xaxes(title_text="predicted class", side="top", constrain="domain", **ticks)
+    figure.update_yaxes(title_text="true class", autorange="reversed", scaleanchor="x", constrain="domain", **ticks)
+    longest = max((len(name) for name in class_names), default=1)
+    if longest > 2:
         figure.update_xaxes(tickangle=-40)
-    figure.update_layout(height=CELL_PIXELS * classes + 130, margin={"l": 10, "r": 10, "t": 10, "b": 10},
+    side = CELL_PIXELS * classes + AXES_PIXELS + (7 * longest if longest > 2 else 0)
+    figure.update_layout(width=side, height=side - 30, margin={"l": 10, "r": 10, "t": 10, "b": 10},
                          clickmode="event+select", dragmode=False, hovermode="closest",
                          plot_bgcolor="rgba(0,0,0,0)")
     return figure
@@ -113,7 +132,7 @@ def _follow_click(chart_key: str) -> None:
 def gallery(images: np.ndarray, captions: Sequence[str]) -> None:
     """Test images enlarged without smoothing, each with its caption."""
     st.image([prediction_view.enlarged(image.astype(np.float32) / 255, GALLERY_PIXELS) for image in images],
-             caption=list(captions))
+             caption=list(captions), width=GALLERY_PIXELS)
 
 
 def evaluation(store: RunStore, run: Run) -> None:
@@ -143,18 +162,17 @@ def evaluation(store: RunStore, run: Run) -> None:
                 state.set_widget_value(widget_key, value)
         cell = (state.widget_value(true_key), state.widget_value(predicted_key))
 
-        matrix, table = st.columns([3, 2], gap="large")
+        matrix, table = st.columns([5, 4], gap="medium")
         with matrix:
             st.markdown("**Confusion matrix** · click a cell to see its images")
             chart_key = state.key("test", "confusion")
-            st.plotly_chart(confusion_figure(result.confusion, names, cell), key=chart_key,
+            st.plotly_chart(confusion_figure(result.confusion, names, cell), key=chart_key, width="content",
                             on_select=lambda: _follow_click(chart_key), selection_mode="points",
                             config={"displayModeBar": False})
         with table:
             st.markdown("**Accuracy per class**")
             st.dataframe(per_class_frame(result), hide_index=True, key=state.key("test", "per_class"),
-                         column_config={"Accuracy": st.column_config.ProgressColumn(
-                             "Accuracy", min_value=0.0, max_value=1.0, format="percent")})
+                         column_config=PER_CLASS_COLUMNS)
 
         with st.container(key=state.key("test", "cell_view")):
             pick_true, pick_predicted, _ = st.columns([1, 1, 2])
@@ -165,7 +183,8 @@ def evaluation(store: RunStore, run: Run) -> None:
             verdict = "right" if true_class == predicted_class else "wrong"
             st.caption(f"{len(indices):,} test image(s) of {names[true_class]} predicted as "
                        f"{names[predicted_class]} ({verdict})"
-                       + (f"; the first {CELL_IMAGES} shown" if len(indices) > CELL_IMAGES else ""))
+                       + (f"; the first {CELL_IMAGES} shown" if len(indices) > CELL_IMAGES else "")
+                       + (". Under each: its number in the test set, and how sure the model was" if len(indices) else ""))
             shown = indices[:CELL_IMAGES]
             if len(shown):
                 gallery(images[shown], [f"#{i} · {prediction_view.percent(result.confidence[i])}" for i in shown])

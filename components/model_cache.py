@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 import streamlit as st
 
-from components.run_list import MODEL_FILE
 from pipelines import datasets
+from pipelines.artifacts import MODEL_FILE
 from pipelines.run_store import Run, RunStatus, RunStore
 
 if TYPE_CHECKING:
-    from pipelines.inference import Evaluation, LoadedModel
+    from pipelines.inference import Activation, Evaluation, LoadedModel
 
 MODELS_KEPT = 3
 EVALUATIONS_KEPT = 3
@@ -83,8 +83,8 @@ def predict(loaded: LoadedModel, batch: np.ndarray) -> np.ndarray:
     return inference.predict_proba(loaded, batch)
 
 
-def activations(loaded: LoadedModel, x: np.ndarray) -> list:
-    """Every layer's output (a list of inference.Activation) for one input without a batch axis."""
+def activations(loaded: LoadedModel, x: np.ndarray) -> list[Activation]:
+    """Every layer's output for one input, given without its batch axis."""
     from pipelines import inference
 
     return inference.layer_activations(loaded, x[np.newaxis])

@@ -6,11 +6,14 @@ The figure and image functions are pure (tested without Streamlit); `show_predic
 """
 from __future__ import annotations
 
+import base64
+import io
 from collections.abc import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
+from PIL import Image
 
 TOP_COLOR = "#FF4B4B"
 OTHER_COLOR = "#C3C8D4"
@@ -42,15 +45,17 @@ def top_class_text(probabilities: np.ndarray, class_names: Sequence[str]) -> str
     return f"{name} · {percent(probability)}"
 
 
-def probability_figure(probabilities: np.ndarray, class_names: Sequence[str]) -> go.Figure:
-    """One horizontal bar per class in class order, top to bottom, the likeliest in colour."""
-    top = int(np.argmax(probabilities))
+def probability_figure(probabilities: np.ndarray | None, class_names: Sequence[str]) -> go.Figure:
+    """One horizontal bar per class in class order, top to bottom, the likeliest in colour;
+    `None` gives the empty chart, waiting for an input."""
     names = list(class_names)
+    top = None if probabilities is None else int(np.argmax(probabilities))
+    values = [0.0] * len(names) if probabilities is None else [float(p) for p in probabilities]
     figure = go.Figure(go.Bar(
-        x=[float(p) for p in probabilities], y=names, orientation="h",
+        x=values, y=names, orientation="h",
         marker={"color": [TOP_COLOR if i == top else OTHER_COLOR for i in range(len(names))]},
-        text=[percent(float(p)) for p in probabilities], textposition="outside", cliponaxis=False,
-        hoverinfo="skip",
+        text=None if probabilities is None else [percent(p) for p in values], textposition="outside",
+        cliponaxis=False, hoverinfo="skip",
     ))
     figure.update_xaxes(range=[0, 1.12], tickformat=".0%", showgrid=True, fixedrange=True,
                         tickvals=[0, 0.25, 0.5, 0.75, 1.0])
@@ -70,10 +75,20 @@ def enlarged(array: np.ndarray, pixels: int = MODEL_INPUT_PIXELS) -> np.ndarray:
     return image[..., 0] if image.shape[-1] == 1 else image
 
 
-def show_prediction(probabilities: np.ndarray, class_names: Sequence[str], key: str) -> None:
-    """The top class as a big figure, and every class' probability as a bar."""
-    with st.container(key=key):
-        st.metric("Prediction", top_class_text(probabilities, class_names))
+def png_data_url(pixels: np.ndarray) -> str:
+    """uint8 pixels as an inline PNG, which reaches the browser with the rest of the answer
+    instead of by a request of its own."""
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(out.getvalue()).decode("ascii")
+
+
+def show_prediction(probabilities: np.ndarray | None, class_names: Sequence[str], key: str) -> None:
+    """The top class as a big figure, and every class' probability as a bar; `None` shows the
+    empty chart only (it also has the browser load the charting code before the first answer)."""
+    if probabilities is not None:
+        with st.container(key=key):
+            st.metric("Prediction", top_class_text(probabilities, class_names))
     st.plotly_chart(probability_figure(probabilities, class_names), key=f"{key}_chart",
                     config={"displayModeBar": False, "staticPlot": True})
 
@@ -81,4 +96,4 @@ def show_prediction(probabilities: np.ndarray, class_names: Sequence[str], key: 
 def show_model_input(array: np.ndarray, caption: str | None = None) -> None:
     """The exact array the model received, enlarged without smoothing."""
     height, width, channels = array.shape
-    st.image(enlarged(array), caption=caption or f"{width}×{height}×{channels}, as the model gets it")
+    st.image(png_data_url(enlarged(array)), caption=caption or f"{width}×{height}×{channels}, as the model gets it")

@@ -142,7 +142,6 @@ def canvas_key() -> str:
 
 def clear_canvas() -> None:
     st.session_state[_TEST_CANVAS_REVISION] = st.session_state.get(_TEST_CANVAS_REVISION, 0) + 1
-    st.session_state.get(_TEST_INPUTS, {}).pop(TEST_DRAWING, None)
 
 
 def set_prepared_inputs(source: str, run_id: str, inputs: dict[str, np.ndarray]) -> None:

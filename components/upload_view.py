@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import streamlit as st
@@ -14,6 +15,9 @@ from PIL import Image, ImageOps
 
 from components import model_cache, prediction_view, state
 from pipelines.preprocess import ALLOWED_TEXT, Prepared, UploadError, open_upload, preprocess_image
+
+if TYPE_CHECKING:
+    from pipelines.inference import LoadedModel
 
 THUMBNAIL_PIXELS = 168
 TOP_K = 3
@@ -49,9 +53,10 @@ def unique_labels(names: Sequence[str]) -> list[str]:
     return labels
 
 
-def classify_files(loaded, files: Sequence[tuple[str, bytes]], *, center_digit: bool) -> list[UploadResult]:
-    """Each (file name, bytes) opened, prepared for `loaded` (a LoadedModel) and classified in one
-    batch; files that cannot be read get their UploadError's message instead."""
+def classify_files(loaded: LoadedModel, files: Sequence[tuple[str, bytes]], *,
+                   center_digit: bool) -> list[UploadResult]:
+    """Each (file name, bytes) opened, prepared for the model and classified, all in one batch;
+    files that cannot be read get their UploadError's message instead."""
     results: list[UploadResult] = []
     for label, (name, data) in zip(unique_labels([name for name, _ in files]), files):
         try:
@@ -89,7 +94,7 @@ def show_result(result: UploadResult, class_names: Sequence[str], key: str) -> N
             st.caption(notes_text(result.prepared))
 
 
-def uploads(loaded, run_id: str, dataset: str) -> None:
+def uploads(loaded: LoadedModel, run_id: str, dataset: str) -> None:
     """The uploader and, for each file, its result; keeps the prepared inputs for "see inside"."""
     files = st.file_uploader(
         "Pictures to classify", accept_multiple_files=True, key=state.key("test", "upload"),

@@ -581,11 +581,22 @@ def make_inputs(
 
     def batches(x: np.ndarray, y: np.ndarray, shuffle_seed: int | None):
         images, labels = tf.constant(x), tf.constant(y)
-        indices = tf.data.Dataset.range(len(x))
-        if shuffle_seed is not None:
-            indices = indices.shuffle(len(x), seed=shuffle_seed, reshuffle_each_iteration=True)
+        count = len(x)
+        passes = tf.Variable(0, dtype=tf.int64, trainable=False)
+
+        def batch_indices(_):
+            # One permutation per pass, cut into batches: Keras' own recipe for arrays. A
+            # shuffle buffer of the whole set would cost far more per epoch. The pass counter
+            # makes each epoch's order new, yet the same for the same seed.
+            order = tf.range(count, dtype=tf.int64)
+            if shuffle_seed is not None:
+                order = tf.random.experimental.stateless_shuffle(
+                    order, seed=tf.stack([tf.constant(shuffle_seed, tf.int64), passes.assign_add(1)]))
+            return tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
+
         return (
-            indices.batch(batch_size)
+            tf.data.Dataset.range(1)
+            .flat_map(batch_indices)
             .map(
                 lambda idx: prepare(tf.gather(images, idx), tf.gather(labels, idx)),
                 num_parallel_calls=tf.data.AUTOTUNE,

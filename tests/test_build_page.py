@@ -16,7 +16,7 @@ def app(tmp_path, monkeypatch, shared_datasets):
     monkeypatch.setattr("pipelines.scheduler.ensure_workers", lambda *a, **k: [])
     resources.store.clear()
     at = AppTest.from_file(APP, default_timeout=60)
-    at.run()
+    at.switch_page("views/build.py").run()
     assert not at.exception
     return at
 

@@ -26,7 +26,8 @@ def two_epochs() -> list[MetricPoint]:
             points += [batch(epoch, step, "loss", 1.0 / (epoch * STEPS + step)),
                        batch(epoch, step, "accuracy", 0.5 + 0.02 * (epoch * STEPS + step))]
         points += [epoch_end(epoch, "loss", 0.5 - 0.1 * epoch), epoch_end(epoch, "accuracy", 0.8 + 0.05 * epoch),
-                   epoch_end(epoch, "val_loss", 0.6 - 0.1 * epoch), epoch_end(epoch, "val_accuracy", 0.75 + 0.05 * epoch)]
+                   epoch_end(epoch, "val_loss", 0.6 - 0.1 * epoch),
+                   epoch_end(epoch, "val_accuracy", 0.75 + 0.05 * epoch)]
     return points
 
 
