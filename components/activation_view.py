@@ -103,14 +103,14 @@ def see_inside(loaded: LoadedModel, run_id: str) -> None:
         return
     labels = list(inputs)
     choose_input, choose_layer = st.columns([1, 2])
-    label = choose_input.selectbox("Input", labels, key=state.key("test", "inside", "input"))
+    label = choose_input.selectbox("Input", labels, key=state.key("test", "inside", "input", run_id))
     x = inputs[label]
     layers = model_cache.activations(loaded, x)
     # Start at the first feature maps, else at the first layer that does more than reshape.
     first = next((i for i, a in enumerate(layers) if a.values.ndim == 3),
                  next((i for i, a in enumerate(layers) if a.type != "Flatten"), 0))
     index = choose_layer.selectbox("Layer", range(len(layers)), format_func=lambda i: layer_label(layers[i]),
-                                   index=first, key=state.key("test", "inside", "layer"))
+                                   index=first, key=state.key("test", "inside", "layer", run_id))
     activation = layers[index]
 
     given, shown = st.columns([1, 5], gap="large")

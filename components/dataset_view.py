@@ -6,7 +6,6 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from pipelines import datasets
 from pipelines.datasets import DatasetInfo
 
 
@@ -36,11 +35,3 @@ def gallery(info: DatasetInfo, overview: dict) -> None:
             strip = strip[..., 0]
         st.image(np.kron(strip, np.ones((3, 3) + ((1,) if strip.ndim == 3 else ()), dtype=np.uint8)),
                  clamp=True)
-
-
-def missing_message(name: str) -> str:
-    info = datasets.get_info(name)
-    places = "\n".join(f"- `{path}`" for path in datasets.looked_in(name))
-    return (f"**{info.title} is not on this machine.** Looked in:\n{places}\n\n"
-            f"Put {info.local_files} into a folder and point `LAYERLAB_DATA_DIR` at it, "
-            "or download it below if this machine is online.")

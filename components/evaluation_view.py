@@ -151,7 +151,7 @@ def evaluation(store: RunStore, run: Run) -> None:
         names = result.class_names
         mistakes = int((result.predicted != result.labels).sum())
         for column, (label, value) in zip(st.columns(4), (
-                ("Accuracy", f"{result.accuracy:.2%}"), ("Loss", f"{result.loss:.4f}"),
+                ("Accuracy", f"{result.accuracy:.2%}"), ("Cross-entropy", f"{result.loss:.4f}"),
                 ("Test images", f"{len(result.labels):,}"), ("Mistakes", f"{mistakes:,}"))):
             column.metric(label, value)
 

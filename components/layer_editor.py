@@ -13,14 +13,10 @@ import streamlit as st
 from components import state
 from pipelines.layers import LAYER_TYPES, ParamSpec, default_layer_name
 from pipelines.spec import LayerSpec
-from pipelines.validation import Fix, LayerRow, Problem, apply_fix
+from pipelines.validation import Fix, LayerRow, Problem, apply_fix, shape_text
 
 CATEGORY_TITLES = {"core": "Core", "convolutional": "Convolution", "regularization": "Regularisation",
                    "activation": "Activation"}
-
-
-def shape_text(shape) -> str:
-    return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ")" if shape else "?"
 
 
 # --- callbacks: they run before the next script run, so the page draws the new spec at once -----

@@ -61,7 +61,11 @@ def _import_spec(widget_key: str) -> None:
         spec = ModelSpec.from_json(upload.getvalue())
         unknown = sorted({layer.type for layer in spec.layers} - set(LAYER_TYPES))
         if unknown:
-            raise SpecError(f"{upload.name}: unknown layer type {unknown[0]!r}. Expected one of: {valid_types()}")
+            raise SpecError(f"unknown layer type {unknown[0]!r}. Expected one of: {valid_types()}")
+        names = [layer.name for layer in spec.layers]
+        repeated = next((name for name in names if names.count(name) > 1), None)
+        if repeated:
+            raise SpecError(f"the layer name {repeated!r} is used more than once; layer names must be unique.")
     except SpecError as exc:
         state.push_notice(f"Could not load {upload.name}: {exc}")
         return
@@ -93,14 +97,6 @@ def toolbar() -> None:
                            mime="application/json", key=state.key("build", "save"))
         upload_key = state.key("build", "load")
         st.file_uploader("Load a spec", type=["json"], key=upload_key, on_change=_import_spec, args=(upload_key,))
-
-
-def keep_a_worker_warm() -> None:
-    """Keep one worker process with TensorFlow imported, so Train starts in about a second."""
-    try:
-        scheduler.ensure_workers(store(), spare=1)
-    except LayerlabError as exc:
-        st.caption(f"Could not start a training worker: {exc}")
 
 
 def train_button(spec: ModelSpec, result: Validation) -> None:

@@ -9,17 +9,13 @@ import math
 import pandas as pd
 import plotly.graph_objects as go
 
-from pipelines.validation import Validation
+from pipelines.validation import Validation, shape_text
 
 BLOCK_COLOURS = {
     "Conv2D": "#4C78A8", "MaxPooling2D": "#9ECAE9", "AveragePooling2D": "#9ECAE9",
     "GlobalAveragePooling2D": "#9ECAE9", "Dense": "#F58518", "Flatten": "#BAB0AC", "Reshape": "#BAB0AC",
     "Dropout": "#E45756", "BatchNormalization": "#72B7B2", "Activation": "#54A24B", "LeakyReLU": "#54A24B",
 }
-
-
-def _shape(shape) -> str:
-    return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ")" if shape else "?"
 
 
 def _dims(shape) -> str:
@@ -29,7 +25,7 @@ def _dims(shape) -> str:
 def summary_frame(result: Validation) -> pd.DataFrame:
     """One row per layer, like `model.summary()`: name, type, output shape, parameters."""
     return pd.DataFrame(
-        [{"#": row.index + 1, "Layer": row.name, "Type": row.type, "Output shape": _shape(row.output_shape),
+        [{"#": row.index + 1, "Layer": row.name, "Type": row.type, "Output shape": shape_text(row.output_shape),
           "Params": row.params} for row in result.rows],
         columns=["#", "Layer", "Type", "Output shape", "Params"],
     )
@@ -50,10 +46,10 @@ def _block_size(shape) -> tuple[float, float]:
     return height, width
 
 
-def stack_diagram(result: Validation, input_shape: tuple | None = None) -> go.Figure:
+def stack_diagram(result: Validation) -> go.Figure:
     """Blocks left to right, each sized by its output shape and labelled with type and shape."""
     fig = go.Figure()
-    blocks = [("Input", (None, *(input_shape or result.input_shape)), 0)] + [
+    blocks = [("Input", (None, *result.input_shape), 0)] + [
         (row.type, row.output_shape, row.params) for row in result.rows]
     x = 0.0
     for i, (kind, shape, params) in enumerate(blocks):
@@ -65,7 +61,7 @@ def stack_diagram(result: Validation, input_shape: tuple | None = None) -> go.Fi
         fig.add_annotation(x=x + width / 2, y=label_y, text=f"<b>{kind}</b><br>{_dims(shape)}",
                            showarrow=False, font=dict(size=10), yanchor="bottom" if i % 2 == 0 else "top")
         fig.add_trace(go.Scatter(x=[x + width / 2], y=[0], mode="markers", marker=dict(opacity=0, size=18),
-                                 hovertemplate=f"{kind}<br>output {_shape(shape)}<br>{params:,} params<extra></extra>",
+                                 hovertemplate=f"{kind}<br>output {shape_text(shape)}<br>{params:,} params<extra></extra>",
                                  showlegend=False))
         x += width + 0.35
     fig.update_layout(height=260, margin=dict(l=10, r=10, t=10, b=10), plot_bgcolor="white",

@@ -15,7 +15,6 @@ import streamlit as st
 
 from components import state
 from pipelines import scheduler
-from pipelines.artifacts import HISTORY_FILE, MODEL_FILE
 from pipelines.errors import LayerlabError
 from pipelines.run_store import Run, RunStatus, RunStore
 
@@ -109,6 +108,8 @@ def keep_workers(store: RunStore) -> None:
         scheduler.ensure_workers(store, spare=1)
     except LayerlabError as exc:
         st.caption(f"Could not start a training worker: {exc}")
+    except Exception as exc:  # a busy database or a failed spawn must not break the page
+        st.caption(f"Could not start a training worker ({type(exc).__name__}: {exc}); retrying.")
 
 
 def duration_text(seconds: float) -> str:

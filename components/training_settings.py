@@ -9,7 +9,7 @@ import streamlit as st
 from components import state
 from components.explain import WHY
 from pipelines.errors import SpecError
-from pipelines.spec import LOSSES, OPTIMIZERS
+from pipelines.spec import LOSSES, OPTIMIZERS, PATIENCE_MAX, VALIDATION_SPLIT_MAX
 from pipelines.validation import Validation
 
 # A 1-2-5 grid from 1e-5 to 1: a log scale a slider can step along.
@@ -81,10 +81,10 @@ def fit_settings() -> None:
     sizes = sorted(set(BATCH_SIZES) | {fit.batch_size})
     st.select_slider("Batch size", sizes, value=fit.batch_size, help=WHY["batch_size"],
                      **_changed("fit", "batch_size", state.build_key("batch_size"), int))
-    st.slider("Validation split", 0.0, 0.5, value=float(fit.validation_split), step=0.05,
+    st.slider("Validation split", 0.0, VALIDATION_SPLIT_MAX, value=float(fit.validation_split), step=0.05,
               help=WHY["validation_split"],
               **_changed("fit", "validation_split", state.build_key("validation_split"), float))
-    st.number_input("Early stopping patience (0 = off)", min_value=0, max_value=100,
+    st.number_input("Early stopping patience (0 = off)", min_value=0, max_value=PATIENCE_MAX,
                                value=fit.early_stopping_patience or 0, step=1, help=WHY["early_stopping"],
                                **_changed("fit", "early_stopping_patience", state.build_key("patience"),
                                           lambda v: int(v) or None))

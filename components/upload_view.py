@@ -65,6 +65,9 @@ def classify_files(loaded: LoadedModel, files: Sequence[tuple[str, bytes]], *,
             results.append(UploadResult(label, _display_copy(image), prepared))
         except UploadError as error:
             results.append(UploadResult(label, error=str(error)))
+        except Exception as error:  # one odd file must not cost the others their results
+            results.append(UploadResult(label, error=f"{name} could not be read as a picture "
+                                                     f"({type(error).__name__}: {error})"))
     ready = [result for result in results if result.prepared is not None]
     if not ready:
         return results

@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from pipelines import paths
+from pipelines.datasets import CATALOG
 from pipelines.errors import LayerlabError, SpecError
 from pipelines.run_store import Run, RunStatus, SQLiteRunStore
 
@@ -95,7 +95,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         run = scheduler.wait_for(store, run.id, on_poll=show)
     except KeyboardInterrupt:
         print(f"\nstopping run {run.id} ...", file=sys.stderr, flush=True)
-        run = scheduler.stop_run(store, run.id, wait=scheduler.STOP_GRACE)
+        run = scheduler.stop_run(store, run.id, wait=scheduler.STOP_GRACE + 2)
     if interactive:
         print(file=sys.stderr)
     if run.error:
@@ -105,7 +105,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from pipelines.validation import validate
+    from pipelines.validation import shape_text, validate
 
     spec = _load_spec(args)
     result = validate(spec, args.dataset)
@@ -114,7 +114,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         return 1
     print(f"{'#':>3}  {'name':<24} {'type':<24} {'output shape':<22} {'params':>12}")
     for row in result.rows:
-        shape = "(" + ", ".join("None" if d is None else str(d) for d in row.output_shape) + ")"
+        shape = shape_text(row.output_shape)
         print(f"{row.index + 1:>3}  {row.name:<24} {row.type:<24} {shape:<22} {row.params:>12,}")
     print(f"total params: {result.total_params:,}   trainable: {result.trainable_params:,}   "
           f"output: {result.output_activation}{' (logits)' if result.from_logits else ''}")
@@ -197,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser("train", parents=[common], help="train a model and wait for it")
-    train.add_argument("--dataset", choices=("mnist", "fashion_mnist", "cifar10"), default="mnist")
+    train.add_argument("--dataset", choices=tuple(CATALOG), default="mnist")
     source = train.add_mutually_exclusive_group()
     source.add_argument("--preset", help="a preset: mlp-512, mlp-128x2, cifar-mlp, cifar-cnn, lenet")
     source.add_argument("--spec", help="a spec JSON file")
@@ -211,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(func=cmd_train)
 
     validate = sub.add_parser("validate", parents=[common], help="print the layer table or the problems")
-    validate.add_argument("--dataset", choices=("mnist", "fashion_mnist", "cifar10"), default="mnist")
+    validate.add_argument("--dataset", choices=tuple(CATALOG), default="mnist")
     vsource = validate.add_mutually_exclusive_group(required=True)
     vsource.add_argument("--spec")
     vsource.add_argument("--preset")
@@ -228,8 +228,9 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("run", help="a run id, or a unique prefix of one")
         command.set_defaults(func=func)
         if name == "stop":
-            command.add_argument("--wait", type=float, default=5.0,
-                                 help="seconds to wait before killing the worker (0: only ask)")
+            command.add_argument("--wait", type=float, default=7.0,
+                                 help="seconds to wait for the run to stop (0: only ask); a worker that "
+                                      "has not stopped 5 s after the request is killed")
         if name == "resume":
             command.add_argument("--no-wait", action="store_true")
 

@@ -145,7 +145,6 @@ def preprocess_drawing(rgba: np.ndarray, input_shape) -> np.ndarray | None:
 
 # --- Uploaded pictures ----------------------------------------------------------------------
 
-_COLOUR_MODES = {"RGB", "RGBA"}
 
 
 def _standard_mode(image: Image.Image, notes: list[str]) -> Image.Image:

@@ -104,6 +104,7 @@ class Run:
     best_epoch: int | None
     stop_requested: bool
     resume_count: int
+    stop_requested_at: float | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -260,7 +261,8 @@ class RunStore(abc.ABC):
 
     @abc.abstractmethod
     def request_resume(self, run_id: str) -> Run:
-        """Queue a STOPPED or INTERRUPTED run again, at the back of the queue."""
+        """Queue a STOPPED or INTERRUPTED run again, at the back of the queue, dropping the metric
+        points of its unfinished epoch (the resumed worker trains that epoch again)."""
 
     @abc.abstractmethod
     def delete_run(self, run_id: str) -> None:
@@ -346,7 +348,7 @@ CREATE TABLE IF NOT EXISTS runs (
     steps_per_epoch INTEGER NOT NULL DEFAULT 0,
     epochs_done INTEGER NOT NULL DEFAULT 0,
     best_epoch INTEGER,
-    stop_requested INTEGER NOT NULL DEFAULT 0,
+    stop_requested REAL NOT NULL DEFAULT 0,  -- 0, or when the stop was asked for
     resume_count INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS runs_status_queue ON runs (status, queue_order);
@@ -497,6 +499,8 @@ class SQLiteRunStore(RunStore):
             best_epoch=row["best_epoch"],
             stop_requested=bool(row["stop_requested"]),
             resume_count=row["resume_count"],
+            # The flag column holds the time of the request (1 in stores written before that).
+            stop_requested_at=float(row["stop_requested"]) if row["stop_requested"] else None,
         )
 
     # -- runs ---------------------------------------------------------------------------------
@@ -644,11 +648,12 @@ class SQLiteRunStore(RunStore):
         with self._write() as db:
             status = RunStatus(self._fetch_row(db, run_id)["status"])
             if status is RunStatus.RUNNING:
-                db.execute("UPDATE runs SET stop_requested = 1 WHERE id = ?", (run_id,))
+                db.execute("UPDATE runs SET stop_requested = ? WHERE id = ? AND stop_requested = 0",
+                           (time.time(), run_id))
             elif status is RunStatus.QUEUED:
                 db.execute(
-                    "UPDATE runs SET status = ?, finished_at = ?, stop_requested = 1 WHERE id = ?",
-                    (RunStatus.STOPPED.value, time.time(), run_id),
+                    "UPDATE runs SET status = ?, finished_at = ?, stop_requested = ? WHERE id = ?",
+                    (RunStatus.STOPPED.value, time.time(), time.time(), run_id),
                 )
             else:
                 raise RunStateError(
@@ -704,6 +709,8 @@ class SQLiteRunStore(RunStore):
                 raise RunStateError(
                     f"Run {run_id} is {status.value}; only STOPPED or INTERRUPTED runs can be resumed"
                 )
+            db.execute("DELETE FROM metrics WHERE run_id = ? AND epoch >= ?",
+                       (run_id, self._fetch_row(db, run_id)["epochs_done"]))
             db.execute(
                 "UPDATE runs SET status = ?, error = NULL, finished_at = NULL, stop_requested = 0,"
                 " worker_pid = NULL, resume_count = resume_count + 1, queue_order = ? WHERE id = ?",

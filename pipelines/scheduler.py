@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from pipelines import datasets, paths
-from pipelines.errors import DatasetError, RunStateError
+from pipelines.errors import RunStateError
 from pipelines.run_store import Run, RunStatus, RunStore
 from pipelines.spec import ModelSpec
 from pipelines.validation import ensure_valid
@@ -78,23 +78,44 @@ def _reap_children() -> None:
             _children.remove(child)
 
 
+def _kill(pid: int | None) -> None:
+    if pid and _pid_alive(pid):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
 def reap(store: RunStore, *, now: float | None = None) -> list[str]:
-    """Mark RUNNING runs whose worker is gone as INTERRUPTED; forget dead workers."""
+    """Settle runs whose worker cannot finish them, and forget dead workers.
+
+    A worker that is gone, or alive but silent (a hung process: its heartbeat thread beats even
+    while a batch runs), leaves its run INTERRUPTED; a silent one is killed first, so that a
+    resume never shares the run with it. A stop request that a worker has not honoured within
+    STOP_GRACE seconds is enforced with SIGKILL: the run ends STOPPED.
+    """
     _reap_children()
     now = now or time.time()
-    interrupted = []
+    settled = []
     for run in store.running_runs():
         stale = run.heartbeat_at is None or now - run.heartbeat_at > HEARTBEAT_TIMEOUT
         if stale or not _pid_alive(run.worker_pid):
+            _kill(run.worker_pid)
             reason = (f"The worker process (pid {run.worker_pid}) stopped without finishing, after "
                       f"{run.epochs_done} finished epoch(s). Resume to continue from there.")
             if store.mark_interrupted(run.id, reason):
-                interrupted.append(run.id)
+                settled.append(run.id)
+        elif run.stop_requested_at and now - run.stop_requested_at > STOP_GRACE:
+            _kill(run.worker_pid)
+            store.finish_run(run.id, RunStatus.STOPPED,
+                             error=f"It did not stop within {STOP_GRACE:g} s of the request, so its process "
+                                   "was killed. Resume continues from the last finished epoch.")
+            settled.append(run.id)
     for worker in store.list_workers():
         grace = STARTING_GRACE if worker.state == "starting" else HEARTBEAT_TIMEOUT
         if not _pid_alive(worker.pid) or now - (worker.heartbeat_at or worker.started_at) > grace:
             store.remove_worker(worker.pid)
-    return interrupted
+    return settled
 
 
 def spawn_worker(store: RunStore, *, data_dir: str | None = None) -> int:
@@ -124,7 +145,8 @@ def _starting(run: Run, now: float) -> bool:
 def ensure_workers(store: RunStore, *, spare: int = 0, data_dir: str | None = None) -> list[int]:
     """Reap, then start as many workers as the queue can use now, plus `spare` warm ones.
 
-    Spares wait while a run is starting (queued for a free slot, running without a finished
+    Spares are kept only while a slot is free (with every slot busy, a click on Train queues a
+    run that no spare could start sooner), and they wait while a run is starting (queued for a free slot, running without a finished
     batch yet, or for less than STARTUP_SECONDS): a new worker's TensorFlow import would take a
     core from that run, and from the browser drawing its first points, just when a user waits
     for them (on two cores it delays the first live point by half a second or more).
@@ -134,25 +156,24 @@ def ensure_workers(store: RunStore, *, spare: int = 0, data_dir: str | None = No
         running = store.running_runs()
         queued = len(store.list_runs(statuses=[RunStatus.QUEUED]))
         waiting = sum(1 for w in store.list_workers() if w.state in ("starting", "idle"))
-        claimable = min(queued, max(0, max_running() - len(running)))
+        free = max(0, max_running() - len(running))
+        claimable = min(queued, free)
         now = time.time()
         starting = claimable > 0 or any(_starting(run, now) for run in running)
-        wanted = claimable + (0 if starting else spare)
+        # A spare is only worth its memory and its import while a slot is free to train in.
+        wanted = claimable + (0 if starting or free == claimable else spare)
         return [spawn_worker(store, data_dir=data_dir) for _ in range(max(0, wanted - waiting))]
 
 
 def stop_run(store: RunStore, run_id: str, *, wait: float = 0.0) -> Run:
-    """Ask a run to stop after its current batch; after `wait` seconds, kill it as a last resort."""
+    """Ask a run to stop after its current batch. With `wait`, block until it has (`reap`
+    enforces the stop with SIGKILL once STOP_GRACE has passed)."""
     store.request_stop(run_id)
     deadline = time.monotonic() + wait
     run = store.get_run(run_id)
     while run.status == RunStatus.RUNNING and time.monotonic() < deadline:
         time.sleep(0.1)
-        run = store.get_run(run_id)
-    if wait and run.status == RunStatus.RUNNING and _pid_alive(run.worker_pid):
-        os.kill(run.worker_pid, signal.SIGKILL)
-        store.finish_run(run_id, RunStatus.STOPPED,
-                         error=f"Did not stop within {wait:g} s, so its process was killed.")
+        reap(store)
         run = store.get_run(run_id)
     return run
 
@@ -179,5 +200,3 @@ def wait_for(store: RunStore, run_id: str, *, timeout: float | None = None, poll
             return run
         time.sleep(poll)
 
-
-__all__ = ["DatasetError", "submit_run", "ensure_workers", "reap", "stop_run", "resume_run", "wait_for"]

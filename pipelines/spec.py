@@ -45,7 +45,8 @@ LOSSES: dict[str, dict[str, Any]] = {
 
 METRICS = ("accuracy",)
 
-LEARNING_RATE_RANGE = (1e-5, 1.0)
+VALIDATION_SPLIT_MAX = 0.5
+PATIENCE_MAX = 1000
 
 
 def _choice_error(what: str, value: Any, choices: Mapping | tuple) -> SpecError:
@@ -167,9 +168,10 @@ class FitSpec:
     def __post_init__(self) -> None:
         _number("fit", "epochs", self.epochs, kind=int, minimum=1, maximum=1000)
         _number("fit", "batch_size", self.batch_size, kind=int, minimum=1, maximum=8192)
-        _number("fit", "validation_split", self.validation_split, kind=float, minimum=0.0, maximum=0.5)
+        _number("fit", "validation_split", self.validation_split, kind=float, minimum=0.0,
+                maximum=VALIDATION_SPLIT_MAX)
         _number("fit", "early_stopping_patience", self.early_stopping_patience, kind=int, minimum=1,
-                maximum=1000, allow_none=True)
+                maximum=PATIENCE_MAX, allow_none=True)
         _number("fit", "seed", self.seed, kind=int, minimum=0, maximum=2**31 - 1)
         if not isinstance(self.keep_best, bool):
             raise SpecError(f"fit: `keep_best` must be true or false. Received: keep_best={self.keep_best!r}")

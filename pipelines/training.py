@@ -97,6 +97,7 @@ class StoreRecorder(keras.callbacks.Callback):
         self.record_every = max(1, steps_per_epoch // BATCH_POINTS_PER_EPOCH)
         self.failure: str | None = None
         self.stopped = False
+        self.completed_epochs = 0
         self.epoch = 0
         self._lock = threading.Lock()
         self._buffer: list[MetricPoint] = []
@@ -134,6 +135,11 @@ class StoreRecorder(keras.callbacks.Callback):
         if due:
             self.flush()
 
+    def partial_steps(self) -> int:
+        """Batches trained in an epoch that a stop or failure cut short (0 otherwise)."""
+        with self._lock:
+            return 0 if self._step >= self.steps_per_epoch else self._step
+
     def epoch_complete(self) -> bool:
         """False after a stop or a failure before the epoch's last batch. Keras still ends such an
         epoch (validation, callbacks), but it must not count as finished."""
@@ -144,6 +150,7 @@ class StoreRecorder(keras.callbacks.Callback):
         if not self.epoch_complete():
             self.flush()
             return
+        self.completed_epochs += 1
         now = time.time()
         with self._lock:
             self._buffer.extend(MetricPoint("epoch", epoch, self.steps_per_epoch, name, float(value), now)
@@ -244,13 +251,15 @@ def execute_run(store: RunStore, run: Run, stop_event: threading.Event, data_dir
     fit_seconds = time.perf_counter() - fit_start
     recorder.flush()
 
-    epochs_run = len(history.history.get("loss", []))
     final = {name: float(values[-1]) for name, values in history.history.items()
              if values and math.isfinite(values[-1])}
     metrics: dict[str, float] = {f"train_{k}" if not k.startswith("val_") else k: v for k, v in final.items()}
     metrics["fit_seconds"] = fit_seconds
-    if epochs_run and fit_seconds > 0:
-        metrics["samples_per_second"] = inputs.n_train * epochs_run / fit_seconds
+    samples = recorder.completed_epochs * inputs.n_train + min(recorder.partial_steps() * spec.fit.batch_size,
+                                                               inputs.n_train)
+    if samples and fit_seconds > 0:
+        metrics["samples_per_second"] = samples / fit_seconds
+    earlier_attempts = run.metrics.get("wall_seconds", 0.0) if run.resume_count else 0.0
 
     if recorder.failure:
         write_history_csv(store, run.id, run_dir / HISTORY_FILE)
@@ -260,12 +269,12 @@ def execute_run(store: RunStore, run: Run, stop_event: threading.Event, data_dir
     atomic_save_model(model, run_dir / MODEL_FILE)
     write_history_csv(store, run.id, run_dir / HISTORY_FILE)
     if recorder.stopped:
-        metrics["wall_seconds"] = time.perf_counter() - started
+        metrics["wall_seconds"] = earlier_attempts + time.perf_counter() - started
         store.finish_run(run.id, RunStatus.STOPPED, metrics=metrics)
         return RunStatus.STOPPED
 
     test = model.evaluate(inputs.test, verbose=0, return_dict=True)
     metrics.update({f"test_{name}": float(value) for name, value in test.items()})
-    metrics["wall_seconds"] = time.perf_counter() - started
+    metrics["wall_seconds"] = earlier_attempts + time.perf_counter() - started
     store.finish_run(run.id, RunStatus.COMPLETED, metrics=metrics)
     return RunStatus.COMPLETED

@@ -12,7 +12,7 @@ from typing import Any
 
 from pipelines.datasets import DatasetInfo, get_info
 from pipelines.errors import SpecError
-from pipelines.layers import LAYER_NAME_PATTERN, LAYER_TYPES, closest_type, default_layer_name, valid_types
+from pipelines.layers import ACTIVATIONS, LAYER_NAME_PATTERN, LAYER_TYPES, closest_type, default_layer_name, valid_types
 from pipelines.spec import LOSSES, LayerSpec, ModelSpec
 
 DEFAULT_MAX_PARAMS = 50_000_000
@@ -79,7 +79,10 @@ def _where(index: int, layer: LayerSpec) -> str:
     return f"Layer {index + 1} ({layer.type})"
 
 
-def _shape_text(shape: tuple) -> str:
+def shape_text(shape: tuple | None) -> str:
+    """A Keras shape as Keras prints it: (None, 26, 26, 32); "?" when unknown."""
+    if shape is None:
+        return "?"
     return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ")"
 
 
@@ -151,7 +154,7 @@ def validate(spec: ModelSpec, dataset: str | DatasetInfo, *, max_params: int = D
         if not layer_problems and layer_type is not None:
             if layer_type.needs_flat_input and rank > 1:
                 layer_problems.append(Problem(
-                    f"{_where(index, layer)} gets a {rank}-D tensor {_shape_text(x.shape)}"
+                    f"{_where(index, layer)} gets a {rank}-D tensor {shape_text(x.shape)}"
                     + (f" from layer {previous[0] + 1} ({previous[1].type})" if previous else "")
                     + f"; {layer.type} expects a flat vector: insert Flatten before it.",
                     index, None, Fix("insert", "Insert Flatten", index, layer_type="Flatten"),
@@ -161,7 +164,7 @@ def validate(spec: ModelSpec, dataset: str | DatasetInfo, *, max_params: int = D
                 after = f" after Flatten (layer {flatten_at + 1})" if flatten_at is not None else ""
                 layer_problems.append(Problem(
                     f"{_where(index, layer)} needs an image-shaped input (height, width, channels) but gets "
-                    f"{_shape_text(x.shape)}{after}: move it before the Flatten, or insert a Reshape.",
+                    f"{shape_text(x.shape)}{after}: move it before the Flatten, or insert a Reshape.",
                     index, None,
                     Fix("move", f"Move before layer {flatten_at + 1}", index, value=flatten_at)
                     if flatten_at is not None else None,
@@ -180,14 +183,14 @@ def validate(spec: ModelSpec, dataset: str | DatasetInfo, *, max_params: int = D
         except Exception as exc:  # Keras' own message is the best description left
             first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             problems.append(Problem(f"{_where(index, layer)}: Keras cannot build this layer on input "
-                                    f"{_shape_text(x.shape)}: {first_line}", index))
+                                    f"{shape_text(x.shape)}: {first_line}", index))
             rows.append(LayerRow(index, layer.name, layer.type, None, 0, 0))
             previous = (index, layer)
             continue
         if any(d is not None and d <= 0 for d in y.shape[1:]):
             problems.append(Problem(
-                f"{_where(index, layer)}: its output {_shape_text(y.shape)} has no pixels left; the input "
-                f"{_shape_text(x.shape)} is too small for it. Use padding 'same' or a smaller window.",
+                f"{_where(index, layer)}: its output {shape_text(y.shape)} has no pixels left; the input "
+                f"{shape_text(x.shape)} is too small for it. Use padding 'same' or a smaller window.",
                 index, "padding", Fix("set", "Use padding 'same'", index, param="padding", value="same")
                 if layer_type is not None and "padding" in layer_type.param_names() else None))
             rows.append(LayerRow(index, layer.name, layer.type, tuple(y.shape), 0, 0))
@@ -263,7 +266,7 @@ def _check_output(spec: ModelSpec, info: DatasetInfo, output_shape: tuple, activ
     last_dense = _last_index(spec, ("Dense",))
     if len(output_shape) != 2:
         problems.append(Problem(
-            f"The model's output is {_shape_text(output_shape)}, but a classifier must end in one score per "
+            f"The model's output is {shape_text(output_shape)}, but a classifier must end in one score per "
             f"class ({expected_units}): add Flatten and Dense {expected_units}.",
             None, None, Fix("insert", "Add Flatten at the end", len(spec.layers), layer_type="Flatten")))
         return problems
@@ -291,7 +294,7 @@ def _check_output(spec: ModelSpec, info: DatasetInfo, output_shape: tuple, activ
     return problems
 
 
-ACTIVATIONS_ANY = ("relu", "sigmoid", "tanh", "softmax", "elu", "selu", "gelu", "linear", "leaky_relu")
+ACTIVATIONS_ANY = (*ACTIVATIONS, "leaky_relu")
 
 
 def apply_fix(spec: ModelSpec, fix: Fix) -> ModelSpec:

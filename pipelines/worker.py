@@ -75,9 +75,11 @@ def wait_for_run(store: RunStore, pid: int, max_running: int, idle_seconds: floa
     store.set_worker_state(pid, "idle")
     deadline = time.monotonic() + idle_seconds
     while time.monotonic() < deadline:
-        run = store.claim_next_run(pid, max_running)
-        if run is not None:
-            return run
+        # A plain read first: claiming takes the database's write lock, ten times a second.
+        if store.list_runs(statuses=[RunStatus.QUEUED], limit=1):
+            run = store.claim_next_run(pid, max_running)
+            if run is not None:
+                return run
         time.sleep(POLL_SECONDS)
     return None
 

@@ -303,10 +303,10 @@ def test_uploads_on_the_page_and_see_inside_them(home_with, finished_run, mnist)
     at.session_state[state.key("test", "tab")] = "See inside"
     at.run()
     assert not at.exception, at.exception
-    assert at.selectbox(key=state.key("test", "inside", "input")).value == "seven.png"
-    assert at.selectbox(key=state.key("test", "inside", "layer")).value == 0  # the first Conv2D
+    assert at.selectbox(key=state.key("test", "inside", "input", run_id)).value == "seven.png"
+    assert at.selectbox(key=state.key("test", "inside", "layer", run_id)).value == 0  # the first Conv2D
     assert [c for c in at.get("plotly_chart") if c.key == state.key("test", "inside", "maps")]
-    at.selectbox(key=state.key("test", "inside", "layer")).set_value(7).run()  # the output layer
+    at.selectbox(key=state.key("test", "inside", "layer", run_id)).set_value(7).run()  # the output layer
     assert [c for c in at.get("plotly_chart") if c.key == state.key("test", "inside", "units")]
 
 

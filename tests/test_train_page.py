@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from components import live_chart, resources, run_list
+from components import live_chart, resources
+from pipelines import artifacts
 from pipelines.presets import get_preset
 from pipelines.run_store import MetricPoint, Progress, RunStatus, SQLiteRunStore
 
@@ -49,8 +50,8 @@ def running(store, name="running"):
 def completed(store, name="completed"):
     run = running(store, name)
     run_dir = store.run_dir(run.id)
-    (run_dir / run_list.MODEL_FILE).write_bytes(b"a keras zip")
-    (run_dir / run_list.HISTORY_FILE).write_text("epoch,loss\n1,0.5\n")
+    (run_dir / artifacts.MODEL_FILE).write_bytes(b"a keras zip")
+    (run_dir / artifacts.HISTORY_FILE).write_text("epoch,loss\n1,0.5\n")
     return store.finish_run(run.id, RunStatus.COMPLETED, metrics={
         "train_loss": 0.31, "train_accuracy": 0.885, "val_loss": 0.34, "val_accuracy": 0.875,
         "test_loss": 0.36, "test_accuracy": 0.8712, "wall_seconds": 42.0, "samples_per_second": 12345.0})
@@ -93,7 +94,7 @@ def test_run_list_shows_every_run_newest_first(store):
 
 
 def test_query_param_selects_the_run_else_the_newest(store):
-    older, newer = completed(store, "older"), queued(store, "newer")
+    older, _ = completed(store, "older"), queued(store, "newer")
     assert page().subheader[0].value == "newer"
     assert page(older.id).subheader[0].value == "older"
 

@@ -16,7 +16,7 @@ import pytest
 from pipelines import scheduler
 from pipelines.presets import get_preset
 from pipelines.run_store import RunStatus, SQLiteRunStore
-from pipelines.artifacts import BEST_FILE, HISTORY_FILE, LAST_FILE, MODEL_FILE
+from pipelines.artifacts import BEST_FILE, HISTORY_FILE, MODEL_FILE
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow

@@ -1,9 +1,10 @@
 """Build: stack layers by clicking, see every layer's shape and parameter count, then train."""
 import streamlit as st
 
-from components import model_builder, state
+from components import model_builder, run_list, state
 from components.layer_editor import layer_card, palette, problem_row
 from components.model_summary import stack_diagram, summary_frame
+from components.resources import store
 from components.training_settings import compile_settings, fit_settings, learner_questions
 
 st.title("Build")
@@ -51,4 +52,4 @@ with fit_col:
     fit_settings()
     learner_questions("epoch", "batch_size", "validation_split", "scaling", "dtype")
 
-model_builder.keep_a_worker_warm()
+run_list.keep_workers(store())

@@ -18,8 +18,8 @@ st.caption(f"{info.num_classes} classes · input {'×'.join(map(str, info.input_
 
 try:
     overview = dataset_overview(name)
-except DatasetError:
-    st.warning(dataset_view.missing_message(name))
+except DatasetError as exc:
+    st.warning(str(exc))
     if st.button(f"Download {info.title} through Keras", key=state.key("data", "download", name), type="primary"):
         with st.status(f"Downloading {info.title} ...", expanded=True) as status:
             try:

@@ -12,7 +12,7 @@ import time
 import streamlit as st
 
 from components import live_chart, resources, run_list, state
-from pipelines import scheduler
+from pipelines import artifacts, scheduler
 from pipelines.errors import LayerlabError
 from pipelines.run_store import Run, RunStatus, RunStore
 
@@ -77,8 +77,8 @@ def results(store: RunStore, run: Run) -> None:
             for metric, label, kind in group:
                 column.metric(label, run_list.metric_text(run.metrics[metric], kind))
     run_dir = store.run_dir(run.id)
-    downloads = [(run_list.MODEL_FILE, "Download model (.keras)", "application/octet-stream", "model"),
-                 (run_list.HISTORY_FILE, "Download history (.csv)", "text/csv", "history")]
+    downloads = [(artifacts.MODEL_FILE, "Download model (.keras)", "application/octet-stream", "model"),
+                 (artifacts.HISTORY_FILE, "Download history (.csv)", "text/csv", "history")]
     columns = st.columns(len(downloads))
     for column, (file_name, label, mime, name) in zip(columns, downloads):
         path = run_dir / file_name

@@ -1,4 +1,5 @@
-"""A user builds mlp-128x2 by clicks, trains it on Fashion-MNIST, watches it, and finds it again.
+"""A user builds mlp-128x2 by clicks, trains it on Fashion-MNIST, watches it, stops and resumes it,
+and finds it again after a refresh.
 
 Real server, real browser (Debian's chromium through Playwright), real worker processes.
 """
@@ -83,10 +84,15 @@ def test_build_mlp_by_clicks_train_watch_and_refresh(app_server, page):
     assert page.evaluate(CHART_POINTS) > first, "the chart gains points while training runs"
     screenshot(page, "train-live")
 
+    click(page, "train_stop")
+    page.get_by_text(re.compile(r"Stopped after \d+ finished epoch")).wait_for(timeout=30_000)
+    click(page, "train_resume")
+
     accuracy = page.locator('[data-testid="stMetric"]', has_text="Test accuracy")
     accuracy.wait_for(timeout=300_000)
     value = float(accuracy.locator('[data-testid="stMetricValue"]').inner_text().strip().rstrip("%"))
     assert value > 80, value  # percent: 2 epochs of mlp-128x2 on Fashion-MNIST
+    page.get_by_text("Completed 2 epoch(s).").wait_for()
     screenshot(page, "train-done")
 
     page.reload()

@@ -1,0 +1,87 @@
+"""The scheduler's reaping rules, with a stand-in worker process (no TensorFlow needed)."""
+import subprocess
+import time
+
+import pytest
+
+from pipelines import scheduler
+from pipelines.run_store import MetricPoint, RunStatus, SQLiteRunStore
+
+
+@pytest.fixture
+def store(tmp_path):
+    return SQLiteRunStore(tmp_path / "home")
+
+
+@pytest.fixture
+def stand_in():
+    """A live process to play a worker that no longer answers."""
+    process = subprocess.Popen(["sleep", "60"])
+    yield process
+    process.kill()
+    process.wait()
+
+
+def running(store, pid):
+    store.create_run("r", "mnist", {"fit": {"epochs": 3}})
+    run = store.claim_next_run(pid, max_running=1)
+    assert run is not None
+    return run
+
+
+def test_a_silent_live_worker_is_killed_and_its_run_interrupted(store, stand_in):
+    run = running(store, stand_in.pid)
+    assert scheduler.reap(store) == []  # fresh heartbeat: left alone
+    later = time.time() + scheduler.HEARTBEAT_TIMEOUT + 1
+    assert scheduler.reap(store, now=later) == [run.id]
+    assert stand_in.wait(timeout=5) == -9
+    reaped = store.get_run(run.id)
+    assert reaped.status == RunStatus.INTERRUPTED and "stopped without finishing" in reaped.error
+
+
+def test_a_dead_worker_leaves_its_run_interrupted_at_once(store):
+    process = subprocess.Popen(["true"])
+    process.wait()
+    run = running(store, process.pid)
+    assert scheduler.reap(store) == [run.id]
+    assert store.get_run(run.id).status == RunStatus.INTERRUPTED
+
+
+def test_an_unanswered_stop_is_enforced_after_the_grace_period(store, stand_in, monkeypatch):
+    monkeypatch.setattr(scheduler, "STOP_GRACE", 0.3)
+    run = running(store, stand_in.pid)
+    store.request_stop(run.id)
+    assert scheduler.reap(store) == []  # within the grace period: the worker may still stop
+    assert store.get_run(run.id).status == RunStatus.RUNNING
+    time.sleep(0.4)
+    store.heartbeat(run.id)  # alive and beating, but not stopping
+    assert scheduler.reap(store) == [run.id]
+    assert stand_in.wait(timeout=5) == -9
+    stopped = store.get_run(run.id)
+    assert stopped.status == RunStatus.STOPPED and "did not stop within" in stopped.error
+
+
+def test_resume_drops_the_unfinished_epochs_points(store, stand_in):
+    run = running(store, stand_in.pid)
+    store.log_metrics(run.id, [MetricPoint("epoch", 0, 10, "loss", 1.0, time.time()),
+                               MetricPoint("batch", 1, 5, "loss", 0.9, time.time())])
+    store.set_epochs_done(run.id, 1, 0)
+    store.request_stop(run.id)
+    store.finish_run(run.id, RunStatus.STOPPED)
+    store.request_resume(run.id)
+    assert [(p.kind, p.epoch) for p in store.get_metrics(run.id)] == [("epoch", 0)]
+
+
+def test_spares_only_while_a_slot_is_free(store, stand_in, monkeypatch):
+    spawned = []
+    monkeypatch.setattr(scheduler, "spawn_worker", lambda s, **k: spawned.append(1) or 1)
+    scheduler.ensure_workers(store, spare=1)
+    assert len(spawned) == 1  # idle pool: one warm spare
+    spawned.clear()
+    run = running(store, stand_in.pid)
+    store.update_progress(run.id, store.get_run(run.id).progress)
+    monkeypatch.setattr(scheduler, "_starting", lambda *a: False)
+    for worker in store.list_workers():
+        store.remove_worker(worker.pid)
+    scheduler.ensure_workers(store, spare=1)
+    assert spawned == []  # the only slot is busy: a spare could start nothing sooner
