@@ -28,7 +28,10 @@ STOP_GRACE = 5.0
 STARTUP_SECONDS = 5.0
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
+MAX_FAILED_STARTS = 3
+
 _children: list[subprocess.Popen] = []
+_failed_starts = 0  # workers of this process that died before they were ready, in a row
 _ensure_lock = threading.Lock()
 
 
@@ -111,10 +114,23 @@ def reap(store: RunStore, *, now: float | None = None) -> list[str]:
                              error=f"It did not stop within {STOP_GRACE:g} s of the request, so its process "
                                    "was killed. Resume continues from the last finished epoch.")
             settled.append(run.id)
+    global _failed_starts
     for worker in store.list_workers():
         grace = STARTING_GRACE if worker.state == "starting" else HEARTBEAT_TIMEOUT
-        if not _pid_alive(worker.pid) or now - (worker.heartbeat_at or worker.started_at) > grace:
+        alive = _pid_alive(worker.pid)
+        if not alive or now - (worker.heartbeat_at or worker.started_at) > grace:
             store.remove_worker(worker.pid)
+            if worker.state == "starting" and not alive:
+                _failed_starts += 1
+        elif worker.state != "starting":
+            _failed_starts = 0
+    if _failed_starts >= MAX_FAILED_STARTS:
+        _failed_starts = 0
+        for run in store.list_runs(statuses=[RunStatus.QUEUED]):
+            store.finish_run(run.id, RunStatus.FAILED, error=(
+                f"The training worker died {MAX_FAILED_STARTS} times while starting, so the queue was "
+                f"cleared. Its log is {store.home / 'logs' / 'workers.log'}."))
+            settled.append(run.id)
     return settled
 
 

@@ -85,3 +85,16 @@ def test_spares_only_while_a_slot_is_free(store, stand_in, monkeypatch):
         store.remove_worker(worker.pid)
     scheduler.ensure_workers(store, spare=1)
     assert spawned == []  # the only slot is busy: a spare could start nothing sooner
+
+
+def test_workers_that_die_while_starting_fail_the_queue_instead_of_looping(store, monkeypatch):
+    monkeypatch.setattr(scheduler, "_failed_starts", 0)
+    run = store.create_run("r", "mnist", {"fit": {"epochs": 1}})
+    for _ in range(scheduler.MAX_FAILED_STARTS):
+        process = subprocess.Popen(["true"])
+        process.wait()
+        store.register_worker(process.pid, "starting")
+        scheduler.reap(store)
+    failed = store.get_run(run.id)
+    assert failed.status == RunStatus.FAILED and "died 3 times while starting" in failed.error
+    assert "workers.log" in failed.error
