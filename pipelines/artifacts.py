@@ -7,6 +7,7 @@ a file.
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from pathlib import Path
 
@@ -27,3 +28,9 @@ def atomic_write_text(path: Path, text: str) -> None:
     tmp = temp_path(path)
     tmp.write_text(text)
     os.replace(tmp, path)
+
+
+def atomic_copy(source: Path, target: Path) -> None:
+    tmp = temp_path(target)
+    shutil.copyfile(source, tmp)
+    os.replace(tmp, target)

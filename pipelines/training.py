@@ -23,7 +23,7 @@ import numpy as np
 
 from pipelines import datasets
 from pipelines.artifacts import (BEST_FILE, HISTORY_FILE, LAST_FILE, LAST_STATE_FILE, MODEL_FILE, SPEC_FILE,
-                                 atomic_write_text, temp_path)
+                                 atomic_copy, atomic_write_text, temp_path)
 from pipelines.models import build_model
 from pipelines.presets import get_preset
 from pipelines.run_store import MetricPoint, Progress, Run, RunStatus, RunStore
@@ -58,6 +58,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self.keep_best = keep_best
         self.best_value = best_value
         self.best_epoch: int | None = None
+        self.best_is_final = False
         self.epoch_complete: Callable[[], bool] = lambda: True
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
@@ -65,15 +66,21 @@ class EpochCheckpoint(keras.callbacks.Callback):
             return  # a stop mid-epoch: resume must redo this epoch, so it is no checkpoint
         logs = logs or {}
         value = logs.get(self.monitor)
-        if self.keep_best and value is not None and math.isfinite(value) and (
-                self.best_value is None or value < self.best_value):
-            self.best_value = float(value)
-            self.best_epoch = epoch
-            atomic_save_model(self.model, self.run_dir / BEST_FILE)
-        atomic_save_model(self.model, self.run_dir / LAST_FILE)
-        atomic_write_text(self.run_dir / LAST_STATE_FILE, json.dumps(
-            {"epochs_done": epoch + 1, "best_value": self.best_value,
-             "best_epoch": self.best_epoch}))
+        improved = self.keep_best and value is not None and math.isfinite(value) and (
+            self.best_value is None or value < self.best_value)
+        if improved:
+            self.best_value, self.best_epoch = float(value), epoch
+        # Serialising the model is the one real cost here (tens of ms), so it happens at most once
+        # an epoch: the best checkpoint is a copy of the last one. After the final epoch nothing is
+        # written: the worker saves model.keras right after fit, and copies it if it is the best.
+        final = epoch + 1 >= self.params.get("epochs", 0)
+        if not final:
+            atomic_save_model(self.model, self.run_dir / LAST_FILE)
+            atomic_write_text(self.run_dir / LAST_STATE_FILE, json.dumps(
+                {"epochs_done": epoch + 1, "best_value": self.best_value, "best_epoch": self.best_epoch}))
+            if improved:
+                atomic_copy(self.run_dir / LAST_FILE, self.run_dir / BEST_FILE)
+        self.best_is_final = final and improved  # the worker copies model.keras once it is saved
 
 
 class StoreRecorder(keras.callbacks.Callback):
@@ -267,6 +274,8 @@ def execute_run(store: RunStore, run: Run, stop_event: threading.Event, data_dir
         return RunStatus.FAILED
 
     atomic_save_model(model, run_dir / MODEL_FILE)
+    if checkpoint.best_is_final:
+        atomic_copy(run_dir / MODEL_FILE, run_dir / BEST_FILE)
     write_history_csv(store, run.id, run_dir / HISTORY_FILE)
     if recorder.stopped:
         metrics["wall_seconds"] = earlier_attempts + time.perf_counter() - started

@@ -106,8 +106,15 @@ def page(browser):
     context.close()
 
 
-def screenshot(page, name: str) -> Path:
+SCROLL_TO_TOP = """() => document.querySelectorAll('*').forEach(e => { if (e.scrollTop) e.scrollTop = 0; })"""
+
+
+def screenshot(page, name: str, *, top: bool = False) -> Path:
+    """Save the page as test-artifacts/NAME.png; `top` scrolls Streamlit's main pane up first."""
     ARTIFACTS.mkdir(exist_ok=True)
+    if top:
+        page.evaluate(SCROLL_TO_TOP)
+        page.wait_for_timeout(300)
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path

@@ -62,7 +62,7 @@ def test_build_mlp_by_clicks_train_watch_and_refresh(app_server, page):
     card(page, "dense_3").get_by_text("1,290 params").wait_for()
     card(page, "dense_3").get_by_label("activation", exact=True).click()
     page.get_by_role("option", name="softmax").click()
-    wait_for_app(page)
+    card(page, "dense_3").get_by_text("does not fit").wait_for(state="detached")
     page.get_by_text("118,282").first.wait_for()
     assert card(page, "dense_2").get_by_text("(None, 128)").count() == 1
 
@@ -70,7 +70,9 @@ def test_build_mlp_by_clicks_train_watch_and_refresh(app_server, page):
     epochs.fill("2")
     epochs.press("Enter")
     wait_for_app(page)
-    screenshot(page, "build")
+    keyed(page, "build_train").locator("button:enabled").wait_for()
+    page.wait_for_timeout(500)
+    screenshot(page, "build", top=True)
 
     clicked = time.monotonic()
     click(page, "build_train")
