@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from pipelines import datasets, paths
@@ -54,8 +55,7 @@ def submit_run(store: RunStore, spec: ModelSpec, dataset: str, *, name: str = ""
     validation = ensure_valid(spec, dataset)
     if datasets.locate(dataset, data_dir) is None:
         datasets.load(dataset, data_dir, download=True)
-    if spec.input_shape is None:
-        spec = ModelSpec.from_dict({**spec.to_dict(), "input_shape": list(validation.input_shape)})
+    spec = replace(spec, input_shape=tuple(validation.input_shape))  # the input is the dataset's
     return store.create_run(name or spec.name, dataset, spec.to_dict())
 
 
@@ -162,10 +162,10 @@ def ensure_workers(store: RunStore, *, spare: int = 0, data_dir: str | None = No
     """Reap, then start as many workers as the queue can use now, plus `spare` warm ones.
 
     Spares are kept only while a slot is free (with every slot busy, a click on Train queues a
-    run that no spare could start sooner), and they wait while a run is starting (queued for a free slot, running without a finished
-    batch yet, or for less than STARTUP_SECONDS): a new worker's TensorFlow import would take a
-    core from that run, and from the browser drawing its first points, just when a user waits
-    for them (on two cores it delays the first live point by half a second or more).
+    run that no spare could start sooner), and they wait while a run is starting (queued for a
+    free slot, running without a finished batch yet, or for less than STARTUP_SECONDS): a new
+    worker's TensorFlow import would take a core from that run, and from the browser drawing its
+    first points, just when a user waits for them.
     """
     with _ensure_lock:  # every open page calls this each second, from threads of one server
         reap(store)
