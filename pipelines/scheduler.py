@@ -201,7 +201,7 @@ def resume_run(store: RunStore, run_id: str, *, data_dir: str | None = None, spa
     return run
 
 
-def wait_for(store: RunStore, run_id: str, *, timeout: float | None = None, poll: float = 0.5,
+def wait_for(store: RunStore, run_id: str, *, timeout: float | None = None, poll: float = 1.0,
              data_dir: str | None = None, on_poll=None) -> Run:
     """Block until the run ends, keeping workers started and reaped meanwhile."""
     deadline = None if timeout is None else time.monotonic() + timeout

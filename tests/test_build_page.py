@@ -127,3 +127,44 @@ def test_learner_questions_are_answered(app):
                      "Why scale inputs to 0-1?", "Why reshape images?", "Why convert the dtype?",
                      "What is an epoch?", "What is a batch?"):
         assert f"**{question}**" in texts, question
+
+
+
+class FakeUpload:
+    """What st.file_uploader hands over: a name and the bytes."""
+
+    def __init__(self, name: str, data: bytes):
+        self.name, self._data = name, data
+
+    def getvalue(self) -> bytes:
+        return self._data
+
+
+@pytest.mark.parametrize("name, data, expected", [
+    ("broken.json", b"{not json", "is not valid JSON"),
+    ("typo.json", b'{"layers": [{"type": "Dens"}]}', "unknown layer type 'Dens'. Expected one of: Activation"),
+    ("twice.json", b'{"layers": [{"type": "Flatten", "name": "a"}, {"type": "Dense", "name": "a"}]}',
+     "the layer name 'a' is used more than once"),
+])
+def test_loading_a_bad_spec_file_says_why_and_keeps_the_model(monkeypatch, name, data, expected):
+    from components import model_builder
+
+    said, loaded = [], []
+    monkeypatch.setattr(model_builder.state, "widget_value", lambda key: FakeUpload(name, data))
+    monkeypatch.setattr(model_builder.state, "push_notice", said.append)
+    monkeypatch.setattr(model_builder.state, "set_spec", lambda *a, **k: loaded.append(a))
+    model_builder._import_spec("build_load")
+    assert loaded == []
+    assert said[0].startswith(f"Could not load {name}: ") and expected in said[0]
+
+
+def test_a_saved_spec_loads_back(monkeypatch, app):
+    from components import model_builder
+
+    spec = app.session_state["build_state_spec"]
+    loaded = []
+    monkeypatch.setattr(model_builder.state, "widget_value", lambda key: FakeUpload("m.json", spec.to_json().encode()))
+    monkeypatch.setattr(model_builder.state, "push_notice", lambda text: None)
+    monkeypatch.setattr(model_builder.state, "set_spec", lambda new, **k: loaded.append(new))
+    model_builder._import_spec("build_load")
+    assert loaded == [spec]

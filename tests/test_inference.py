@@ -1,5 +1,6 @@
 """A trained run's model in use: loading, probabilities, activations, evaluation, and the Test
 page's acceptance check that photographed-style uploads are read as well as MNIST itself."""
+import io
 import time
 from pathlib import Path
 
@@ -218,6 +219,40 @@ def test_uploaded_pngs_of_inverted_upscaled_digits_are_read_nearly_as_well(lenet
     accuracy = float((predict_proba(lenet, batch).argmax(axis=1) == mnist.y_test[:count]).mean())
     print(f"test accuracy {lenet_evaluation.accuracy:.4f}, upload-path accuracy {accuracy:.4f}")
     assert accuracy >= 0.95 * lenet_evaluation.accuracy
+
+
+def phone_photo(digit: np.ndarray, rng: np.random.Generator) -> bytes:
+    """A 480x640 JPEG like a phone's picture of a digit on paper: dark ink, the digit small and off
+    centre, light paper shaded from one side, sensor noise, a little blur."""
+    height, width = 640, 480
+    ramp = np.linspace(rng.uniform(170, 200), rng.uniform(225, 250), width)[None, :]
+    paper = np.repeat(ramp, height, axis=0) + rng.normal(0, 6, (height, width))
+    size = int(rng.integers(140, 220))
+    glyph = np.asarray(Image.fromarray(digit).resize((size, size), Image.Resampling.BICUBIC), np.float32) / 255
+    top, left = int(rng.integers(40, height - size - 40)), int(rng.integers(40, width - size - 40))
+    ink = rng.uniform(30, 60)
+    region = paper[top:top + size, left:left + size]
+    paper[top:top + size, left:left + size] = region * (1 - glyph) + ink * glyph
+    picture = Image.fromarray(np.clip(paper, 0, 255).astype(np.uint8)).convert("RGB")
+    out = io.BytesIO()
+    picture.save(out, format="JPEG", quality=80)
+    return out.getvalue()
+
+
+def test_phone_style_photos_of_digits_on_paper_are_read_right(lenet, lenet_evaluation, mnist):
+    """The Test page's promise: a phone-style photo of a digit on paper, uploaded as it is, is
+    classified about as well as MNIST's own test digits."""
+    rng = np.random.default_rng(7)
+    count = 200
+    batch = np.empty((count, 28, 28, 1), np.float32)
+    for index in range(count):
+        data = phone_photo(mnist.x_test[index, ..., 0], rng)
+        prepared = preprocess_image(open_upload(data, f"photo-{index}.jpg"), lenet.input_shape, invert="auto")
+        assert prepared.inverted
+        batch[index] = prepared.array
+    accuracy = float((predict_proba(lenet, batch).argmax(axis=1) == mnist.y_test[:count]).mean())
+    print(f"test accuracy {lenet_evaluation.accuracy:.4f}, phone-photo accuracy {accuracy:.4f}")
+    assert accuracy >= 0.9 * lenet_evaluation.accuracy
 
 
 def test_raw_scores_are_turned_into_probabilities(tmp_path):
