@@ -579,9 +579,11 @@ def make_inputs(
             labels = tf.cast(tf.expand_dims(labels, -1), tf.float32)
         return images, labels
 
-    def batches(x: np.ndarray, y: np.ndarray, shuffle_seed: int | None):
+    def batches(x: np.ndarray, y: np.ndarray, shuffle_seed: int | None, *, whole_only: bool = False):
         images, labels = tf.constant(x), tf.constant(y)
         count = len(x)
+        whole_only = whole_only and count >= batch_size
+        steps = count // batch_size if whole_only else math.ceil(count / batch_size)
         passes = tf.Variable(0, dtype=tf.int64, trainable=False)
 
         def batch_indices(_):
@@ -592,13 +594,13 @@ def make_inputs(
             if shuffle_seed is not None:
                 order = tf.random.experimental.stateless_shuffle(
                     order, seed=tf.stack([tf.constant(shuffle_seed, tf.int64), passes.assign_add(1)]))
-            return tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
+            return tf.data.Dataset.from_tensor_slices(order).batch(batch_size, drop_remainder=whole_only)
 
         return (
             tf.data.Dataset.range(1)
             .flat_map(batch_indices)
             # flat_map hides the length; Keras needs it to see where each epoch ends.
-            .apply(tf.data.experimental.assert_cardinality(math.ceil(count / batch_size)))
+            .apply(tf.data.experimental.assert_cardinality(steps))
             # One map call per batch is microseconds of work: running it in parallel would only
             # add threads fighting the training step for the cores (measured: slower, and erratic).
             .map(lambda idx: prepare(tf.gather(images, idx), tf.gather(labels, idx)))
@@ -610,7 +612,12 @@ def make_inputs(
     order = np.random.default_rng(seed).permutation(n)
     # Sorted, so that with shuffle=False the training examples keep the dataset's order.
     train_idx, val_idx = np.sort(order[: n - n_val]), np.sort(order[n - n_val :])
-    train = batches(dataset.x_train[train_idx], dataset.y_train[train_idx], seed if shuffle else None)
+    # Training drops each epoch's last, partial batch (a different few examples every epoch, as the
+    # order is new each time): a step on a handful of examples right before the epoch ends is so
+    # noisy that it cost mlp-512 on the 5k MNIST sample up to 8 points of test accuracy (0.84 vs
+    # 0.93, seeds 2 and 3; kept out, 0.92-0.93 like the tutorial's own numpy run).
+    train = batches(dataset.x_train[train_idx], dataset.y_train[train_idx], seed if shuffle else None,
+                    whole_only=True)
     val = (
         batches(dataset.x_train[val_idx], dataset.y_train[val_idx], None) if n_val else None
     )
@@ -622,5 +629,5 @@ def make_inputs(
         n_train=n - n_val,
         n_val=n_val,
         n_test=len(dataset.x_test),
-        steps_per_epoch=math.ceil((n - n_val) / batch_size),
+        steps_per_epoch=max(1, (n - n_val) // batch_size),
     )

@@ -262,8 +262,8 @@ def execute_run(store: RunStore, run: Run, stop_event: threading.Event, data_dir
              if values and math.isfinite(values[-1])}
     metrics: dict[str, float] = {f"train_{k}" if not k.startswith("val_") else k: v for k, v in final.items()}
     metrics["fit_seconds"] = fit_seconds
-    samples = recorder.completed_epochs * inputs.n_train + min(recorder.partial_steps() * spec.fit.batch_size,
-                                                               inputs.n_train)
+    steps = recorder.completed_epochs * inputs.steps_per_epoch + recorder.partial_steps()
+    samples = steps * min(spec.fit.batch_size, inputs.n_train)
     if samples and fit_seconds > 0:
         metrics["samples_per_second"] = samples / fit_seconds
     earlier_attempts = run.metrics.get("wall_seconds", 0.0) if run.resume_count else 0.0

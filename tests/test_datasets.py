@@ -361,10 +361,11 @@ def test_validation_comes_from_the_training_set(mnist):
     inputs = datasets.make_inputs(mnist, batch_size=64, validation_split=0.2)
     assert (inputs.n_train, inputs.n_val, inputs.n_test) == (4000, 1000, 10000)
     assert inputs.n_train + inputs.n_val == len(mnist.x_train)
-    assert inputs.steps_per_epoch == 63
+    assert inputs.steps_per_epoch == 62  # 4000 // 64: the last, partial batch is left out of training
+    assert sum(1 for _ in inputs.train) == 62 and sum(len(y) for _, y in inputs.val) == 1000
     assert sum(int(y.shape[0]) for _, y in inputs.val) == 1000
     assert sum(int(y.shape[0]) for _, y in inputs.test) == 10000
-    assert sum(int(y.shape[0]) for _, y in inputs.train) == 4000
+    assert sum(int(y.shape[0]) for _, y in inputs.train) == 62 * 64
 
 
 def test_batches_are_scaled_floats_with_sparse_labels(mnist):
