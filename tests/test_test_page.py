@@ -3,8 +3,6 @@ page itself through Streamlit's AppTest on a fake COMPLETED run in a temp store.
 import dataclasses
 import io
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -308,15 +306,3 @@ def test_uploads_on_the_page_and_see_inside_them(home_with, finished_run, mnist)
     assert [c for c in at.get("plotly_chart") if c.key == state.key("test", "inside", "maps")]
     at.selectbox(key=state.key("test", "inside", "layer", run_id)).set_value(7).run()  # the output layer
     assert [c for c in at.get("plotly_chart") if c.key == state.key("test", "inside", "units")]
-
-
-def test_the_page_without_runs_does_not_import_tensorflow(tmp_path):
-    code = ("import sys\nfrom streamlit.testing.v1 import AppTest\nfrom pipelines import scheduler\n"
-            "scheduler.ensure_workers = lambda *a, **k: []\n"
-            f"at = AppTest.from_file({APP!r}, default_timeout=60)\nat.switch_page('views/test.py')\nat.run()\n"
-            "assert not at.exception, at.exception\n"
-            "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))")
-    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120,
-                            env={**os.environ, "LAYERLAB_HOME": str(tmp_path / "home"), "PYTHONPATH": str(REPO)})
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip().splitlines()[-1] == "[]"

@@ -1,7 +1,5 @@
 """The Train page through Streamlit's AppTest, on runs faked directly in a temp store (no workers)."""
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -178,15 +176,3 @@ def test_unknown_run_in_the_url_says_so_and_keeps_the_list(store, bad_id):
     assert f"No run {bad_id!r}" in at.warning[0].value and "pick one from the list" in at.warning[0].value
     assert len(at.dataframe[0].value) == 1
     assert not chart(at)
-
-
-def test_page_does_not_import_tensorflow(tmp_path):
-    code = ("import sys\nfrom streamlit.testing.v1 import AppTest\nfrom pipelines import scheduler\n"
-            "scheduler.ensure_workers = lambda *a, **k: []\n"
-            f"at = AppTest.from_file({PAGE!r}, default_timeout=60)\nat.run()\n"
-            "assert not at.exception, at.exception\n"
-            "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))")
-    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120,
-                            env={**os.environ, "LAYERLAB_HOME": str(tmp_path / "home"), "PYTHONPATH": str(REPO)})
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip().splitlines()[-1] == "[]"
