@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import signal
 import statistics
 import sys
 import tempfile
@@ -43,10 +42,6 @@ FIRST_POINT_TIMEOUT_SECONDS = 60
 WORKER_EXIT_SECONDS = 30
 
 
-def _pid_alive(pid: int) -> bool:
-    return scheduler._pid_alive(pid)
-
-
 def wait_for_idle_spare(store: SQLiteRunStore, data_dir: str) -> float:
     """Start a spare if none is there and wait until one is idle; returns the seconds waited."""
     start = time.perf_counter()
@@ -62,7 +57,7 @@ def wait_for_idle_spare(store: SQLiteRunStore, data_dir: str) -> float:
 
 def wait_for_exit(pid: int | None) -> None:
     deadline = time.monotonic() + WORKER_EXIT_SECONDS
-    while pid and _pid_alive(pid) and time.monotonic() < deadline:
+    while pid and scheduler._pid_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
 
 
@@ -101,24 +96,6 @@ def measure_once(store: SQLiteRunStore, data_dir: str, ticks: bool) -> dict[str,
         wait_for_exit(worker_pid)
 
 
-def end_workers(store: SQLiteRunStore) -> None:
-    """Terminate the workers this benchmark started (all registered in its own temp home)."""
-    pids = {w.pid for w in store.list_workers()} | {child.pid for child in scheduler._children}
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-    deadline = time.monotonic() + 10
-    while any(_pid_alive(pid) for pid in pids) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    for pid in pids:
-        if _pid_alive(pid):
-            os.kill(pid, signal.SIGKILL)
-    for child in scheduler._children:
-        child.wait(timeout=5)
-
-
 def benchmark(args: argparse.Namespace) -> None:
     print(f"mlp-128x2 on fashion_mnist, {args.tries} tries, "
           f"{'with' if args.ticks else 'without'} the page's ensure_workers ticks; "
@@ -140,7 +117,7 @@ def benchmark(args: argparse.Namespace) -> None:
                   f"(claimed {timings['claimed']:.3f} s, logged {timings['logged']:.3f} s; "
                   f"spare was ready after {waited:.1f} s)", flush=True)
     finally:
-        end_workers(store)
+        scheduler.end_workers(store)
         store.close()
         shutil.rmtree(home, ignore_errors=True)
     if latencies:

@@ -20,7 +20,6 @@ import json
 import math
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -32,8 +31,9 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from pipelines import paths  # noqa: E402  (needs the repo root on sys.path first)
+from pipelines import paths, scheduler  # noqa: E402  (needs the repo root on sys.path first)
 from pipelines.presets import PRESETS  # noqa: E402
+from pipelines.run_store import SQLiteRunStore  # noqa: E402
 
 GOAL_RATIO = 0.97
 RUN_TIMEOUT_SECONDS = 1800
@@ -104,7 +104,7 @@ def run_layerlab(args: argparse.Namespace, home: Path) -> float:
         result = subprocess.run(command, cwd=REPO_ROOT, env=_child_env(), capture_output=True, text=True,
                                 timeout=RUN_TIMEOUT_SECONDS)
     finally:
-        stray = end_workers(home)
+        stray = scheduler.end_workers(SQLiteRunStore(home), wait=WORKER_EXIT_SECONDS)
         if stray:
             print(f"  (had to kill {stray} worker process(es) that did not exit on their own)", flush=True)
     if result.returncode != 0:
@@ -113,46 +113,6 @@ def run_layerlab(args: argparse.Namespace, home: Path) -> float:
     if summary.get("samples_per_second") is None:
         raise RuntimeError(f"the run reported no samples_per_second: {summary}")
     return float(summary["samples_per_second"])
-
-
-def _worker_pids(home: Path) -> list[int]:
-    """Live worker processes started for this run store (matched on `--home <home>`, nothing broader)."""
-    pids = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            argv = (proc / "cmdline").read_bytes().decode(errors="replace").split("\0")
-            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            continue
-        is_ours = "pipelines" in argv and "worker" in argv and any(
-            flag == "--home" and value == str(home) for flag, value in zip(argv, argv[1:]))
-        if is_ours and state != "Z":
-            pids.append(int(proc.name))
-    return pids
-
-
-def end_workers(home: Path) -> int:
-    """Wait for this store's workers to exit (so none steals CPU from the next run); kill leftovers.
-
-    Returns how many had to be killed: a worker that outlives its run, e.g. a warm spare, is a
-    finding in itself.
-    """
-    deadline = time.monotonic() + WORKER_EXIT_SECONDS
-    while _worker_pids(home) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    leftovers = _worker_pids(home)
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        for pid in _worker_pids(home):
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
-        deadline = time.monotonic() + 5
-        while _worker_pids(home) and time.monotonic() < deadline:
-            time.sleep(0.1)
-    return len(leftovers)
 
 
 def _fmt(value: float | None) -> str:
@@ -186,7 +146,7 @@ def benchmark(args: argparse.Namespace) -> None:
                   + (f", ratio {ratio:.3f}" if ratio else "") + f"  (load average {os.getloadavg()[0]:.2f})",
                   flush=True)
     finally:
-        end_workers(home)
+        scheduler.end_workers(SQLiteRunStore(home), wait=WORKER_EXIT_SECONDS)
         shutil.rmtree(home, ignore_errors=True)
 
     print(f"median plain:    {_fmt(statistics.median(plain_rates) if plain_rates else None)} samples/s")

@@ -181,6 +181,31 @@ def ensure_workers(store: RunStore, *, spare: int = 0, data_dir: str | None = No
         return [spawn_worker(store, data_dir=data_dir) for _ in range(max(0, wanted - waiting))]
 
 
+def end_workers(store: RunStore, *, wait: float = 0.0) -> int:
+    """End every worker registered in this store: give them `wait` seconds to exit on their own,
+    then SIGTERM, then SIGKILL. For tests and benchmarks that must leave no process behind.
+    Returns how many were still alive after the wait."""
+    deadline = time.monotonic() + wait
+    pids = {worker.pid for worker in store.list_workers()} | {child.pid for child in _children}
+    while any(_pid_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+        _reap_children()
+    leftovers = [pid for pid in pids if _pid_alive(pid)]
+    for sig, grace in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
+        for pid in leftovers:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + grace
+        while any(_pid_alive(pid) for pid in leftovers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+            _reap_children()
+    for pid in pids:
+        store.remove_worker(pid)
+    return len(leftovers)
+
+
 def stop_run(store: RunStore, run_id: str, *, wait: float = 0.0) -> Run:
     """Ask a run to stop after its current batch. With `wait`, block until it has (`reap`
     enforces the stop with SIGKILL once STOP_GRACE has passed)."""

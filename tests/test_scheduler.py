@@ -98,3 +98,11 @@ def test_workers_that_die_while_starting_fail_the_queue_instead_of_looping(store
     failed = store.get_run(run.id)
     assert failed.status == RunStatus.FAILED and "died 3 times while starting" in failed.error
     assert "workers.log" in failed.error
+
+
+def test_end_workers_leaves_no_registered_process_behind(store):
+    process = subprocess.Popen(["sleep", "60"])
+    store.register_worker(process.pid, "idle")
+    assert scheduler.end_workers(store, wait=0.2) == 1
+    assert process.wait(timeout=5) in (-15, -9)
+    assert store.list_workers() == []

@@ -30,12 +30,7 @@ def env(tmp_path, shared_datasets, monkeypatch):
     monkeypatch.setenv("LAYERLAB_DATA_DIR", str(shared_datasets))
     monkeypatch.setenv("LAYERLAB_MAX_RUNNING", "1")
     yield {"home": home, "data": shared_datasets, "tmp": tmp_path}
-    store = SQLiteRunStore(home)
-    for worker in store.list_workers():  # never leave a worker behind
-        try:
-            os.kill(worker.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    scheduler.end_workers(SQLiteRunStore(home))  # never leave a worker behind
 
 
 def cli(*args, timeout=600) -> subprocess.CompletedProcess:

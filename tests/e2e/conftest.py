@@ -64,20 +64,13 @@ def app_server(tmp_path_factory, shared_datasets_session):
     yield url, home
     os.killpg(server.pid, signal.SIGTERM)
     server.wait(timeout=20)
-    _kill_workers(home)
+    from pipelines.run_store import SQLiteRunStore
+    from pipelines.scheduler import end_workers
+
+    end_workers(SQLiteRunStore(home))
     if os.environ.get("CI"):
         ARTIFACTS.mkdir(exist_ok=True)
         shutil.copy(home / "server.log", ARTIFACTS / "server.log")
-
-
-def _kill_workers(home: Path) -> None:
-    from pipelines.run_store import SQLiteRunStore
-
-    for worker in SQLiteRunStore(home).list_workers():
-        try:
-            os.kill(worker.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 @pytest.fixture(scope="session")
