@@ -30,9 +30,11 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from pipelines import paths, scheduler  # noqa: E402  (needs the repo root on sys.path first)
-from pipelines.presets import get_preset  # noqa: E402
-from pipelines.run_store import SQLiteRunStore  # noqa: E402
+from pipelines import paths  # noqa: E402  (needs the repo root on sys.path first)
+from pipelines.execution.processes import pid_alive  # noqa: E402
+from pipelines.execution.scheduler import Scheduler, SchedulerSettings  # noqa: E402
+from pipelines.modelspec.presets import get_preset  # noqa: E402
+from pipelines.runs.sqlite_store import SQLiteRunStore  # noqa: E402
 
 GOAL_SECONDS = 1.5
 TICK_SECONDS = 0.5
@@ -42,32 +44,33 @@ FIRST_POINT_TIMEOUT_SECONDS = 60
 WORKER_EXIT_SECONDS = 30
 
 
-def wait_for_idle_spare(store: SQLiteRunStore, data_dir: str) -> float:
+def wait_for_idle_spare(scheduler: Scheduler) -> float:
     """Start a spare if none is there and wait until one is idle; returns the seconds waited."""
     start = time.perf_counter()
     deadline = start + SPARE_TIMEOUT_SECONDS
     while time.perf_counter() < deadline:
-        scheduler.ensure_workers(store, spare=1, data_dir=data_dir)
-        workers = store.list_workers()
+        scheduler.ensure_workers(spare=1)
+        workers = scheduler.registry.list()
         if any(w.state == "idle" for w in workers) and not any(w.state == "busy" for w in workers):
             return time.perf_counter() - start
         time.sleep(0.1)
-    raise RuntimeError(f"no spare worker became idle within {SPARE_TIMEOUT_SECONDS} s; see {store.home}/logs")
+    raise RuntimeError(f"no spare worker became idle within {SPARE_TIMEOUT_SECONDS} s; see {scheduler.log_path}")
 
 
 def wait_for_exit(pid: int | None) -> None:
     deadline = time.monotonic() + WORKER_EXIT_SECONDS
-    while pid and scheduler._pid_alive(pid) and time.monotonic() < deadline:
+    while pid and pid_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
 
 
-def measure_once(store: SQLiteRunStore, data_dir: str, ticks: bool) -> dict[str, float]:
+def measure_once(scheduler: Scheduler, ticks: bool) -> dict[str, float]:
     """One try: queue, wait for the first batch point, stop the run; returns the timings in s."""
+    store = scheduler.store
     spec = get_preset("mlp-128x2").spec
-    run = scheduler.submit_run(store, spec, "fashion_mnist", data_dir=data_dir)
+    run = scheduler.submit(spec, "fashion_mnist")
     submitted_wall, submitted = time.time(), time.perf_counter()
     if ticks:
-        scheduler.ensure_workers(store, spare=1, data_dir=data_dir)
+        scheduler.ensure_workers(spare=1)
     next_tick = submitted + TICK_SECONDS
     try:
         while True:
@@ -79,7 +82,7 @@ def measure_once(store: SQLiteRunStore, data_dir: str, ticks: bool) -> dict[str,
             if now - submitted > FIRST_POINT_TIMEOUT_SECONDS:
                 raise RuntimeError(f"no batch point within {FIRST_POINT_TIMEOUT_SECONDS} s")
             if ticks and now >= next_tick:
-                scheduler.ensure_workers(store, spare=1, data_dir=data_dir)
+                scheduler.ensure_workers(spare=1)
                 next_tick += TICK_SECONDS
             current = store.get_run(run.id)
             if current.status.is_terminal:
@@ -92,7 +95,7 @@ def measure_once(store: SQLiteRunStore, data_dir: str, ticks: bool) -> dict[str,
     finally:
         worker_pid = store.get_run(run.id).worker_pid
         if store.get_run(run.id).status.is_active:
-            scheduler.stop_run(store, run.id, wait=10)
+            scheduler.stop(run.id, wait=10)
         wait_for_exit(worker_pid)
 
 
@@ -102,13 +105,14 @@ def benchmark(args: argparse.Namespace) -> None:
           f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}", flush=True)
     home = Path(tempfile.mkdtemp(prefix="layerlab-first-point-")).resolve()
     store = SQLiteRunStore(home)
+    scheduler = Scheduler(store, SchedulerSettings(data_dir=args.data_dir))
     latencies = []
     try:
         for attempt in range(1, args.tries + 1):
-            waited = wait_for_idle_spare(store, args.data_dir)
+            waited = wait_for_idle_spare(scheduler)
             time.sleep(args.settle)
             try:
-                timings = measure_once(store, args.data_dir, args.ticks)
+                timings = measure_once(scheduler, args.ticks)
             except RuntimeError as exc:
                 print(f"try {attempt}: failed: {exc}", flush=True)
                 continue
@@ -117,7 +121,7 @@ def benchmark(args: argparse.Namespace) -> None:
                   f"(claimed {timings['claimed']:.3f} s, logged {timings['logged']:.3f} s; "
                   f"spare was ready after {waited:.1f} s)", flush=True)
     finally:
-        scheduler.end_workers(store)
+        scheduler.end_workers()
         store.close()
         shutil.rmtree(home, ignore_errors=True)
     if latencies:

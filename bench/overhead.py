@@ -31,18 +31,15 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from pipelines import paths, scheduler  # noqa: E402  (needs the repo root on sys.path first)
-from pipelines.presets import PRESETS  # noqa: E402
-from pipelines.run_store import SQLiteRunStore  # noqa: E402
+from pipelines import paths  # noqa: E402  (needs the repo root on sys.path first)
+from pipelines.execution.processes import child_env  # noqa: E402
+from pipelines.execution.scheduler import Scheduler, SchedulerSettings  # noqa: E402
+from pipelines.modelspec.presets import PRESETS  # noqa: E402
+from pipelines.runs.sqlite_store import SQLiteRunStore  # noqa: E402
 
 GOAL_RATIO = 0.97
 RUN_TIMEOUT_SECONDS = 1800
 WORKER_EXIT_SECONDS = 60
-
-
-def _child_env() -> dict[str, str]:
-    pythonpath = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
-    return {**os.environ, "PYTHONPATH": pythonpath}
 
 
 def _last_json_line(stdout: str) -> dict:
@@ -60,10 +57,10 @@ def plain_fit(preset: str, dataset: str, epochs: int, data_dir: str | None) -> d
     """The tutorials' way, in this (fresh) process: numpy arrays scaled to [0, 1], one `fit` call."""
     import keras
 
-    from pipelines import datasets
-    from pipelines.models import build_model
+    from pipelines.data.locate import load
+    from pipelines.modelspec.keras_build import build_model
     spec = PRESETS[preset].spec
-    data = datasets.load(dataset, data_dir)
+    data = load(dataset, data_dir)
     x = data.x_train.astype("float32") / 255.0
     y = data.y_train
     if spec.compile.label_mode == "one_hot":
@@ -87,7 +84,7 @@ def run_plain(args: argparse.Namespace) -> float:
                "--dataset", args.dataset, "--epochs", str(args.epochs)]
     if args.data_dir:
         command += ["--data-dir", args.data_dir]
-    result = subprocess.run(command, cwd=REPO_ROOT, env=_child_env(), capture_output=True, text=True,
+    result = subprocess.run(command, cwd=REPO_ROOT, env=child_env(), capture_output=True, text=True,
                             timeout=RUN_TIMEOUT_SECONDS)
     if result.returncode != 0:
         raise RuntimeError(f"plain fit exited {result.returncode}:\n{_tail(result.stderr)}")
@@ -101,10 +98,10 @@ def run_layerlab(args: argparse.Namespace, home: Path) -> float:
     if args.data_dir:
         command += ["--data-dir", args.data_dir]
     try:
-        result = subprocess.run(command, cwd=REPO_ROOT, env=_child_env(), capture_output=True, text=True,
+        result = subprocess.run(command, cwd=REPO_ROOT, env=child_env(), capture_output=True, text=True,
                                 timeout=RUN_TIMEOUT_SECONDS)
     finally:
-        stray = scheduler.end_workers(SQLiteRunStore(home), wait=WORKER_EXIT_SECONDS)
+        stray = Scheduler(SQLiteRunStore(home), SchedulerSettings()).end_workers(wait=WORKER_EXIT_SECONDS)
         if stray:
             print(f"  (had to kill {stray} worker process(es) that did not exit on their own)", flush=True)
     if result.returncode != 0:
@@ -146,7 +143,7 @@ def benchmark(args: argparse.Namespace) -> None:
                   + (f", ratio {ratio:.3f}" if ratio else "") + f"  (load average {os.getloadavg()[0]:.2f})",
                   flush=True)
     finally:
-        scheduler.end_workers(SQLiteRunStore(home), wait=WORKER_EXIT_SECONDS)
+        Scheduler(SQLiteRunStore(home), SchedulerSettings()).end_workers(wait=WORKER_EXIT_SECONDS)
         shutil.rmtree(home, ignore_errors=True)
 
     print(f"median plain:    {_fmt(statistics.median(plain_rates) if plain_rates else None)} samples/s")

@@ -17,7 +17,7 @@ import streamlit as st
 from components import model_cache, prediction_view, state
 
 if TYPE_CHECKING:
-    from pipelines.inference import Activation, LoadedModel
+    from pipelines.inference.predict import Activation, LoadedModel
 
 MAP_PIXELS = 130  # how large one feature map is drawn
 MAX_GRID_COLUMNS = 8

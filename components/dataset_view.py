@@ -6,7 +6,7 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from pipelines.datasets import DatasetInfo
+from pipelines.data.catalog import DatasetInfo
 
 
 def class_table(info: DatasetInfo, overview: dict) -> pd.DataFrame:

@@ -17,10 +17,10 @@ import numpy as np
 import streamlit as st
 
 from components import model_cache, prediction_view, state
-from pipelines.preprocess import preprocess_drawing
+from pipelines.inference.preprocess import preprocess_drawing
 
 if TYPE_CHECKING:
-    from pipelines.inference import LoadedModel
+    from pipelines.inference.predict import LoadedModel
 
 CANVAS_PIXELS = 280  # 10x MNIST's 28, so the pen's width maps to a digit's stroke
 PEN_WIDTHS = (6, 40)

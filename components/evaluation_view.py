@@ -17,10 +17,11 @@ import streamlit as st
 
 from components import model_cache, prediction_view, state
 from pipelines.errors import LayerlabError
-from pipelines.run_store import Run, RunStore
+from pipelines.runs.entities import Run
+from pipelines.runs.store import RunStore
 
 if TYPE_CHECKING:
-    from pipelines.inference import Evaluation
+    from pipelines.inference.evaluate import Evaluation
 
 CELL_PIXELS = 42
 AXES_PIXELS = 70  # room for the tick labels and axis titles
@@ -140,7 +141,7 @@ def evaluation(store: RunStore, run: Run) -> None:
 
     @st.fragment
     def results() -> None:
-        from pipelines.inference import cell_indices, worst_mistakes  # TensorFlow: only once needed
+        from pipelines.inference.evaluate import cell_indices, worst_mistakes  # TensorFlow: only once needed
 
         try:
             result = model_cache.evaluation(store, run)

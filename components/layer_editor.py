@@ -11,9 +11,9 @@ from dataclasses import replace
 import streamlit as st
 
 from components import state
-from pipelines.layers import LAYER_TYPES, ParamSpec, default_layer_name
-from pipelines.spec import LayerSpec
-from pipelines.validation import Fix, LayerRow, Problem, apply_fix, shape_text
+from pipelines.modelspec.layers import LAYER_TYPES, ParamSpec, default_layer_name
+from pipelines.modelspec.spec import LayerSpec
+from pipelines.modelspec.validation import Fix, LayerRow, Problem, apply_fix, shape_text
 
 CATEGORY_TITLES = {"core": "Core", "convolutional": "Convolution", "regularization": "Regularisation",
                    "activation": "Activation"}

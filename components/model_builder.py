@@ -6,14 +6,13 @@ from dataclasses import replace
 import streamlit as st
 
 from components import state
-from components.resources import store
-from pipelines import scheduler
-from pipelines.datasets import CATALOG
+from components import resources
+from pipelines.data.catalog import CATALOG
 from pipelines.errors import LayerlabError, SpecError
-from pipelines.layers import LAYER_TYPES, valid_types
-from pipelines.presets import PRESETS
-from pipelines.spec import ModelSpec
-from pipelines.validation import Validation, validate
+from pipelines.modelspec.layers import LAYER_TYPES, valid_types
+from pipelines.modelspec.presets import PRESETS
+from pipelines.modelspec.spec import ModelSpec
+from pipelines.modelspec.validation import Validation, validate
 
 
 TRAIN_PAGE = "views/train.py"
@@ -107,8 +106,9 @@ def train_button(spec: ModelSpec, result: Validation) -> None:
                      "Fix the problems shown on the cards first."):
         return
     try:
-        run = scheduler.submit_run(store(), spec, state.dataset())
-        scheduler.ensure_workers(store(), spare=1)
+        scheduler = resources.scheduler()
+        run = scheduler.submit(spec, state.dataset())
+        scheduler.ensure_workers(spare=1)
     except LayerlabError as exc:
         st.error(str(exc))
         return

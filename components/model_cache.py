@@ -13,12 +13,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 import streamlit as st
 
-from pipelines import datasets
-from pipelines.artifacts import MODEL_FILE
-from pipelines.run_store import Run, RunStatus, RunStore
+from pipelines.data.catalog import Dataset
+from pipelines.data.locate import load
+from pipelines.runs.artifacts import MODEL_FILE
+from pipelines.runs.entities import Run, RunStatus
+from pipelines.runs.store import RunStore
 
 if TYPE_CHECKING:
-    from pipelines.inference import Activation, Evaluation, LoadedModel
+    from pipelines.inference.predict import Activation, LoadedModel
+    from pipelines.inference.evaluate import Evaluation
 
 MODELS_KEPT = 3
 EVALUATIONS_KEPT = 3
@@ -49,11 +52,11 @@ def model(store: RunStore, run: Run) -> LoadedModel:
 
 @st.cache_resource(max_entries=MODELS_KEPT, show_spinner="Loading the model …")
 def _load_model(run_dir: str, dataset: str, mtime_ns: int) -> LoadedModel:
-    from pipelines import inference
+    from pipelines.inference.predict import load_run_model, predict_proba
 
-    loaded = inference.load_run_model(run_dir, dataset)
+    loaded = load_run_model(run_dir, dataset)
     # Trace the forward pass now, so that the first drawing is answered as fast as the others.
-    inference.predict_proba(loaded, np.zeros((1, *loaded.input_shape), np.float32))
+    predict_proba(loaded, np.zeros((1, *loaded.input_shape), np.float32))
     return loaded
 
 
@@ -65,26 +68,26 @@ def evaluation(store: RunStore, run: Run) -> Evaluation:
 
 @st.cache_resource(max_entries=EVALUATIONS_KEPT, show_spinner="Running the model on the test set …")
 def _evaluate(run_dir: str, dataset: str, mtime_ns: int) -> Evaluation:
-    from pipelines import inference
+    from pipelines.inference.evaluate import evaluate  # TensorFlow: only once a model is used
 
     data = evaluation_data(dataset)
-    return inference.evaluate(_load_model(run_dir, dataset, mtime_ns), data.x_test, data.y_test)
+    return evaluate(_load_model(run_dir, dataset, mtime_ns), data.x_test, data.y_test)
 
 
-def evaluation_data(dataset: str) -> datasets.Dataset:
+def evaluation_data(dataset: str) -> Dataset:
     """The dataset the run trained on, from disk (this page never downloads)."""
-    return datasets.load(dataset, download=False)
+    return load(dataset, download=False)
 
 
 def predict(loaded: LoadedModel, batch: np.ndarray) -> np.ndarray:
     """Class probabilities (N, classes) for a float32 batch in [0, 1]."""
-    from pipelines import inference
+    from pipelines.inference.predict import predict_proba
 
-    return inference.predict_proba(loaded, batch)
+    return predict_proba(loaded, batch)
 
 
 def activations(loaded: LoadedModel, x: np.ndarray) -> list[Activation]:
     """Every layer's output for one input, given without its batch axis."""
-    from pipelines import inference
+    from pipelines.inference.predict import layer_activations
 
-    return inference.layer_activations(loaded, x[np.newaxis])
+    return layer_activations(loaded, x[np.newaxis])

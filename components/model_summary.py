@@ -9,7 +9,7 @@ import math
 import pandas as pd
 import plotly.graph_objects as go
 
-from pipelines.validation import Validation, shape_text
+from pipelines.modelspec.validation import Validation, shape_text
 
 BLOCK_COLOURS = {
     "Conv2D": "#4C78A8", "MaxPooling2D": "#9ECAE9", "AveragePooling2D": "#9ECAE9",

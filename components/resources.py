@@ -1,4 +1,4 @@
-"""Shared, cached resources: the run store and read-only dataset views.
+"""Shared, cached resources: the run store, the scheduler and read-only dataset views.
 
 Datasets sit behind `st.cache_data` and the store behind `st.cache_resource`; both are treated as
 read-only. Keras models are never kept here or in session state.
@@ -8,13 +8,21 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from pipelines import datasets
-from pipelines.run_store import SQLiteRunStore
+from pipelines.data.catalog import class_counts
+from pipelines.data.locate import load
+from pipelines.execution.scheduler import Scheduler
+from pipelines.runs.sqlite_store import SQLiteRunStore
 
 
 @st.cache_resource
 def store() -> SQLiteRunStore:
     return SQLiteRunStore()
+
+
+@st.cache_resource
+def scheduler() -> Scheduler:
+    """One scheduler per server: every session's page reaps and spawns through it."""
+    return Scheduler(store())
 
 
 @st.cache_data(show_spinner="Loading the dataset ...", max_entries=3)
@@ -23,7 +31,7 @@ def dataset_overview(name: str, per_class: int = 8) -> dict:
 
     Never downloads: the Data page offers that as an explicit button.
     """
-    data = datasets.load(name, download=False)
+    data = load(name, download=False)
     rng = np.random.default_rng(0)
     samples = {}
     for label in range(data.info.num_classes):
@@ -32,7 +40,7 @@ def dataset_overview(name: str, per_class: int = 8) -> dict:
         samples[label] = [data.x_train[i] for i in sorted(chosen)]
     return {
         "origin": data.origin,
-        "train_counts": datasets.class_counts(data, "train"),
-        "test_counts": datasets.class_counts(data, "test"),
+        "train_counts": class_counts(data, "train"),
+        "test_counts": class_counts(data, "test"),
         "samples": samples,
     }

@@ -13,10 +13,12 @@ import re
 import pandas as pd
 import streamlit as st
 
-from components import state
-from pipelines import scheduler
+from components import resources, state
 from pipelines.errors import LayerlabError
-from pipelines.run_store import Run, RunStatus, RunStore
+from pipelines.runs.entities import Run, RunStatus
+from pipelines.runs.feed import eta_seconds
+from pipelines.runs.results import FINAL_METRICS, GROUPS, ResultField
+from pipelines.runs.store import RunStore
 
 LIVE_SECONDS = 1.0
 IDLE_SECONDS = 5.0
@@ -37,12 +39,11 @@ COLUMNS = {
     "Test accuracy": st.column_config.NumberColumn("Test accuracy", format="percent"),
     "Created": st.column_config.DatetimeColumn("Created", format="MMM D, HH:mm:ss"),
 }
-FINAL_METRICS = (  # (run.metrics key, label, kind), grouped by column on the page
-    (("train_accuracy", "Train accuracy", "accuracy"), ("train_loss", "Train loss", "loss")),
-    (("val_accuracy", "Validation accuracy", "accuracy"), ("val_loss", "Validation loss", "loss")),
-    (("test_accuracy", "Test accuracy", "accuracy"), ("test_loss", "Test loss", "loss")),
-    (("wall_seconds", "Wall time", "seconds"), ("samples_per_second", "Samples/s", "rate")),
-)
+def result_groups(run: Run) -> list[list[ResultField]]:
+    """The run's recorded final figures, one list per column on the page (train, validation, ...)."""
+    groups = [[f for f in FINAL_METRICS if f.group == group and f.key in run.metrics and f.key != "fit_seconds"]
+              for group in GROUPS]
+    return [group for group in groups if group]
 
 
 def run_to_show(store: RunStore) -> tuple[Run | None, str | None]:
@@ -77,7 +78,7 @@ def show(store: RunStore, selected_id: str | None) -> None:
 
     @st.fragment(run_every=LIVE_SECONDS if live else IDLE_SECONDS)
     def run_table() -> None:
-        keep_workers(store)
+        keep_workers()
         runs = store.list_runs()
         if any(run.status.is_active for run in runs) != live:
             st.rerun()  # a run started or ended: redraw the page so the refresh rates follow
@@ -102,10 +103,21 @@ def show(store: RunStore, selected_id: str | None) -> None:
     run_table()
 
 
-def keep_workers(store: RunStore) -> None:
+def keep_workers_on_a_timer() -> None:
+    """Reap dead workers and keep the warm spare once a second on a page without a run table
+    (Build): a fragment of its own, so the page itself does not rerun."""
+
+    @st.fragment(run_every=LIVE_SECONDS)
+    def worker_tick() -> None:
+        keep_workers()
+
+    worker_tick()
+
+
+def keep_workers() -> None:
     """Start workers for queued runs, keep one warm spare, and mark runs whose worker died."""
     try:
-        scheduler.ensure_workers(store, spare=1)
+        resources.scheduler().ensure_workers(spare=1)
     except LayerlabError as exc:
         st.caption(f"Could not start a training worker: {exc}")
     except Exception as exc:  # a busy database or a failed spawn must not break the page
@@ -120,17 +132,6 @@ def duration_text(seconds: float) -> str:
     if seconds < 3600:
         return f"{seconds // 60} min {seconds % 60:02d} s"
     return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
-
-
-def eta_seconds(fraction: float, attempt_start: tuple[float, float] | None, now: float) -> float | None:
-    """Seconds left at the pace since the attempt started; None until there is a pace to go by."""
-    if attempt_start is None:
-        return None
-    started, start_fraction = attempt_start
-    done, elapsed = fraction - start_fraction, now - started
-    if done <= 0 or elapsed <= 0:
-        return None
-    return elapsed * (1.0 - fraction) / done
 
 
 def progress_text(run: Run, attempt_start: tuple[float, float] | None, now: float) -> str:

@@ -11,9 +11,9 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from pipelines.datasets import CATALOG
-from pipelines.presets import get_preset
-from pipelines.spec import ModelSpec
+from pipelines.data.catalog import CATALOG
+from pipelines.modelspec.presets import get_preset
+from pipelines.modelspec.spec import ModelSpec
 
 # Stored values use a `_state_` infix so they can never collide with a widget key.
 _DATASET = "app_state_dataset"

@@ -9,8 +9,8 @@ import streamlit as st
 from components import state
 from components.explain import WHY
 from pipelines.errors import SpecError
-from pipelines.spec import LOSSES, OPTIMIZERS, PATIENCE_MAX, VALIDATION_SPLIT_MAX
-from pipelines.validation import Validation
+from pipelines.modelspec.spec import LOSSES, OPTIMIZERS, PATIENCE_MAX, VALIDATION_SPLIT_MAX
+from pipelines.modelspec.validation import Validation
 
 # A 1-2-5 grid from 1e-5 to 1: a log scale a slider can step along.
 LEARNING_RATES = tuple(m * 10.0 ** e for e in range(-5, 0) for m in (1, 2, 5)) + (1.0,)

@@ -14,10 +14,11 @@ import streamlit as st
 from PIL import Image, ImageOps
 
 from components import model_cache, prediction_view, state
-from pipelines.preprocess import ALLOWED_TEXT, Prepared, UploadError, open_upload, preprocess_image
+from pipelines.inference.preprocess import ALLOWED_TEXT, Prepared, open_upload, preprocess_image
+from pipelines.errors import UploadError
 
 if TYPE_CHECKING:
-    from pipelines.inference import LoadedModel
+    from pipelines.inference.predict import LoadedModel
 
 THUMBNAIL_PIXELS = 168
 TOP_K = 3

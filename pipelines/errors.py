@@ -23,3 +23,11 @@ class RunNotFoundError(LayerlabError):
 
 class RunStateError(LayerlabError):
     """An action does not fit the run's status (e.g. resuming a COMPLETED run)."""
+
+
+class InferenceError(LayerlabError):
+    """A run's model cannot be loaded, or an input does not fit it."""
+
+
+class UploadError(LayerlabError):
+    """An uploaded file is empty, too large, not an allowed image format, or damaged."""

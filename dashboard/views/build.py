@@ -4,7 +4,6 @@ import streamlit as st
 from components import model_builder, run_list, state
 from components.layer_editor import layer_card, palette, problem_row
 from components.model_summary import stack_diagram, summary_frame
-from components.resources import store
 from components.training_settings import compile_settings, fit_settings, learner_questions
 
 st.title("Build")
@@ -52,4 +51,4 @@ with fit_col:
     fit_settings()
     learner_questions("epoch", "batch_size", "validation_split", "scaling", "dtype")
 
-run_list.keep_workers(store())
+run_list.keep_workers_on_a_timer()

@@ -3,8 +3,8 @@ import streamlit as st
 
 from components import dataset_view, state
 from components.resources import dataset_overview
-from pipelines import datasets
-from pipelines.datasets import CATALOG
+from pipelines.data.locate import load
+from pipelines.data.catalog import CATALOG
 from pipelines.errors import DatasetError
 
 st.title("Data")
@@ -23,7 +23,7 @@ except DatasetError as exc:
     if st.button(f"Download {info.title} through Keras", key=state.key("data", "download", name), type="primary"):
         with st.status(f"Downloading {info.title} ...", expanded=True) as status:
             try:
-                datasets.load(name, download=True)
+                load(name, download=True)
             except DatasetError as exc:
                 status.update(label="The download failed", state="error")
                 st.error(str(exc))

@@ -11,9 +11,9 @@ import streamlit as st
 
 from components import (activation_view, drawing_pad, evaluation_view, model_cache, resources, state,
                         upload_view)
-from pipelines.datasets import get_info
+from pipelines.data.catalog import get_info
 from pipelines.errors import LayerlabError
-from pipelines.run_store import Run
+from pipelines.runs.entities import Run
 
 TABS = ("Draw", "Upload", "Evaluate", "See inside")
 

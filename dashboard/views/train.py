@@ -12,9 +12,11 @@ import time
 import streamlit as st
 
 from components import live_chart, resources, run_list, state
-from pipelines import artifacts, scheduler
+from pipelines.runs import artifacts
 from pipelines.errors import LayerlabError
-from pipelines.run_store import Run, RunStatus, RunStore
+from pipelines.runs.entities import Run, RunStatus
+from pipelines.runs.feed import MetricFeed
+from pipelines.runs.store import RunStore
 
 LIVE_SECONDS = 0.5
 
@@ -23,13 +25,13 @@ def heading(run: Run) -> None:
     title, badge = st.columns([5, 1], vertical_alignment="center")
     title.subheader(run.name)
     badge.badge(run.status.value, color=run_list.STATUS_COLORS[run.status])
-    batch_size = run.spec.get("fit", {}).get("batch_size", "?")
+    batch_size = run.model_spec.fit.batch_size
     created = time.strftime("%b %d %H:%M:%S", time.localtime(run.created_at))
     st.caption(f"Run `{run.id}` · {run.dataset} · {run.progress.total_epochs} epoch(s) of batch {batch_size} · "
                f"created {created}")
 
 
-def where_it_is(store: RunStore, run: Run, feed: live_chart.MetricFeed) -> None:
+def where_it_is(store: RunStore, run: Run, feed: MetricFeed) -> None:
     """The progress bar while queued or training; otherwise how the run ended, in words."""
     if run.status is RunStatus.QUEUED:
         st.progress(0.0, text=f"Queued · position {store.queue_position(run.id)} in the queue")
@@ -59,9 +61,9 @@ def actions(store: RunStore, run: Run) -> None:
         return
     try:
         if stop:
-            scheduler.stop_run(store, run.id)
+            resources.scheduler().stop(run.id)
         else:
-            scheduler.resume_run(store, run.id, spare=1)
+            resources.scheduler().resume(run.id, spare=1)
     except LayerlabError as exc:
         st.error(str(exc))
         return
@@ -70,12 +72,11 @@ def actions(store: RunStore, run: Run) -> None:
 
 def results(store: RunStore, run: Run) -> None:
     """Final train / validation / test figures, speed, and the model and history to download."""
-    groups = [[entry for entry in group if entry[0] in run.metrics] for group in run_list.FINAL_METRICS]
-    groups = [group for group in groups if group]
+    groups = run_list.result_groups(run)
     if groups:
         for column, group in zip(st.columns(len(groups)), groups):
-            for metric, label, kind in group:
-                column.metric(label, run_list.metric_text(run.metrics[metric], kind))
+            for field in group:
+                column.metric(field.title, run_list.metric_text(run.metrics[field.key], field.kind))
     run_dir = store.run_dir(run.id)
     downloads = [(artifacts.MODEL_FILE, "Download model (.keras)", "application/octet-stream", "model"),
                  (artifacts.HISTORY_FILE, "Download history (.csv)", "text/csv", "history")]

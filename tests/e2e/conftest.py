@@ -38,11 +38,11 @@ def chromium_path():
 
 
 @pytest.fixture(scope="session")
-def app_server(tmp_path_factory, shared_datasets_session):
+def app_server(tmp_path_factory, shared_datasets):
     """`streamlit run dashboard/app.py` on 127.0.0.1, with a fresh store; yields (url, home)."""
     home = tmp_path_factory.mktemp("layerlab-home")
     port = _free_port()
-    env = {**os.environ, "LAYERLAB_HOME": str(home), "LAYERLAB_DATA_DIR": str(shared_datasets_session),
+    env = {**os.environ, "LAYERLAB_HOME": str(home), "LAYERLAB_DATA_DIR": str(shared_datasets),
            "PYTHONPATH": str(REPO)}
     log = open(home / "server.log", "wb")
     server = subprocess.Popen(
@@ -64,21 +64,13 @@ def app_server(tmp_path_factory, shared_datasets_session):
     yield url, home
     os.killpg(server.pid, signal.SIGTERM)
     server.wait(timeout=20)
-    from pipelines.run_store import SQLiteRunStore
-    from pipelines.scheduler import end_workers
+    from pipelines.execution.scheduler import Scheduler, SchedulerSettings
+    from pipelines.runs.sqlite_store import SQLiteRunStore
 
-    end_workers(SQLiteRunStore(home))
+    Scheduler(SQLiteRunStore(home), SchedulerSettings()).end_workers()
     if os.environ.get("CI"):
         ARTIFACTS.mkdir(exist_ok=True)
         shutil.copy(home / "server.log", ARTIFACTS / "server.log")
-
-
-@pytest.fixture(scope="session")
-def shared_datasets_session():
-    path = REPO.parent / "shared" / "datasets"
-    if not path.is_dir():
-        pytest.skip(f"offline datasets not found at {path}")
-    return path
 
 
 @pytest.fixture(scope="session")

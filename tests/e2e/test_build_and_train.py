@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from pipelines.run_store import SQLiteRunStore
+from pipelines.execution.registry import WorkerRegistry
 from tests.e2e.conftest import screenshot
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -76,9 +76,9 @@ def test_build_mlp_by_clicks_train_watch_and_refresh(app_server, page):
     screenshot(page, "build", top=True)
 
     # The dashboard keeps a warm worker for the next run: give it the time a user would have spent.
-    store = SQLiteRunStore(home)
+    registry = WorkerRegistry(home)
     deadline = time.monotonic() + 120
-    while not any(w.state == "idle" for w in store.list_workers()) and time.monotonic() < deadline:
+    while not any(w.state == "idle" for w in registry.list()) and time.monotonic() < deadline:
         time.sleep(0.25)
     clicked = time.monotonic()
     click(page, "build_train")

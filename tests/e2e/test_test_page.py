@@ -51,14 +51,14 @@ def settle(page):
 
 
 @pytest.fixture(scope="module")
-def lenet_run(app_server, shared_datasets_session):
+def lenet_run(app_server, shared_datasets):
     """LeNet trained for 2 epochs on the MNIST sample by the CLI, into the server's store."""
     _url, home = app_server
     result = subprocess.run(
         [sys.executable, "-m", "pipelines", "train", "--dataset", "mnist", "--preset", "lenet", "--epochs", "2",
          "--home", str(home)],
         cwd=REPO, capture_output=True, text=True, timeout=600,
-        env={**os.environ, "LAYERLAB_DATA_DIR": str(shared_datasets_session), "PYTHONPATH": str(REPO)})
+        env={**os.environ, "LAYERLAB_DATA_DIR": str(shared_datasets), "PYTHONPATH": str(REPO)})
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["status"] == "COMPLETED", summary
@@ -102,7 +102,7 @@ def png_bytes(array: np.ndarray) -> bytes:
     return out.getvalue()
 
 
-def test_draw_upload_evaluate_and_look_inside(app_server, lenet_run, page, tmp_path, shared_datasets_session):
+def test_draw_upload_evaluate_and_look_inside(app_server, lenet_run, page, tmp_path, shared_datasets):
     url, _home = app_server
     page.goto(f"{url}/test?run={lenet_run}")
     page.get_by_text("Draw a digit").wait_for(timeout=120_000)
@@ -148,7 +148,7 @@ def test_draw_upload_evaluate_and_look_inside(app_server, lenet_run, page, tmp_p
     wait_for_app(page)
 
     # Uploads: a digit as MNIST has them, one as ink on paper, and a broken file.
-    mnist = np.load(shared_datasets_session / "mnist-sample" / "mnist.npz")
+    mnist = np.load(shared_datasets / "mnist-sample" / "mnist.npz")
     x_test, y_test = mnist["x_test"], mnist["y_test"]
     two, seven = x_test[np.flatnonzero(y_test == 2)[0]], x_test[np.flatnonzero(y_test == 7)[0]]
     files = {"two.png": png_bytes(two), "seven-on-paper.png": png_bytes(255 - seven)}

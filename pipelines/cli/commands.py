@@ -1,0 +1,168 @@
+"""The commands of `python -m pipelines`: each takes the parsed arguments and returns an exit status.
+
+A LayerlabError raised here reaches `main`, which prints its message; nothing prints a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from pipelines.errors import SpecError
+from pipelines.execution.scheduler import Scheduler, SchedulerSettings
+from pipelines.modelspec.presets import get_preset
+from pipelines.modelspec.spec import OPTIMIZERS, ModelSpec
+from pipelines.runs.entities import Run, RunStatus
+from pipelines.runs.results import run_record, summary
+from pipelines.runs.sqlite_store import SQLiteRunStore
+
+
+def _store(args: argparse.Namespace) -> SQLiteRunStore:
+    return SQLiteRunStore(args.home)
+
+
+def _scheduler(args: argparse.Namespace) -> Scheduler:
+    return Scheduler(_store(args), SchedulerSettings.from_env(data_dir=args.data_dir))
+
+
+def _load_spec(args: argparse.Namespace) -> ModelSpec:
+    if args.spec:
+        try:
+            text = Path(args.spec).read_text()
+        except OSError as exc:
+            raise SpecError(f"Cannot read the spec file {args.spec!r}: {exc.strerror}") from None
+        return ModelSpec.from_json(text)
+    return get_preset(args.preset or "mlp-128x2").spec
+
+
+def _apply_overrides(spec: ModelSpec, args: argparse.Namespace) -> ModelSpec:
+    fit = {k: v for k, v in {"epochs": args.epochs, "batch_size": args.batch_size,
+                             "validation_split": args.validation_split}.items() if v is not None}
+    compile_changes = {}
+    if args.optimizer:
+        compile_changes["optimizer"] = args.optimizer.lower()
+        if args.lr is None and args.optimizer.lower() in OPTIMIZERS:
+            compile_changes["learning_rate"] = OPTIMIZERS[args.optimizer.lower()]["learning_rate"]
+    if args.lr is not None:
+        compile_changes["learning_rate"] = args.lr
+    if args.loss:
+        compile_changes["loss"] = args.loss
+    if fit:
+        spec = spec.with_fit(**fit)
+    if compile_changes:
+        spec = spec.with_compile(**compile_changes)
+    return spec
+
+
+def _progress_line(run: Run, position: int | None) -> str:
+    if run.status == RunStatus.QUEUED:
+        return f"run {run.id}: queued (position {position})"
+    p = run.progress
+    return (f"run {run.id}: {run.status.value.lower()} epoch {min(p.epoch + 1, p.total_epochs)}/{p.total_epochs} "
+            f"batch {p.step}/{p.steps_per_epoch} ({p.fraction:.0%})")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    scheduler = _scheduler(args)
+    store = scheduler.store
+    spec = _apply_overrides(_load_spec(args), args)
+    dataset = args.dataset or "mnist"
+    run = scheduler.submit(spec, dataset, name=args.name or "")
+    print(f"run {run.id} queued: {spec.name} on {dataset}", file=sys.stderr, flush=True)
+    last = [""]
+    interactive = sys.stderr.isatty()
+
+    def show(current: Run) -> None:
+        line = _progress_line(current, store.queue_position(current.id))
+        if line != last[0] and (interactive or current.progress.step == 0 or current.status != RunStatus.RUNNING):
+            print(("\r" if interactive else "") + line, end="" if interactive else "\n", file=sys.stderr, flush=True)
+        last[0] = line
+
+    try:
+        run = scheduler.wait_for(run.id, on_poll=show)
+    except KeyboardInterrupt:
+        print(f"\nstopping run {run.id} ...", file=sys.stderr, flush=True)
+        run = scheduler.stop(run.id, wait=scheduler.settings.stop_grace + 2)
+    if interactive:
+        print(file=sys.stderr)
+    if run.error:
+        print(f"run {run.id} {run.status.value}: {run.error}", file=sys.stderr)
+    print(json.dumps(summary(run)), flush=True)
+    return 0 if run.status == RunStatus.COMPLETED else 1
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from pipelines.modelspec.validation import shape_text, validate  # Keras: only for this command
+
+    spec = _load_spec(args)
+    result = validate(spec, args.dataset)
+    if not result.ok:
+        print(result.message(), file=sys.stderr)
+        return 1
+    print(f"{'#':>3}  {'name':<24} {'type':<24} {'output shape':<22} {'params':>12}")
+    for row in result.rows:
+        shape = shape_text(row.output_shape)
+        print(f"{row.index + 1:>3}  {row.name:<24} {row.type:<24} {shape:<22} {row.params:>12,}")
+    print(f"total params: {result.total_params:,}   trainable: {result.trainable_params:,}   "
+          f"output: {result.output_activation}{' (logits)' if result.from_logits else ''}")
+    return 0
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    scheduler = _scheduler(args)
+    store = scheduler.store
+    scheduler.reap()
+    runs = store.list_runs(limit=args.limit)
+    if args.json:
+        print(json.dumps([run_record(r, store.queue_position(r.id)) for r in runs]))
+        return 0
+    print(f"{'id':<10}  {'status':<11} {'dataset':<13} {'created':<19} {'test acc':>8}  name")
+    for r in runs:
+        created = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.created_at))
+        acc = r.metrics.get("test_accuracy")
+        print(f"{r.id:<10}  {r.status.value:<11} {r.dataset:<13} {created:<19} "
+              f"{'' if acc is None else f'{acc:.4f}':>8}  {r.name}")
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    scheduler = _scheduler(args)
+    store = scheduler.store
+    scheduler.reap()
+    run = store.get_run(store.resolve_run_id(args.run))
+    print(json.dumps(run_record(run, store.queue_position(run.id)), indent=2))
+    return 0
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    scheduler = _scheduler(args)
+    run = scheduler.stop(scheduler.store.resolve_run_id(args.run), wait=args.wait)
+    print(f"run {run.id}: {run.status.value}" + (" (stop requested)" if run.status == RunStatus.RUNNING else ""))
+    return 0
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    scheduler = _scheduler(args)
+    run = scheduler.resume(scheduler.store.resolve_run_id(args.run))
+    print(f"run {run.id} queued to resume after epoch {run.epochs_done}", file=sys.stderr, flush=True)
+    if args.no_wait:
+        return 0
+    run = scheduler.wait_for(run.id)
+    print(json.dumps(summary(run)), flush=True)
+    return 0 if run.status == RunStatus.COMPLETED else 1
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    import logging
+
+    from pipelines.execution.registry import WorkerRegistry
+    from pipelines.execution.worker import serve
+
+    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s worker {os.getpid()} %(message)s")
+    store = SQLiteRunStore(args.home)
+    serve(store, WorkerRegistry(store.home), max_running=args.max_running, idle_seconds=args.idle_seconds,
+          data_dir=args.data_dir)
+    return 0

@@ -1,0 +1,78 @@
+"""`python -m pipelines ...`: Layerlab without a browser, for scripts, tests and benchmarks.
+
+Every command turns a `LayerlabError` into its message on stderr and exit status 1: the same
+words a page would show, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from pipelines.cli.commands import (cmd_resume, cmd_runs, cmd_show, cmd_stop, cmd_train, cmd_validate,
+                                    cmd_worker)
+from pipelines.data.catalog import CATALOG
+from pipelines.errors import LayerlabError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m pipelines", description="Layerlab without the browser.")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--home", help="the run store's folder (default: $LAYERLAB_HOME or ~/.layerlab)")
+    common.add_argument("--data-dir", help="a folder with the standard dataset files (default: $LAYERLAB_DATA_DIR)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    train = sub.add_parser("train", parents=[common], help="train a model and wait for it")
+    train.add_argument("--dataset", choices=tuple(CATALOG), default="mnist")
+    source = train.add_mutually_exclusive_group()
+    source.add_argument("--preset", help="a preset: mlp-512, mlp-128x2, cifar-mlp, cifar-cnn, lenet")
+    source.add_argument("--spec", help="a spec JSON file")
+    train.add_argument("--epochs", type=int)
+    train.add_argument("--batch-size", type=int)
+    train.add_argument("--optimizer")
+    train.add_argument("--lr", type=float)
+    train.add_argument("--loss")
+    train.add_argument("--validation-split", type=float)
+    train.add_argument("--name")
+    train.set_defaults(func=cmd_train)
+
+    validate = sub.add_parser("validate", parents=[common], help="print the layer table or the problems")
+    validate.add_argument("--dataset", choices=tuple(CATALOG), default="mnist")
+    vsource = validate.add_mutually_exclusive_group(required=True)
+    vsource.add_argument("--spec")
+    vsource.add_argument("--preset")
+    validate.set_defaults(func=cmd_validate)
+
+    runs = sub.add_parser("runs", parents=[common], help="list runs")
+    runs.add_argument("--json", action="store_true")
+    runs.add_argument("--limit", type=int)
+    runs.set_defaults(func=cmd_runs)
+
+    for name, func, helptext in (("show", cmd_show, "one run as JSON"), ("stop", cmd_stop, "stop a run"),
+                                 ("resume", cmd_resume, "resume a STOPPED or INTERRUPTED run")):
+        command = sub.add_parser(name, parents=[common], help=helptext)
+        command.add_argument("run", help="a run id, or a unique prefix of one")
+        command.set_defaults(func=func)
+        if name == "stop":
+            command.add_argument("--wait", type=float, default=7.0,
+                                 help="seconds to wait for the run to stop (0: only ask); a worker that "
+                                      "has not stopped 5 s after the request is killed")
+        if name == "resume":
+            command.add_argument("--no-wait", action="store_true")
+
+    worker = sub.add_parser("worker", parents=[common], help=argparse.SUPPRESS)
+    worker.add_argument("--max-running", type=int, default=1)
+    worker.add_argument("--idle-seconds", type=float, default=600.0)
+    worker.set_defaults(func=cmd_worker)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.home:
+        args.home = str(Path(args.home).resolve())
+    try:
+        return args.func(args)
+    except LayerlabError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1

@@ -1,0 +1,290 @@
+"""Training one run inside a worker process: Keras callbacks that record, checkpoint and stop.
+
+Everything a page shows about a run comes from what these callbacks write to the store; nothing
+flows from here into Streamlit. Artifacts are written atomically (temp file, then `os.replace`)
+so a reader or a resume never sees half a file.
+"""
+from __future__ import annotations
+
+import csv
+import functools
+import io
+import json
+import math
+import os
+import threading
+import time
+from pathlib import Path
+from collections.abc import Callable
+from typing import Any
+
+import keras
+import numpy as np
+
+from pipelines.data.catalog import CATALOG, Dataset
+from pipelines.data.inputs import make_inputs
+from pipelines.data.locate import load, locate
+from pipelines.modelspec.keras_build import build_model
+from pipelines.modelspec.presets import get_preset
+from pipelines.modelspec.spec import ModelSpec
+from pipelines.modelspec.validation import ensure_valid
+from pipelines.runs.artifacts import (BEST_FILE, HISTORY_FILE, LAST_FILE, LAST_STATE_FILE, MODEL_FILE, SPEC_FILE,
+                                      atomic_copy, atomic_write_text, temp_path)
+from pipelines.runs.entities import MetricPoint, Progress, Run, RunStatus
+from pipelines.runs.results import fit_results, test_results
+from pipelines.runs.store import RunStore
+
+
+FLUSH_SECONDS = 0.5
+BATCH_POINTS_PER_EPOCH = 100
+WARM_UP_PRESET = "mlp-128x2"  # the dashboard's default model: the likeliest first run
+WARM_UP_BATCH_SIZE = 32
+
+
+def atomic_save_model(model: keras.Model, path: Path) -> None:
+    """`model.save` to a temp file with the `.keras` suffix Keras insists on, then rename."""
+    tmp = temp_path(path)
+    model.save(tmp)
+    os.replace(tmp, path)
+
+
+class EpochCheckpoint(keras.callbacks.Callback):
+    """Saves the last finished epoch (with optimizer state, for resume) and the best one.
+
+    Keras' ModelCheckpoint writes in place; a worker killed mid-write would leave a broken file
+    that resume then trips over, hence this atomic twin.
+    """
+
+    def __init__(self, run_dir: Path, monitor: str, keep_best: bool, best_value: float | None = None):
+        super().__init__()
+        self.run_dir = run_dir
+        self.monitor = monitor
+        self.keep_best = keep_best
+        self.best_value = best_value
+        self.best_epoch: int | None = None
+        self.best_is_final = False
+        self.epoch_complete: Callable[[], bool] = lambda: True
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if not self.epoch_complete():
+            return  # a stop mid-epoch: resume must redo this epoch, so it is no checkpoint
+        logs = logs or {}
+        value = logs.get(self.monitor)
+        improved = self.keep_best and value is not None and math.isfinite(value) and (
+            self.best_value is None or value < self.best_value)
+        if improved:
+            self.best_value, self.best_epoch = float(value), epoch
+        # Serialising the model is the one real cost here (tens of ms), so it happens at most once
+        # an epoch: the best checkpoint is a copy of the last one. After the final epoch nothing is
+        # written: the worker saves model.keras right after fit, and copies it if it is the best.
+        final = epoch + 1 >= self.params.get("epochs", 0)
+        if not final:
+            atomic_save_model(self.model, self.run_dir / LAST_FILE)
+            atomic_write_text(self.run_dir / LAST_STATE_FILE, json.dumps(
+                {"epochs_done": epoch + 1, "best_value": self.best_value, "best_epoch": self.best_epoch}))
+            if improved:
+                atomic_copy(self.run_dir / LAST_FILE, self.run_dir / BEST_FILE)
+        self.best_is_final = final and improved  # the worker copies model.keras once it is saved
+
+
+class StoreRecorder(keras.callbacks.Callback):
+    """Writes batch and epoch metrics to the store, stops on request, and fails on NaN/inf loss.
+
+    `async_safe` lets Keras dispatch batch ends on its thread pool, so reading the logs (which
+    waits for the step) never stalls the training loop; a lock keeps the buffer consistent.
+    """
+
+    async_safe = True
+
+    def __init__(self, store: RunStore, run_id: str, *, steps_per_epoch: int, epochs: int,
+                 stop_event: threading.Event, checkpoint: EpochCheckpoint | None = None):
+        super().__init__()
+        self.checkpoint = checkpoint
+        self.store = store
+        self.run_id = run_id
+        self.steps_per_epoch = steps_per_epoch
+        self.epochs = epochs
+        self.stop_event = stop_event
+        self.record_every = max(1, steps_per_epoch // BATCH_POINTS_PER_EPOCH)
+        self.failure: str | None = None
+        self.stopped = False
+        self.completed_epochs = 0
+        self.epoch = 0
+        self._lock = threading.Lock()
+        self._buffer: list[MetricPoint] = []
+        self._last_flush = 0.0
+        self._step = 0
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self.epoch = epoch
+        self._step = 0
+        self.store.update_progress(self.run_id, Progress(epoch, self.epochs, 0, self.steps_per_epoch))
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        logs = logs or {}
+        step = batch + 1
+        loss = logs.get("loss")
+        if self.stop_event.is_set() and not self.stopped:
+            self.stopped = True
+            self.model.stop_training = True
+        if loss is not None and not math.isfinite(loss):
+            with self._lock:
+                if self.failure is None:
+                    kind = "NaN" if math.isnan(loss) else "inf"
+                    self.failure = (f"loss became {kind} at epoch {self.epoch + 1}, batch {step}: "
+                                    "try a lower learning rate")
+            self.model.stop_training = True
+            return
+        now = time.time()
+        with self._lock:
+            self._step = max(self._step, step)
+            # The first batch of each epoch too, so that a new run's curve starts at once.
+            if step == 1 or step % self.record_every == 0 or step == self.steps_per_epoch:
+                self._buffer.extend(MetricPoint("batch", self.epoch, step, name, float(value), now)
+                                    for name, value in logs.items() if math.isfinite(value))
+            due = now - self._last_flush >= FLUSH_SECONDS
+        if due:
+            self.flush()
+
+    def partial_steps(self) -> int:
+        """Batches trained in an epoch that a stop or failure cut short (0 otherwise)."""
+        with self._lock:
+            return 0 if self._step >= self.steps_per_epoch else self._step
+
+    def epoch_complete(self) -> bool:
+        """False after a stop or a failure before the epoch's last batch. Keras still ends such an
+        epoch (validation, callbacks), but it must not count as finished."""
+        with self._lock:
+            return self._step >= self.steps_per_epoch
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if not self.epoch_complete():
+            self.flush()
+            return
+        self.completed_epochs += 1
+        now = time.time()
+        with self._lock:
+            self._buffer.extend(MetricPoint("epoch", epoch, self.steps_per_epoch, name, float(value), now)
+                                for name, value in (logs or {}).items() if math.isfinite(value))
+        self.flush()
+        best_epoch = self.checkpoint.best_epoch if self.checkpoint else None
+        self.store.set_epochs_done(self.run_id, epoch + 1, best_epoch)
+
+    def flush(self) -> None:
+        with self._lock:
+            points, self._buffer = sorted(self._buffer, key=lambda p: (p.epoch, p.kind == "epoch", p.step)), []
+            self._last_flush = time.time()
+            step = self._step
+        if points:
+            self.store.log_metrics(self.run_id, points)
+        self.store.update_progress(self.run_id, Progress(self.epoch, self.epochs, step, self.steps_per_epoch))
+
+
+def warm_up_steps(data_dir: str | None = None) -> list[Callable[[], object]]:
+    """What a spare worker does before it waits for a run, so that the run's first batch comes sooner.
+
+    First one throwaway fit of two batches: TensorFlow's first `fit` in a process pays for
+    runtime set-up and tracing machinery that later models reuse (about half of the first
+    step). Then every dataset already on disk is loaded into the per-process cache, so a run
+    never waits for decompression. Each step takes a second or less, so the worker can look for
+    a queued run between them.
+    """
+    loads = [functools.partial(load, name, data_dir) for name in CATALOG if locate(name, data_dir) is not None]
+    return [throwaway_fit, *loads]
+
+
+def throwaway_fit() -> None:
+    """Two batches of the default preset on blank images, through the same input pipeline;
+    then Keras' global state is cleared so the real run's names are as in a fresh process."""
+    info = CATALOG[get_preset(WARM_UP_PRESET).dataset]
+    images = np.zeros((2 * WARM_UP_BATCH_SIZE, *info.input_shape), np.uint8)
+    labels = np.zeros(2 * WARM_UP_BATCH_SIZE, np.int64)
+    blank = Dataset(info, images, labels, images, labels, origin="blank images for the warm-up")
+    spec = get_preset(WARM_UP_PRESET).spec
+    inputs = make_inputs(blank, batch_size=WARM_UP_BATCH_SIZE, validation_split=0.0,
+                                  label_mode=spec.compile.label_mode)
+    model = build_model(spec, info.input_shape)
+    model.fit(inputs.train, epochs=1, verbose=0, shuffle=False)
+    keras.backend.clear_session()
+
+
+def write_history_csv(store: RunStore, run_id: str, path: Path) -> None:
+    """Epoch-level history, one row per epoch, as the tutorials' `history.history` would give."""
+    rows: dict[int, dict[str, float]] = {}
+    for point in store.get_metrics(run_id, kind="epoch"):
+        rows.setdefault(point.epoch, {})[point.name] = point.value
+    names = sorted({name for row in rows.values() for name in row})
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["epoch", *names])
+    for epoch in sorted(rows):
+        writer.writerow([epoch + 1, *(rows[epoch].get(name, "") for name in names)])
+    atomic_write_text(path, out.getvalue())
+
+
+def execute_run(store: RunStore, run: Run, stop_event: threading.Event, data_dir: str | None = None) -> RunStatus:
+    """Train a claimed run to its end and record how it ended. Returns the final status."""
+    started = time.perf_counter()
+    spec = ModelSpec.from_dict(run.spec)
+    ensure_valid(spec, run.dataset)
+    dataset = load(run.dataset, data_dir)
+    inputs = make_inputs(dataset, batch_size=spec.fit.batch_size,
+                                  validation_split=spec.fit.validation_split,
+                                  label_mode=spec.compile.label_mode, seed=spec.fit.seed)
+    run_dir = store.ensure_run_dir(run.id)
+    atomic_write_text(run_dir / SPEC_FILE, spec.to_json())
+
+    keras.utils.set_random_seed(spec.fit.seed + run.resume_count)
+    initial_epoch, best_value, best_epoch = 0, None, None
+    state_file = run_dir / LAST_STATE_FILE
+    if run.resume_count and state_file.exists() and (run_dir / LAST_FILE).exists():
+        state = json.loads(state_file.read_text())
+        initial_epoch, best_value, best_epoch = state["epochs_done"], state["best_value"], state["best_epoch"]
+        model = keras.models.load_model(run_dir / LAST_FILE)
+    else:
+        model = build_model(spec, dataset.info.input_shape)
+    store.delete_metrics_from_epoch(run.id, initial_epoch)
+
+    monitor = "val_loss" if inputs.val is not None else "loss"
+    checkpoint = EpochCheckpoint(run_dir, monitor, spec.fit.keep_best, best_value)
+    checkpoint.best_epoch = best_epoch
+    recorder = StoreRecorder(store, run.id, steps_per_epoch=inputs.steps_per_epoch, epochs=spec.fit.epochs,
+                             stop_event=stop_event, checkpoint=checkpoint)
+    checkpoint.epoch_complete = recorder.epoch_complete
+    callbacks: list[keras.callbacks.Callback] = [checkpoint, recorder]
+    if spec.fit.early_stopping_patience:
+        callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, patience=spec.fit.early_stopping_patience))
+
+    fit_start = time.perf_counter()
+    history = model.fit(inputs.train, validation_data=inputs.val, epochs=spec.fit.epochs,
+                        initial_epoch=initial_epoch, verbose=0, callbacks=callbacks, shuffle=False)
+    fit_seconds = time.perf_counter() - fit_start
+    recorder.flush()
+
+    metrics = {name: value for name, value in fit_results(history.history).items() if math.isfinite(value)}
+    metrics["fit_seconds"] = fit_seconds
+    steps = recorder.completed_epochs * inputs.steps_per_epoch + recorder.partial_steps()
+    samples = steps * min(spec.fit.batch_size, inputs.n_train)
+    if samples and fit_seconds > 0:
+        metrics["samples_per_second"] = samples / fit_seconds
+    earlier_attempts = run.metrics.get("wall_seconds", 0.0) if run.resume_count else 0.0
+
+    if recorder.failure:
+        write_history_csv(store, run.id, run_dir / HISTORY_FILE)
+        store.finish_run(run.id, RunStatus.FAILED, error=recorder.failure, metrics=metrics)
+        return RunStatus.FAILED
+
+    atomic_save_model(model, run_dir / MODEL_FILE)
+    if checkpoint.best_is_final:
+        atomic_copy(run_dir / MODEL_FILE, run_dir / BEST_FILE)
+    write_history_csv(store, run.id, run_dir / HISTORY_FILE)
+    if recorder.stopped:
+        metrics["wall_seconds"] = earlier_attempts + time.perf_counter() - started
+        store.finish_run(run.id, RunStatus.STOPPED, metrics=metrics)
+        return RunStatus.STOPPED
+
+    test = model.evaluate(inputs.test, verbose=0, return_dict=True)
+    metrics.update(test_results(test))
+    metrics["wall_seconds"] = earlier_attempts + time.perf_counter() - started
+    store.finish_run(run.id, RunStatus.COMPLETED, metrics=metrics)
+    return RunStatus.COMPLETED

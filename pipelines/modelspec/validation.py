@@ -1,0 +1,335 @@
+"""Checking a spec against a dataset: per-layer shapes and parameter counts, and its problems.
+
+Shapes and counts come from Keras itself, by calling each layer on a symbolic input: nothing
+here derives a shape by hand. Each problem names the layer's position and type and the bad
+param or shape, and where there is an obvious remedy carries a `Fix` the UI can apply in one
+click (`apply_fix`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+from pipelines.data.catalog import DatasetInfo, get_info
+from pipelines.errors import SpecError
+from pipelines.modelspec.layers import ACTIVATIONS, LAYER_NAME_PATTERN, LAYER_TYPES, closest_type, default_layer_name, valid_types
+from pipelines.modelspec.spec import LOSSES, LayerSpec, ModelSpec, from_logits, output_activation
+
+DEFAULT_MAX_PARAMS = 50_000_000
+
+
+@dataclass(frozen=True)
+class Fix:
+    """A one-click remedy. `action` is "insert" (a `layer_type` at `index`), "set" (`param` to
+    `value` on layer `index`), "retype" (layer `index` to `value`), "move" (layer `index` to
+    position `value`), "remove" (layer `index`), or "compile" (`param` to `value`)."""
+
+    action: str
+    label: str
+    index: int | None = None
+    layer_type: str | None = None
+    param: str | None = None
+    value: Any = None
+
+
+@dataclass(frozen=True)
+class Problem:
+    """What is wrong, where: `index` is the 0-based layer position, None for the whole model."""
+
+    message: str
+    index: int | None = None
+    param: str | None = None
+    fix: Fix | None = None
+
+
+@dataclass(frozen=True)
+class LayerRow:
+    index: int
+    name: str
+    type: str
+    output_shape: tuple | None
+    params: int
+    trainable_params: int
+
+
+@dataclass(frozen=True)
+class Validation:
+    rows: tuple[LayerRow, ...]
+    total_params: int
+    trainable_params: int
+    problems: tuple[Problem, ...]
+    input_shape: tuple[int, ...]
+    output_activation: str
+    from_logits: bool
+    label_mode: str
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def problems_for(self, index: int | None) -> list[Problem]:
+        return [p for p in self.problems if p.index == index]
+
+    def message(self) -> str:
+        """All problems as one message, for the CLI and for refusing to create a run."""
+        return "\n".join(p.message for p in self.problems)
+
+
+def _where(index: int, layer: LayerSpec) -> str:
+    return f"Layer {index + 1} ({layer.type})"
+
+
+def shape_text(shape: tuple | None) -> str:
+    """A Keras shape as Keras prints it: (None, 26, 26, 32); "?" when unknown."""
+    if shape is None:
+        return "?"
+    return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ")"
+
+
+def _check_params(index: int, layer: LayerSpec) -> list[Problem]:
+    layer_type = LAYER_TYPES[layer.type]
+    problems = []
+    known = {p.name for p in layer_type.params}
+    for name in sorted(set(layer.params) - known):
+        expected = ", ".join(sorted(known)) or "none"
+        problems.append(Problem(
+            f"{_where(index, layer)} has no parameter `{name}`. Expected: {expected}",
+            index, name, Fix("set", f"Remove `{name}`", index, param=name, value=None),
+        ))
+    for param in layer_type.params:
+        value = layer.params.get(param.name, param.default)
+        allowed = param.check(value)
+        if allowed:
+            problems.append(Problem(
+                f"{_where(index, layer)}: `{param.name}` must be {allowed}. Received: {param.name}={value!r}",
+                index, param.name,
+                Fix("set", f"Set {param.name} to {param.default}", index, param=param.name, value=param.default),
+            ))
+    return problems
+
+
+def validate(spec: ModelSpec, dataset: str | DatasetInfo, *, max_params: int = DEFAULT_MAX_PARAMS) -> Validation:
+    """Build the spec symbolically on the dataset's input and report shapes, counts and problems."""
+    import keras  # Keras, and so TensorFlow, only once a spec is checked: pages that list runs stay light
+
+    from pipelines.modelspec.keras_build import keras_layer
+
+    info = dataset if isinstance(dataset, DatasetInfo) else get_info(dataset)
+    input_shape = tuple(info.input_shape)
+    problems: list[Problem] = []
+    rows: list[LayerRow] = []
+
+    if not spec.layers:
+        problems.append(Problem(
+            f"The model has no layers. Start with Flatten and a Dense layer of {info.num_classes} units "
+            "with softmax, or load a preset."))
+
+    seen_names: dict[str, int] = {}
+    x = keras.Input(shape=input_shape)
+    previous: tuple[int, LayerSpec] | None = None
+    for index, layer in enumerate(spec.layers):
+        layer_problems: list[Problem] = []
+        if layer.type not in LAYER_TYPES:
+            guess = closest_type(layer.type)
+            layer_problems.append(Problem(
+                f"Layer {index + 1}: unknown layer type {layer.type!r}. Expected one of: {valid_types()}",
+                index, None, Fix("retype", f"Change to {guess}", index, value=guess) if guess else None,
+            ))
+        else:
+            layer_problems.extend(_check_params(index, layer))
+        if not LAYER_NAME_PATTERN.match(layer.name or ""):
+            layer_problems.append(Problem(
+                f"Layer {index + 1} ({layer.type}): name must start with a letter and hold only letters, "
+                f"digits and underscores (at most 64). Received: name={layer.name!r}", index, "name"))
+        elif layer.name in seen_names:
+            new_name = default_layer_name(layer.type, set(seen_names) | {l.name for l in spec.layers})
+            layer_problems.append(Problem(
+                f"{_where(index, layer)}: name {layer.name!r} is already used by layer "
+                f"{seen_names[layer.name] + 1}; names must be unique.",
+                index, "name", Fix("set", f"Rename to {new_name}", index, param="name", value=new_name)))
+        seen_names.setdefault(layer.name, index)
+
+        rank = len(x.shape) - 1
+        layer_type = LAYER_TYPES.get(layer.type)
+        if not layer_problems and layer_type is not None:
+            if layer_type.needs_flat_input and rank > 1:
+                layer_problems.append(Problem(
+                    f"{_where(index, layer)} gets a {rank}-D tensor {shape_text(x.shape)}"
+                    + (f" from layer {previous[0] + 1} ({previous[1].type})" if previous else "")
+                    + f"; {layer.type} expects a flat vector: insert Flatten before it.",
+                    index, None, Fix("insert", "Insert Flatten", index, layer_type="Flatten"),
+                ))
+            elif layer_type.needs_image_input and rank != 3:
+                flatten_at = next((i for i in range(index - 1, -1, -1) if spec.layers[i].type == "Flatten"), None)
+                after = f" after Flatten (layer {flatten_at + 1})" if flatten_at is not None else ""
+                layer_problems.append(Problem(
+                    f"{_where(index, layer)} needs an image-shaped input (height, width, channels) but gets "
+                    f"{shape_text(x.shape)}{after}: move it before the Flatten, or insert a Reshape.",
+                    index, None,
+                    Fix("move", f"Move before layer {flatten_at + 1}", index, value=flatten_at)
+                    if flatten_at is not None else None,
+                ))
+            elif layer_type.needs_image_input:
+                layer_problems.extend(_check_window(index, layer, tuple(x.shape)))
+
+        if layer_problems:
+            problems.extend(layer_problems)
+            rows.append(LayerRow(index, layer.name, layer.type, None, 0, 0))
+            previous = (index, layer)
+            continue
+        try:
+            keras_obj = keras_layer(layer)
+            y = keras_obj(x)
+        except Exception as exc:  # Keras' own message is the best description left
+            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            problems.append(Problem(f"{_where(index, layer)}: Keras cannot build this layer on input "
+                                    f"{shape_text(x.shape)}: {first_line}", index))
+            rows.append(LayerRow(index, layer.name, layer.type, None, 0, 0))
+            previous = (index, layer)
+            continue
+        if any(d is not None and d <= 0 for d in y.shape[1:]):
+            problems.append(Problem(
+                f"{_where(index, layer)}: its output {shape_text(y.shape)} has no pixels left; the input "
+                f"{shape_text(x.shape)} is too small for it. Use padding 'same' or a smaller window.",
+                index, "padding", Fix("set", "Use padding 'same'", index, param="padding", value="same")
+                if layer_type is not None and "padding" in layer_type.param_names() else None))
+            rows.append(LayerRow(index, layer.name, layer.type, tuple(y.shape), 0, 0))
+            previous = (index, layer)
+            continue
+        trainable = sum(int(_size(w.shape)) for w in keras_obj.trainable_weights)
+        rows.append(LayerRow(index, layer.name, layer.type, tuple(y.shape), keras_obj.count_params(), trainable))
+        x = y
+        previous = (index, layer)
+
+    total = sum(row.params for row in rows)
+    trainable_total = sum(row.trainable_params for row in rows)
+    if total > max_params:
+        problems.append(Problem(
+            f"The model has {total:,} parameters, over the cap of {max_params:,}: use fewer units, or "
+            "pooling or strides before Flatten."))
+
+    loss = spec.compile.loss
+    activation = output_activation(spec)
+    if spec.layers and not problems:
+        problems.extend(_check_output(spec, info, tuple(x.shape), activation))
+    if loss == "binary_crossentropy" and info.num_classes != 2:
+        problems.append(Problem(
+            f"compile: `loss` binary_crossentropy needs 2 classes, but {info.name} has {info.num_classes}: "
+            "use sparse_categorical_crossentropy.", None, "loss",
+            Fix("compile", "Use sparse categorical cross-entropy", param="loss",
+                value="sparse_categorical_crossentropy")))
+
+    return Validation(
+        rows=tuple(rows),
+        total_params=total,
+        trainable_params=trainable_total,
+        problems=tuple(problems),
+        input_shape=input_shape,
+        output_activation=activation,
+        from_logits=from_logits(spec),
+        label_mode=LOSSES[loss]["label_mode"],
+    )
+
+
+def _size(shape) -> int:
+    size = 1
+    for d in shape:
+        size *= int(d)
+    return size
+
+
+def _check_window(index: int, layer: LayerSpec, input_shape: tuple) -> list[Problem]:
+    """A kernel or pool window larger than its 'valid'-padded input gives an empty output."""
+    params = LAYER_TYPES[layer.type].effective_params(dict(layer.params))
+    name = "kernel_size" if "kernel_size" in params else "pool_size"
+    window = params.get(name)
+    if params.get("padding", "valid") != "valid" or not isinstance(window, int):
+        return []
+    height, width = input_shape[1], input_shape[2]
+    if height is not None and width is not None and (window > height or window > width):
+        return [Problem(
+            f"{_where(index, layer)}: `{name}` {window} is larger than its input ({height}x{width}). "
+            f"Use a window of at most {min(height, width)}, or padding 'same'.",
+            index, name, Fix("set", f"Set {name} to {min(height, width)}", index, param=name,
+                             value=min(height, width)))]
+    return []
+
+
+def _last_index(spec: ModelSpec, types: tuple[str, ...]) -> int | None:
+    return next((i for i in range(len(spec.layers) - 1, -1, -1) if spec.layers[i].type in types), None)
+
+
+def _check_output(spec: ModelSpec, info: DatasetInfo, output_shape: tuple, activation: str) -> list[Problem]:
+    problems = []
+    binary = spec.compile.loss == "binary_crossentropy"
+    expected_units = 1 if binary else info.num_classes
+    last_dense = _last_index(spec, ("Dense",))
+    if len(output_shape) != 2:
+        problems.append(Problem(
+            f"The model's output is {shape_text(output_shape)}, but a classifier must end in one score per "
+            f"class ({expected_units}): add Flatten and Dense {expected_units}.",
+            None, None, Fix("insert", "Add Flatten at the end", len(spec.layers), layer_type="Flatten")))
+        return problems
+    if output_shape[-1] != expected_units:
+        where = _where(last_dense, spec.layers[last_dense]) if last_dense is not None else "The last layer"
+        what = f"{info.name} has {info.num_classes} classes" if not binary else "binary_crossentropy needs 1"
+        problems.append(Problem(
+            f"{where}: the output has {output_shape[-1]} units but {what}: set `units` to {expected_units}.",
+            last_dense, "units",
+            Fix("set", f"Set units to {expected_units}", last_dense, param="units", value=expected_units)
+            if last_dense is not None else None))
+    fitting = {"binary_crossentropy": ("sigmoid", "linear"), "mse": ACTIVATIONS_ANY}.get(
+        spec.compile.loss, ("softmax", "linear"))
+    if activation not in fitting:
+        owner = _last_index(spec, ("Dense", "Activation", "Conv2D", "LeakyReLU"))
+        wanted = fitting[0]
+        loss_title = LOSSES[spec.compile.loss]["title"].lower()
+        fix = None
+        if owner is not None and "activation" in LAYER_TYPES[spec.layers[owner].type].param_names():
+            fix = Fix("set", f"Use {wanted}", owner, param="activation", value=wanted)
+        problems.append(Problem(
+            f"{_where(owner, spec.layers[owner]) if owner is not None else 'The last layer'}: the last activation "
+            f"{activation!r} does not fit {loss_title}: use {wanted!r} (or 'linear' for raw scores).",
+            owner, "activation", fix))
+    return problems
+
+
+ACTIVATIONS_ANY = (*ACTIVATIONS, "leaky_relu")
+
+
+def apply_fix(spec: ModelSpec, fix: Fix) -> ModelSpec:
+    """The spec with one suggested fix applied."""
+    layers = list(spec.layers)
+    if fix.action == "insert":
+        taken = {layer.name for layer in layers}
+        layer_type = LAYER_TYPES[fix.layer_type]
+        layers.insert(fix.index, LayerSpec(fix.layer_type, default_layer_name(fix.layer_type, taken),
+                                           layer_type.defaults()))
+    elif fix.action == "set" and fix.param == "name":
+        layers[fix.index] = replace(layers[fix.index], name=fix.value)
+    elif fix.action == "set":
+        params = dict(layers[fix.index].params)
+        if fix.value is None:
+            params.pop(fix.param, None)
+        else:
+            params[fix.param] = fix.value
+        layers[fix.index] = replace(layers[fix.index], params=params)
+    elif fix.action == "retype":
+        layers[fix.index] = LayerSpec(fix.value, layers[fix.index].name, LAYER_TYPES[fix.value].defaults())
+    elif fix.action == "move":
+        layers.insert(fix.value, layers.pop(fix.index))
+    elif fix.action == "remove":
+        layers.pop(fix.index)
+    elif fix.action == "compile":
+        return spec.with_compile(**{fix.param: fix.value})
+    else:
+        raise SpecError(f"Unknown fix action {fix.action!r}. Expected one of: insert, set, retype, move, remove, compile")
+    return replace(spec, layers=tuple(layers))
+
+
+def ensure_valid(spec: ModelSpec, dataset: str | DatasetInfo) -> Validation:
+    """Validate, and raise one SpecError listing every problem (used before creating a run)."""
+    result = validate(spec, dataset)
+    if not result.ok:
+        raise SpecError(result.message())
+    return result

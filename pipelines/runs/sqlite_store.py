@@ -1,0 +1,360 @@
+"""The run store in SQLite: `<home>/runs.db`, with each run's artifacts under `<home>/runs/<id>/`."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from pipelines import paths
+from pipelines.errors import LayerlabError, RunNotFoundError, RunStateError
+from pipelines.runs.entities import (METRIC_KINDS, MetricPoint, Progress, Run, RunStatus, new_run_id,
+                                     validate_run_id)
+from pipelines.runs.sqlite_db import SQLiteDatabase
+from pipelines.runs.store import RunStore
+
+SCHEMA_VERSION = 1
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    status TEXT NOT NULL,
+    dataset TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    queue_order INTEGER NOT NULL,
+    started_at REAL,
+    finished_at REAL,
+    heartbeat_at REAL,
+    worker_pid INTEGER,
+    error TEXT,
+    metrics TEXT NOT NULL DEFAULT '{}',
+    epoch INTEGER NOT NULL DEFAULT 0,
+    total_epochs INTEGER NOT NULL DEFAULT 0,
+    step INTEGER NOT NULL DEFAULT 0,
+    steps_per_epoch INTEGER NOT NULL DEFAULT 0,
+    epochs_done INTEGER NOT NULL DEFAULT 0,
+    best_epoch INTEGER,
+    stop_requested REAL NOT NULL DEFAULT 0,  -- 0, or when the stop was asked for
+    resume_count INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS runs_status_queue ON runs (status, queue_order);
+CREATE INDEX IF NOT EXISTS runs_created ON runs (created_at);
+CREATE TABLE IF NOT EXISTS metrics (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    epoch INTEGER NOT NULL,
+    step INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    value REAL NOT NULL,
+    timestamp REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS metrics_run ON metrics (run_id, id);
+"""
+
+
+class SQLiteRunStore(RunStore):
+    """The run store in `<home>/runs.db` (see SQLiteDatabase for how processes share it), with
+    artifacts under `<home>/runs/<run_id>/`."""
+
+    def __init__(self, home: str | os.PathLike | None = None) -> None:
+        self.home = paths.home_dir(home)
+        self.db_path = self.home / "runs.db"
+        self._db = SQLiteDatabase(self.db_path, _SCHEMA, SCHEMA_VERSION, what="run store")
+        self._connection = self._db.connection
+        self._write = self._db.write
+
+    def close(self) -> None:
+        """Close this thread's connection (other threads' close when their thread ends)."""
+        self._db.close()
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _run_path(self, run_id: str) -> Path:
+        return self.home / "runs" / validate_run_id(run_id)
+
+    def _fetch_row(self, db: sqlite3.Connection, run_id: str) -> sqlite3.Row:
+        row = db.execute("SELECT * FROM runs WHERE id = ?", (validate_run_id(run_id),)).fetchone()
+        if row is None:
+            raise RunNotFoundError(f"No run with id {run_id!r} in {self.db_path}.")
+        return row
+
+    def _require_run(self, db: sqlite3.Connection, run_id: str) -> None:
+        if db.execute("SELECT 1 FROM runs WHERE id = ?", (validate_run_id(run_id),)).fetchone() is None:
+            raise RunNotFoundError(f"No run with id {run_id!r} in {self.db_path}.")
+
+    def _update_existing(self, run_id: str, sql: str, params: tuple) -> None:
+        """Run a single-row UPDATE keyed on the id (the last parameter); missing runs raise."""
+        validate_run_id(run_id)
+        if self._connection().execute(sql, params).rowcount == 0:
+            raise RunNotFoundError(f"No run with id {run_id!r} in {self.db_path}.")
+
+    @staticmethod
+    def _next_queue_order(db: sqlite3.Connection) -> int:
+        # A counter, not a timestamp: two runs queued in the same clock tick still keep order.
+        return db.execute("SELECT COALESCE(MAX(queue_order), 0) + 1 FROM runs").fetchone()[0]
+
+    @staticmethod
+    def _to_run(row: sqlite3.Row) -> Run:
+        return Run(
+            id=row["id"],
+            name=row["name"],
+            status=RunStatus(row["status"]),
+            dataset=row["dataset"],
+            spec=json.loads(row["spec"]),
+            created_at=row["created_at"],
+            started_at=row["started_at"],
+            finished_at=row["finished_at"],
+            heartbeat_at=row["heartbeat_at"],
+            worker_pid=row["worker_pid"],
+            error=row["error"],
+            metrics=json.loads(row["metrics"]),
+            progress=Progress(
+                epoch=row["epoch"],
+                total_epochs=row["total_epochs"],
+                step=row["step"],
+                steps_per_epoch=row["steps_per_epoch"],
+            ),
+            epochs_done=row["epochs_done"],
+            best_epoch=row["best_epoch"],
+            stop_requested=bool(row["stop_requested"]),
+            resume_count=row["resume_count"],
+            # The flag column holds the time of the request (1 in stores written before that).
+            stop_requested_at=float(row["stop_requested"]) if row["stop_requested"] else None,
+        )
+
+    # -- runs ---------------------------------------------------------------------------------
+
+    def create_run(self, name: str, dataset: str, spec: dict, *, total_epochs: int = 0) -> Run:
+        if not isinstance(spec, dict):
+            raise LayerlabError(f"A run's `spec` must be a dict. Received: spec={spec!r}")
+        try:
+            spec_json = json.dumps(spec)
+        except (TypeError, ValueError) as error:
+            raise LayerlabError(f"A run's `spec` must be plain JSON data: {error}") from None
+        now = time.time()
+        name = (name or "").strip() or f"{dataset} {time.strftime('%b %d %H:%M:%S', time.localtime(now))}"
+        with self._write() as db:
+            while True:
+                run_id = new_run_id()
+                try:
+                    db.execute(
+                        "INSERT INTO runs (id, name, status, dataset, spec, created_at, queue_order,"
+                        " total_epochs) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        (run_id, name, RunStatus.QUEUED.value, dataset, spec_json, now,
+                         self._next_queue_order(db), total_epochs),
+                    )
+                    break
+                except sqlite3.IntegrityError:
+                    continue  # 40 random bits collided with an existing id: draw again.
+            return self._to_run(self._fetch_row(db, run_id))
+
+    def get_run(self, run_id: str) -> Run:
+        return self._to_run(self._fetch_row(self._connection(), run_id))
+
+    def list_runs(
+        self, statuses: Iterable[RunStatus] | None = None, limit: int | None = None
+    ) -> list[Run]:
+        sql, params = "SELECT * FROM runs", []
+        if statuses is not None:
+            wanted = [RunStatus(status).value for status in statuses]
+            if not wanted:
+                return []
+            sql += f" WHERE status IN ({', '.join('?' * len(wanted))})"
+            params += wanted
+        sql += " ORDER BY created_at DESC, rowid DESC"
+        if limit is not None:
+            if not isinstance(limit, int) or limit < 0:
+                raise LayerlabError(f"`limit` must be a non-negative integer. Received: limit={limit!r}")
+            sql += " LIMIT ?"
+            params.append(limit)
+        return [self._to_run(row) for row in self._connection().execute(sql, params)]
+
+    def queue_position(self, run_id: str) -> int | None:
+        row = self._connection().execute(
+            "SELECT r.status, (SELECT COUNT(*) FROM runs q WHERE q.status = ?"
+            " AND q.queue_order <= r.queue_order) AS position FROM runs r WHERE r.id = ?",
+            (RunStatus.QUEUED.value, validate_run_id(run_id)),
+        ).fetchone()
+        if row is None:
+            raise RunNotFoundError(f"No run with id {run_id!r} in {self.db_path}.")
+        return row["position"] if row["status"] == RunStatus.QUEUED.value else None
+
+    def claim_next_run(self, worker_pid: int, max_running: int) -> Run | None:
+        if not isinstance(max_running, int) or max_running < 0:
+            raise LayerlabError(
+                f"`max_running` must be a non-negative integer. Received: max_running={max_running!r}"
+            )
+        now = time.time()
+        with self._write() as db:
+            running = db.execute(
+                "SELECT COUNT(*) FROM runs WHERE status = ?", (RunStatus.RUNNING.value,)
+            ).fetchone()[0]
+            if running >= max_running:
+                return None
+            row = db.execute(
+                "SELECT id FROM runs WHERE status = ? ORDER BY queue_order LIMIT 1",
+                (RunStatus.QUEUED.value,),
+            ).fetchone()
+            if row is None:
+                return None
+            db.execute(
+                "UPDATE runs SET status = ?, worker_pid = ?, started_at = COALESCE(started_at, ?),"
+                " heartbeat_at = ?, stop_requested = 0 WHERE id = ?",
+                (RunStatus.RUNNING.value, worker_pid, now, now, row["id"]),
+            )
+            return self._to_run(self._fetch_row(db, row["id"]))
+
+    def heartbeat(self, run_id: str) -> None:
+        self._update_existing(run_id, "UPDATE runs SET heartbeat_at = ? WHERE id = ?", (time.time(), run_id))
+
+    def update_progress(self, run_id: str, progress: Progress) -> None:
+        self._update_existing(
+            run_id,
+            "UPDATE runs SET epoch = ?, total_epochs = ?, step = ?, steps_per_epoch = ?,"
+            " heartbeat_at = ? WHERE id = ?",
+            (progress.epoch, progress.total_epochs, progress.step, progress.steps_per_epoch,
+             time.time(), run_id),
+        )
+
+    def set_epochs_done(self, run_id: str, epochs_done: int, best_epoch: int | None) -> None:
+        self._update_existing(
+            run_id, "UPDATE runs SET epochs_done = ?, best_epoch = ? WHERE id = ?",
+            (epochs_done, best_epoch, run_id),
+        )
+
+    # -- metrics ------------------------------------------------------------------------------
+
+    def log_metrics(self, run_id: str, points: Sequence[MetricPoint]) -> None:
+        with self._write() as db:
+            self._require_run(db, run_id)
+            db.executemany(
+                "INSERT INTO metrics (run_id, kind, epoch, step, name, value, timestamp)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(run_id, p.kind, p.epoch, p.step, p.name, float(p.value), p.timestamp) for p in points],
+            )
+
+    def get_metrics_since(
+        self, run_id: str, after_id: int = 0, kind: str | None = None
+    ) -> tuple[list[MetricPoint], int]:
+        sql, params = "SELECT * FROM metrics WHERE run_id = ? AND id > ?", [run_id, after_id]
+        if kind is not None:
+            if kind not in METRIC_KINDS:
+                raise LayerlabError(
+                    f"Metric `kind` must be one of: {', '.join(METRIC_KINDS)}. Received: kind={kind!r}"
+                )
+            sql += " AND kind = ?"
+            params.append(kind)
+        db = self._connection()
+        self._require_run(db, run_id)
+        rows = db.execute(sql + " ORDER BY id", params).fetchall()
+        points = [
+            MetricPoint(kind=r["kind"], epoch=r["epoch"], step=r["step"], name=r["name"],
+                        value=r["value"], timestamp=r["timestamp"])
+            for r in rows
+        ]
+        return points, (rows[-1]["id"] if rows else after_id)
+
+    def delete_metrics_from_epoch(self, run_id: str, epoch: int) -> int:
+        with self._write() as db:
+            self._require_run(db, run_id)
+            return db.execute(
+                "DELETE FROM metrics WHERE run_id = ? AND epoch >= ?", (run_id, epoch)
+            ).rowcount
+
+    # -- status changes -----------------------------------------------------------------------
+
+    def request_stop(self, run_id: str) -> Run:
+        with self._write() as db:
+            status = RunStatus(self._fetch_row(db, run_id)["status"])
+            if status is RunStatus.RUNNING:
+                db.execute("UPDATE runs SET stop_requested = ? WHERE id = ? AND stop_requested = 0",
+                           (time.time(), run_id))
+            elif status is RunStatus.QUEUED:
+                db.execute(
+                    "UPDATE runs SET status = ?, finished_at = ?, stop_requested = ? WHERE id = ?",
+                    (RunStatus.STOPPED.value, time.time(), time.time(), run_id),
+                )
+            else:
+                raise RunStateError(
+                    f"Run {run_id} is {status.value}; only QUEUED or RUNNING runs can be stopped"
+                )
+            return self._to_run(self._fetch_row(db, run_id))
+
+    def is_stop_requested(self, run_id: str) -> bool:
+        return bool(self._fetch_row(self._connection(), run_id)["stop_requested"])
+
+    def finish_run(
+        self,
+        run_id: str,
+        status: RunStatus,
+        *,
+        error: str | None = None,
+        metrics: dict[str, float] | None = None,
+    ) -> Run:
+        received = status
+        try:
+            status = RunStatus(status)
+        except ValueError:
+            status = None
+        if status is None or not status.is_terminal:
+            raise RunStateError(
+                "A run can only finish as one of: "
+                f"{', '.join(s.value for s in RunStatus if s.is_terminal)}. "
+                f"Received: status={str(received)!r}"
+            )
+        with self._write() as db:
+            merged = json.loads(self._fetch_row(db, run_id)["metrics"])
+            merged.update({name: float(value) for name, value in (metrics or {}).items()})
+            db.execute(
+                "UPDATE runs SET status = ?, finished_at = ?, error = ?, metrics = ?,"
+                " worker_pid = NULL WHERE id = ?",
+                (status.value, time.time(), error, json.dumps(merged), run_id),
+            )
+            return self._to_run(self._fetch_row(db, run_id))
+
+    def mark_interrupted(self, run_id: str, reason: str) -> bool:
+        with self._write() as db:
+            self._require_run(db, run_id)
+            return db.execute(
+                "UPDATE runs SET status = ?, error = ?, finished_at = ?, worker_pid = NULL"
+                " WHERE id = ? AND status = ?",
+                (RunStatus.INTERRUPTED.value, reason, time.time(), run_id, RunStatus.RUNNING.value),
+            ).rowcount == 1
+
+    def request_resume(self, run_id: str) -> Run:
+        with self._write() as db:
+            status = RunStatus(self._fetch_row(db, run_id)["status"])
+            if not status.can_resume:
+                raise RunStateError(
+                    f"Run {run_id} is {status.value}; only STOPPED or INTERRUPTED runs can be resumed"
+                )
+            db.execute("DELETE FROM metrics WHERE run_id = ? AND epoch >= ?",
+                       (run_id, self._fetch_row(db, run_id)["epochs_done"]))
+            db.execute(
+                "UPDATE runs SET status = ?, error = NULL, finished_at = NULL, stop_requested = 0,"
+                " worker_pid = NULL, resume_count = resume_count + 1, queue_order = ? WHERE id = ?",
+                (RunStatus.QUEUED.value, self._next_queue_order(db), run_id),
+            )
+            return self._to_run(self._fetch_row(db, run_id))
+
+    def delete_run(self, run_id: str) -> None:
+        with self._write() as db:
+            status = RunStatus(self._fetch_row(db, run_id)["status"])
+            if status is RunStatus.RUNNING:
+                raise RunStateError(
+                    f"Run {run_id} is RUNNING; stop it and wait for it to end before deleting it"
+                )
+            db.execute("DELETE FROM metrics WHERE run_id = ?", (run_id,))
+            db.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+        shutil.rmtree(self._run_path(run_id), ignore_errors=True)
+
+    def run_dir(self, run_id: str) -> Path:
+        self._require_run(self._connection(), run_id)
+        return self._run_path(run_id)
