@@ -64,7 +64,8 @@ def wait_for_exit(pid: int | None) -> None:
 
 
 def measure_once(scheduler: Scheduler, ticks: bool) -> dict[str, float]:
-    """One try: queue, wait for the first batch point, stop the run; returns the timings in s."""
+    """One try: queue, wait for the first batch point, stop the run; returns the timings in s
+    (`stopped`: from the stop request to the run's STOPPED status in the store)."""
     store = scheduler.store
     spec = get_preset("mlp-128x2").spec
     run = scheduler.submit(spec, "fashion_mnist")
@@ -89,9 +90,12 @@ def measure_once(scheduler: Scheduler, ticks: bool) -> dict[str, float]:
                 raise RuntimeError(f"the run ended {current.status.value} before its first point: {current.error}")
             time.sleep(POLL_SECONDS)
         started = store.get_run(run.id)
+        asked = time.perf_counter()
+        scheduler.stop(run.id, wait=10)
         return {"claimed": started.started_at - submitted_wall,
                 "logged": points[0].timestamp - submitted_wall,
-                "readable": readable}
+                "readable": readable,
+                "stopped": time.perf_counter() - asked}
     finally:
         worker_pid = store.get_run(run.id).worker_pid
         if store.get_run(run.id).status.is_active:
@@ -119,6 +123,7 @@ def benchmark(args: argparse.Namespace) -> None:
             latencies.append(timings["readable"])
             print(f"try {attempt}/{args.tries}: first point readable after {timings['readable']:.3f} s "
                   f"(claimed {timings['claimed']:.3f} s, logged {timings['logged']:.3f} s; "
+                  f"stop request to STOPPED {timings['stopped']:.3f} s; "
                   f"spare was ready after {waited:.1f} s)", flush=True)
     finally:
         scheduler.end_workers()

@@ -1,9 +1,8 @@
 """A model on its whole test set: accuracy and loss, each class' accuracy, the confusion matrix
 (click a cell to see its images) and the mistakes the model was surest of.
 
-Plotly heatmaps do not take part in selections, so the matrix carries an invisible marker at the
-centre of every cell: clicking a cell selects that marker. The cell shown is held by two
-selectboxes (true class, predicted class), which a click on the matrix sets.
+The matrix itself is `components.figures.confusion`. The cell shown is held by two selectboxes
+(true class, predicted class), which a click on the matrix sets.
 """
 from __future__ import annotations
 
@@ -12,10 +11,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
 
 from components import model_cache, prediction_view, state
+from components.figures.confusion import confusion_figure, selected_cell
 from pipelines.errors import LayerlabError
 from pipelines.runs.entities import Run
 from pipelines.runs.store import RunStore
@@ -23,12 +22,9 @@ from pipelines.runs.store import RunStore
 if TYPE_CHECKING:
     from pipelines.inference.evaluate import Evaluation
 
-CELL_PIXELS = 42
-AXES_PIXELS = 70  # room for the tick labels and axis titles
 GALLERY_PIXELS = 84  # a 28x28 image at 3x
 CELL_IMAGES = 40
 WORST_MISTAKES = 24
-HIGHLIGHT_COLOR = "#FF4B4B"
 
 
 PER_CLASS_COLUMNS = {
@@ -68,55 +64,6 @@ def default_cell(confusion: np.ndarray) -> tuple[int, int]:
     return int(true_class), int(predicted_class)
 
 
-def confusion_figure(confusion: np.ndarray, class_names: Sequence[str],
-                     selected: tuple[int, int] | None = None) -> go.Figure:
-    """Counts written in their cells, true classes down and predicted across; colour grows with
-    the square root of the count, so that mistakes stay visible beside the diagonal."""
-    classes = len(class_names)
-    counts = np.asarray(confusion)
-    cells = np.arange(classes)
-    predicted_at, true_at = np.meshgrid(cells, cells)
-    figure = go.Figure(go.Heatmap(
-        z=np.sqrt(counts), x=cells, y=cells, text=[[f"{c:,}" if c else "" for c in row] for row in counts],
-        texttemplate="%{text}", colorscale="Blues", showscale=False, hoverinfo="skip", xgap=1, ygap=1,
-    ))
-    names = np.asarray(class_names, dtype=object)
-    figure.add_trace(go.Scatter(
-        x=predicted_at.ravel(), y=true_at.ravel(), mode="markers", showlegend=False,
-        marker={"size": CELL_PIXELS * 0.8, "symbol": "square", "opacity": 0},
-        selected={"marker": {"opacity": 0}}, unselected={"marker": {"opacity": 0}},
-        customdata=np.stack([true_at.ravel(), predicted_at.ravel(), counts.ravel(),
-                             names[true_at.ravel()], names[predicted_at.ravel()]], axis=1),
-        hovertemplate="true %{customdata[3]} · predicted %{customdata[4]}: %{customdata[2]:,} image(s)"
-                      "<br>click to see them<extra></extra>",
-    ))
-    if selected is not None:
-        true_class, predicted_class = selected
-        figure.add_shape(type="rect", x0=predicted_class - 0.5, x1=predicted_class + 0.5,
-                         y0=true_class - 0.5, y1=true_class + 0.5, line={"color": HIGHLIGHT_COLOR, "width": 3})
-    ticks = {"tickvals": list(cells), "ticktext": list(class_names), "showgrid": False, "zeroline": False,
-             "fixedrange": True}
-    figure.update_xaxes(title_text="predicted class", side="top", constrain="domain", **ticks)
-    figure.update_yaxes(title_text="true class", autorange="reversed", scaleanchor="x", constrain="domain", **ticks)
-    longest = max((len(name) for name in class_names), default=1)
-    if longest > 2:
-        figure.update_xaxes(tickangle=-40)
-    side = CELL_PIXELS * classes + AXES_PIXELS + (7 * longest if longest > 2 else 0)
-    figure.update_layout(width=side, height=side - 30, margin={"l": 10, "r": 10, "t": 10, "b": 10},
-                         clickmode="event+select", dragmode=False, hovermode="closest",
-                         plot_bgcolor="rgba(0,0,0,0)")
-    return figure
-
-
-def selected_cell(selection) -> tuple[int, int] | None:
-    """The (true, predicted) cell a chart selection points at, if any."""
-    for point in (selection or {}).get("points", []):
-        data = point.get("customdata")
-        if data is not None and len(data) >= 2:
-            return int(data[0]), int(data[1])
-    return None
-
-
 def _cell_keys() -> tuple[str, str]:
     return state.key("test", "cell", "true"), state.key("test", "cell", "predicted")
 
@@ -136,12 +83,35 @@ def gallery(images: np.ndarray, captions: Sequence[str]) -> None:
              caption=list(captions), width=GALLERY_PIXELS)
 
 
+def _cell_view(result: Evaluation, images: np.ndarray) -> None:
+    """The test images of the cell the two selectboxes name (a click on the matrix sets them)."""
+    from pipelines.inference.evaluate import cell_indices  # TensorFlow: only once needed
+
+    names = result.class_names
+    classes = list(range(len(names)))
+    true_key, predicted_key = _cell_keys()
+    with st.container(key=state.key("test", "cell_view")):
+        pick_true, pick_predicted, _ = st.columns([1, 1, 2])
+        true_class = pick_true.selectbox("True class", classes, format_func=names.__getitem__, key=true_key)
+        predicted_class = pick_predicted.selectbox("Predicted class", classes, format_func=names.__getitem__,
+                                                   key=predicted_key)
+        indices = cell_indices(result, true_class, predicted_class)
+        verdict = "right" if true_class == predicted_class else "wrong"
+        st.caption(f"{len(indices):,} test image(s) of {names[true_class]} predicted as "
+                   f"{names[predicted_class]} ({verdict})"
+                   + (f"; the first {CELL_IMAGES} shown" if len(indices) > CELL_IMAGES else "")
+                   + (". Under each: its number in the test set, and how sure the model was" if len(indices) else ""))
+        shown = indices[:CELL_IMAGES]
+        if len(shown):
+            gallery(images[shown], [f"#{i} · {prediction_view.percent(result.confidence[i])}" for i in shown])
+
+
 def evaluation(store: RunStore, run: Run) -> None:
     """The Evaluate tab; a click in the matrix reruns this part alone."""
 
     @st.fragment
     def results() -> None:
-        from pipelines.inference.evaluate import cell_indices, worst_mistakes  # TensorFlow: only once needed
+        from pipelines.inference.evaluate import worst_mistakes  # TensorFlow: only once needed
 
         try:
             result = model_cache.evaluation(store, run)
@@ -175,20 +145,7 @@ def evaluation(store: RunStore, run: Run) -> None:
             st.dataframe(per_class_frame(result), hide_index=True, key=state.key("test", "per_class"),
                          column_config=PER_CLASS_COLUMNS)
 
-        with st.container(key=state.key("test", "cell_view")):
-            pick_true, pick_predicted, _ = st.columns([1, 1, 2])
-            true_class = pick_true.selectbox("True class", classes, format_func=names.__getitem__, key=true_key)
-            predicted_class = pick_predicted.selectbox("Predicted class", classes, format_func=names.__getitem__,
-                                                       key=predicted_key)
-            indices = cell_indices(result, true_class, predicted_class)
-            verdict = "right" if true_class == predicted_class else "wrong"
-            st.caption(f"{len(indices):,} test image(s) of {names[true_class]} predicted as "
-                       f"{names[predicted_class]} ({verdict})"
-                       + (f"; the first {CELL_IMAGES} shown" if len(indices) > CELL_IMAGES else "")
-                       + (". Under each: its number in the test set, and how sure the model was" if len(indices) else ""))
-            shown = indices[:CELL_IMAGES]
-            if len(shown):
-                gallery(images[shown], [f"#{i} · {prediction_view.percent(result.confidence[i])}" for i in shown])
+        _cell_view(result, images)
 
         st.markdown("**Worst mistakes** · the wrong answers the model was surest of")
         worst = worst_mistakes(result, WORST_MISTAKES)

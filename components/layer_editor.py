@@ -6,63 +6,51 @@ the undo history.
 """
 from __future__ import annotations
 
-from dataclasses import replace
-
 import streamlit as st
 
 from components import state
-from pipelines.modelspec.layers import LAYER_TYPES, ParamSpec, default_layer_name
+from pipelines.errors import SpecError
+from pipelines.modelspec import edit
+from pipelines.modelspec.layers import LAYER_TYPES, ParamSpec
 from pipelines.modelspec.spec import LayerSpec
-from pipelines.modelspec.validation import Fix, LayerRow, Problem, apply_fix, shape_text
+from pipelines.modelspec.validation import Fix, LayerRow, Problem, shape_text
 
 CATEGORY_TITLES = {"core": "Core", "convolutional": "Convolution", "regularization": "Regularisation",
                    "activation": "Activation"}
 
 
 # --- callbacks: they run before the next script run, so the page draws the new spec at once -----
+# The edits themselves are `pipelines.modelspec.edit`'s; these only store the result and the selection.
 
 def _add_layer(layer_type: str) -> None:
-    spec = state.spec()
-    layers = list(spec.layers)
     at = state.selected_layer()
-    position = len(layers) if at is None else at + 1
-    name = default_layer_name(layer_type, {layer.name for layer in layers})
-    layers.insert(position, LayerSpec(layer_type, name, LAYER_TYPES[layer_type].defaults()))
-    state.set_spec(replace(spec, layers=tuple(layers)), refresh_widgets=True)
+    spec, position = edit.insert_layer(state.spec(), layer_type, None if at is None else at + 1)
+    state.set_spec(spec, refresh_widgets=True)
     state.select_layer(position)
 
 
 def _move(index: int, offset: int) -> None:
-    spec = state.spec()
-    layers = list(spec.layers)
-    target = index + offset
-    if 0 <= target < len(layers):
-        layers.insert(target, layers.pop(index))
-        state.set_spec(replace(spec, layers=tuple(layers)), refresh_widgets=True)
-        state.select_layer(target)
+    try:
+        spec = edit.move_layer(state.spec(), index, offset)
+    except SpecError:
+        return  # past either end: the button is disabled there, so only a stale click gets here
+    state.set_spec(spec, refresh_widgets=True)
+    state.select_layer(index + offset)
 
 
 def _duplicate(index: int) -> None:
-    spec = state.spec()
-    layers = list(spec.layers)
-    original = layers[index]
-    copy = replace(original, name=default_layer_name(original.type, {layer.name for layer in layers}),
-                   params=dict(original.params))
-    layers.insert(index + 1, copy)
-    state.set_spec(replace(spec, layers=tuple(layers)), refresh_widgets=True)
+    state.set_spec(edit.duplicate_layer(state.spec(), index), refresh_widgets=True)
     state.select_layer(index + 1)
 
 
 def _delete(index: int) -> None:
-    spec = state.spec()
-    layers = list(spec.layers)
-    layers.pop(index)
-    state.set_spec(replace(spec, layers=tuple(layers)), refresh_widgets=True)
-    state.select_layer(min(index, len(layers) - 1) if layers else None)
+    spec = edit.delete_layer(state.spec(), index)
+    state.set_spec(spec, refresh_widgets=True)
+    state.select_layer(min(index, len(spec.layers) - 1) if spec.layers else None)
 
 
 def _apply_fix(fix: Fix) -> None:
-    state.set_spec(apply_fix(state.spec(), fix), refresh_widgets=True)
+    state.set_spec(edit.apply_fix(state.spec(), fix), refresh_widgets=True)
 
 
 def _set_param(index: int, param: ParamSpec, widget_key: str) -> None:
@@ -71,10 +59,7 @@ def _set_param(index: int, param: ParamSpec, widget_key: str) -> None:
         value = _parse_shape(value)
         if value is None:
             return  # the card shows the parse error; the spec keeps its last good shape
-    spec = state.spec()
-    layers = list(spec.layers)
-    layers[index] = replace(layers[index], params={**layers[index].params, param.name: value})
-    state.set_spec(replace(spec, layers=tuple(layers)))
+    state.set_spec(edit.set_param(state.spec(), index, param.name, value))
 
 
 def _parse_shape(text: str | None) -> list[int] | None:

@@ -1,15 +1,13 @@
 """The Build page's toolbar (dataset, presets, undo, save and load) and its cached validation."""
 from __future__ import annotations
 
-from dataclasses import replace
-
 import streamlit as st
 
 from components import state
 from components import resources
 from pipelines.data.catalog import CATALOG
 from pipelines.errors import LayerlabError, SpecError
-from pipelines.modelspec.layers import LAYER_TYPES, valid_types
+from pipelines.modelspec import edit
 from pipelines.modelspec.presets import PRESETS
 from pipelines.modelspec.spec import ModelSpec
 from pipelines.modelspec.validation import Validation, validate
@@ -44,7 +42,7 @@ def _load_preset(name: str) -> None:
 
 
 def _clear() -> None:
-    state.set_spec(replace(state.spec(), layers=()), refresh_widgets=True)
+    state.set_spec(edit.clear_layers(state.spec()), refresh_widgets=True)
     state.select_layer(None)
 
 
@@ -57,14 +55,7 @@ def _import_spec(widget_key: str) -> None:
     if upload is None:
         return
     try:
-        spec = ModelSpec.from_json(upload.getvalue())
-        unknown = sorted({layer.type for layer in spec.layers} - set(LAYER_TYPES))
-        if unknown:
-            raise SpecError(f"unknown layer type {unknown[0]!r}. Expected one of: {valid_types()}")
-        names = [layer.name for layer in spec.layers]
-        repeated = next((name for name in names if names.count(name) > 1), None)
-        if repeated:
-            raise SpecError(f"the layer name {repeated!r} is used more than once; layer names must be unique.")
+        spec = edit.import_spec(upload.getvalue())
     except SpecError as exc:
         state.push_notice(f"Could not load {upload.name}: {exc}")
         return

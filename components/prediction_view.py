@@ -1,8 +1,9 @@
 """What a model made of one input: the class probabilities with the top class called out, and the
 input itself as the model received it, pixel for pixel.
 
-The figure and image functions are pure (tested without Streamlit); `show_prediction` and
-`show_model_input` draw them.
+The bar chart and `percent` live in `components.figures.probabilities`; `percent` is imported here
+too, so every page formats probabilities alike through `prediction_view.percent`. The text and image
+functions here are pure; `show_prediction` and `show_model_input` draw them.
 """
 from __future__ import annotations
 
@@ -11,13 +12,11 @@ import io
 from collections.abc import Sequence
 
 import numpy as np
-import plotly.graph_objects as go
 import streamlit as st
 from PIL import Image
 
-TOP_COLOR = "#FF4B4B"
-OTHER_COLOR = "#C3C8D4"
-BAR_PIXELS = 26  # chart height per class
+from components.figures.probabilities import percent, probability_figure
+
 MODEL_INPUT_PIXELS = 168  # how large "what the model sees" is drawn (28x28 becomes 6x)
 
 
@@ -27,42 +26,10 @@ def top_classes(probabilities: np.ndarray, class_names: Sequence[str], k: int = 
     return [(class_names[i], float(probabilities[i])) for i in order]
 
 
-def percent(probability: float) -> str:
-    """98%, 9.6%, 0.3%, <0.1%: whole percents where that is precise enough, and never 100%."""
-    value = 100 * probability
-    if value >= 99.5:
-        return f"{min(value, 99.9):.1f}%"
-    if value >= 10:
-        return f"{value:.0f}%"
-    if value >= 0.05:
-        return f"{value:.1f}%"
-    return "<0.1%"
-
-
 def top_class_text(probabilities: np.ndarray, class_names: Sequence[str]) -> str:
     """"7 · 98%": the likeliest class and how sure the model is of it."""
     name, probability = top_classes(probabilities, class_names, 1)[0]
     return f"{name} · {percent(probability)}"
-
-
-def probability_figure(probabilities: np.ndarray | None, class_names: Sequence[str]) -> go.Figure:
-    """One horizontal bar per class in class order, top to bottom, the likeliest in colour;
-    `None` gives the empty chart, waiting for an input."""
-    names = list(class_names)
-    top = None if probabilities is None else int(np.argmax(probabilities))
-    values = [0.0] * len(names) if probabilities is None else [float(p) for p in probabilities]
-    figure = go.Figure(go.Bar(
-        x=values, y=names, orientation="h",
-        marker={"color": [TOP_COLOR if i == top else OTHER_COLOR for i in range(len(names))]},
-        text=None if probabilities is None else [percent(p) for p in values], textposition="outside",
-        cliponaxis=False, hoverinfo="skip",
-    ))
-    figure.update_xaxes(range=[0, 1.12], tickformat=".0%", showgrid=True, fixedrange=True,
-                        tickvals=[0, 0.25, 0.5, 0.75, 1.0])
-    figure.update_yaxes(type="category", autorange="reversed", fixedrange=True, ticksuffix="  ")
-    figure.update_layout(height=BAR_PIXELS * len(names) + 50, margin={"l": 10, "r": 10, "t": 10, "b": 30},
-                         bargap=0.25, showlegend=False)
-    return figure
 
 
 def enlarged(array: np.ndarray, pixels: int = MODEL_INPUT_PIXELS) -> np.ndarray:

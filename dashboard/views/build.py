@@ -3,7 +3,8 @@ import streamlit as st
 
 from components import model_builder, run_list, state
 from components.layer_editor import layer_card, palette, problem_row
-from components.model_summary import stack_diagram, summary_frame
+from components.figures.stack import stack_diagram
+from components.model_summary import summary_frame
 from components.training_settings import compile_settings, fit_settings, learner_questions
 
 st.title("Build")

@@ -2,6 +2,7 @@
 import streamlit as st
 
 from components import dataset_view, state
+from components.figures.class_balance import distribution_chart
 from components.resources import dataset_overview
 from pipelines.data.locate import load
 from pipelines.data.catalog import CATALOG
@@ -36,6 +37,6 @@ except DatasetError as exc:
 st.caption(f"Loaded from `{overview['origin']}`")
 table, chart = st.columns([2, 3], gap="large")
 table.dataframe(dataset_view.class_table(info, overview), hide_index=True, width="stretch")
-chart.plotly_chart(dataset_view.distribution_chart(info, overview), key=state.key("data", "chart"))
+chart.plotly_chart(distribution_chart(info, overview), key=state.key("data", "chart"))
 st.subheader("Samples per class")
 dataset_view.gallery(info, overview)

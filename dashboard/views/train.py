@@ -12,6 +12,7 @@ import time
 import streamlit as st
 
 from components import live_chart, resources, run_list, state
+from components.figures.curves import curves_figure
 from pipelines.runs import artifacts
 from pipelines.errors import LayerlabError
 from pipelines.runs.entities import Run, RunStatus
@@ -109,8 +110,8 @@ def selected_run(store: RunStore, run_id: str, live: bool) -> None:
         if run.status.is_terminal:
             results(store, run)
         st.plotly_chart(
-            live_chart.curves_figure(points, best_epoch=run.best_epoch,
-                                     steps_per_epoch=run.progress.steps_per_epoch, revision=run.id),
+            curves_figure(points, best_epoch=run.best_epoch,
+                          steps_per_epoch=run.progress.steps_per_epoch, revision=run.id),
             key=state.key("train", "chart"), config={"displaylogo": False},
         )
         if not points and run.status.is_active:

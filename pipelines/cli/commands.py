@@ -133,7 +133,16 @@ def cmd_show(args: argparse.Namespace) -> int:
     store = scheduler.store
     scheduler.reap()
     run = store.get_run(store.resolve_run_id(args.run))
-    print(json.dumps(run_record(run, store.queue_position(run.id)), indent=2))
+    record = run_record(run, store.queue_position(run.id))
+    if args.json:
+        print(json.dumps(record, indent=2))
+        return 0
+    for key, value in record.items():
+        if key == "metrics":
+            for name, figure in value.items():
+                print(f"{name:<20} {'' if figure is None else f'{figure:.4f}'}")
+        elif key != "spec":
+            print(f"{key:<20} {'' if value is None else value}")
     return 0
 
 

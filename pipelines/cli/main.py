@@ -59,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
                                       "has not stopped 5 s after the request is killed")
         if name == "resume":
             command.add_argument("--no-wait", action="store_true")
+        if name == "show":
+            command.add_argument("--json", action="store_true", help="the run as JSON, with the keys of `runs --json`")
 
     worker = sub.add_parser("worker", parents=[common], help=argparse.SUPPRESS)
     worker.add_argument("--max-running", type=int, default=1)

@@ -222,32 +222,42 @@ def write_history_csv(store: RunStore, run_id: str, path: Path) -> None:
     atomic_write_text(path, out.getvalue())
 
 
+def _starting_model(run: Run, spec: ModelSpec, input_shape: tuple, run_dir: Path) -> tuple[keras.Model, dict]:
+    """A fresh model, or for a resumed run the last finished epoch's checkpoint and where it was."""
+    state_file = run_dir / LAST_STATE_FILE
+    if run.resume_count and state_file.exists() and (run_dir / LAST_FILE).exists():
+        state = json.loads(state_file.read_text())
+        return keras.models.load_model(run_dir / LAST_FILE), state
+    return build_model(spec, input_shape), {"epochs_done": 0, "best_value": None, "best_epoch": None}
+
+
+def _speed(recorder: StoreRecorder, steps_per_epoch: int, examples_per_step: int, fit_seconds: float) -> dict:
+    """fit_seconds, and samples/s over the batches this attempt actually trained."""
+    metrics = {"fit_seconds": fit_seconds}
+    samples = (recorder.completed_epochs * steps_per_epoch + recorder.partial_steps()) * examples_per_step
+    if samples and fit_seconds > 0:
+        metrics["samples_per_second"] = samples / fit_seconds
+    return metrics
+
+
 def execute_run(store: RunStore, run: Run, stop_event: threading.Event, data_dir: str | None = None) -> RunStatus:
     """Train a claimed run to its end and record how it ended. Returns the final status."""
     started = time.perf_counter()
     spec = ModelSpec.from_dict(run.spec)
     ensure_valid(spec, run.dataset)
     dataset = load(run.dataset, data_dir)
-    inputs = make_inputs(dataset, batch_size=spec.fit.batch_size,
-                                  validation_split=spec.fit.validation_split,
-                                  label_mode=spec.compile.label_mode, seed=spec.fit.seed)
+    inputs = make_inputs(dataset, batch_size=spec.fit.batch_size, validation_split=spec.fit.validation_split,
+                         label_mode=spec.compile.label_mode, seed=spec.fit.seed)
     run_dir = store.ensure_run_dir(run.id)
     atomic_write_text(run_dir / SPEC_FILE, spec.to_json())
 
     keras.utils.set_random_seed(spec.fit.seed + run.resume_count)
-    initial_epoch, best_value, best_epoch = 0, None, None
-    state_file = run_dir / LAST_STATE_FILE
-    if run.resume_count and state_file.exists() and (run_dir / LAST_FILE).exists():
-        state = json.loads(state_file.read_text())
-        initial_epoch, best_value, best_epoch = state["epochs_done"], state["best_value"], state["best_epoch"]
-        model = keras.models.load_model(run_dir / LAST_FILE)
-    else:
-        model = build_model(spec, dataset.info.input_shape)
-    store.delete_metrics_from_epoch(run.id, initial_epoch)
+    model, state = _starting_model(run, spec, dataset.info.input_shape, run_dir)
+    store.delete_metrics_from_epoch(run.id, state["epochs_done"])
 
     monitor = "val_loss" if inputs.val is not None else "loss"
-    checkpoint = EpochCheckpoint(run_dir, monitor, spec.fit.keep_best, best_value)
-    checkpoint.best_epoch = best_epoch
+    checkpoint = EpochCheckpoint(run_dir, monitor, spec.fit.keep_best, state["best_value"])
+    checkpoint.best_epoch = state["best_epoch"]
     recorder = StoreRecorder(store, run.id, steps_per_epoch=inputs.steps_per_epoch, epochs=spec.fit.epochs,
                              stop_event=stop_event, checkpoint=checkpoint)
     checkpoint.epoch_complete = recorder.epoch_complete
@@ -257,16 +267,11 @@ def execute_run(store: RunStore, run: Run, stop_event: threading.Event, data_dir
 
     fit_start = time.perf_counter()
     history = model.fit(inputs.train, validation_data=inputs.val, epochs=spec.fit.epochs,
-                        initial_epoch=initial_epoch, verbose=0, callbacks=callbacks, shuffle=False)
-    fit_seconds = time.perf_counter() - fit_start
+                        initial_epoch=state["epochs_done"], verbose=0, callbacks=callbacks, shuffle=False)
     recorder.flush()
-
     metrics = {name: value for name, value in fit_results(history.history).items() if math.isfinite(value)}
-    metrics["fit_seconds"] = fit_seconds
-    steps = recorder.completed_epochs * inputs.steps_per_epoch + recorder.partial_steps()
-    samples = steps * min(spec.fit.batch_size, inputs.n_train)
-    if samples and fit_seconds > 0:
-        metrics["samples_per_second"] = samples / fit_seconds
+    metrics.update(_speed(recorder, inputs.steps_per_epoch, min(spec.fit.batch_size, inputs.n_train),
+                          time.perf_counter() - fit_start))
     earlier_attempts = run.metrics.get("wall_seconds", 0.0) if run.resume_count else 0.0
 
     if recorder.failure:
@@ -278,13 +283,9 @@ def execute_run(store: RunStore, run: Run, stop_event: threading.Event, data_dir
     if checkpoint.best_is_final:
         atomic_copy(run_dir / MODEL_FILE, run_dir / BEST_FILE)
     write_history_csv(store, run.id, run_dir / HISTORY_FILE)
-    if recorder.stopped:
-        metrics["wall_seconds"] = earlier_attempts + time.perf_counter() - started
-        store.finish_run(run.id, RunStatus.STOPPED, metrics=metrics)
-        return RunStatus.STOPPED
-
-    test = model.evaluate(inputs.test, verbose=0, return_dict=True)
-    metrics.update(test_results(test))
+    status = RunStatus.STOPPED if recorder.stopped else RunStatus.COMPLETED
+    if status is RunStatus.COMPLETED:
+        metrics.update(test_results(model.evaluate(inputs.test, verbose=0, return_dict=True)))
     metrics["wall_seconds"] = earlier_attempts + time.perf_counter() - started
-    store.finish_run(run.id, RunStatus.COMPLETED, metrics=metrics)
-    return RunStatus.COMPLETED
+    store.finish_run(run.id, status, metrics=metrics)
+    return status

@@ -235,37 +235,13 @@ def preprocess_image(
     if invert not in ("auto", True, False):
         raise ValueError(f"`invert` must be 'auto', True or False. Received: invert={invert!r}")
     notes: list[str] = []
-    image = pil_image
-    if getattr(image, "is_animated", False):
-        image.seek(0)
-        notes.append(f"used the first of its {image.n_frames} frames")
-    orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
-    if orientation not in (None, 1):
-        image = ImageOps.exif_transpose(image)
-        notes.append("turned it upright as its EXIF orientation tag says")
-    original_size = image.size
-    image = _standard_mode(image, notes)
-    factor = math.ceil(max(image.size) / WORK_SIZE)
-    if factor > 1:
-        image = image.reduce(factor)
-    image = _drop_alpha(image, notes)
-
+    image, original_size = _upright_and_reduced(pil_image, notes)
     target_mode = "L" if channels == 1 else "RGB"
     if image.mode != target_mode:
         notes.append("converted RGB to grayscale" if channels == 1 else "converted grayscale to RGB")
         image = image.convert(target_mode)
     pixels = np.asarray(image, dtype=np.float32)
-
-    if invert == "auto":
-        inverted = channels == 1 and _border_median(pixels) > 127.5
-        if inverted:
-            notes.append("inverted: the background was light, as with ink on paper")
-        elif channels == 1:
-            notes.append("not inverted: the background is dark already, as in MNIST")
-    else:
-        inverted = bool(invert)
-        if inverted:
-            notes.append("inverted, as asked")
+    inverted = _should_invert(pixels, channels, invert, notes)
     if inverted:
         pixels = 255.0 - pixels
 
@@ -288,6 +264,39 @@ def preprocess_image(
     if original_size != (width, height):
         notes.append(f"resized {original_size[0]}x{original_size[1]} to {width}x{height}")
     return Prepared(array.astype(np.float32, copy=False), inverted, tuple(notes))
+
+
+def _upright_and_reduced(image: Image.Image, notes: list[str]) -> tuple[Image.Image, tuple[int, int]]:
+    """The first frame, upright, in a standard mode, at most WORK_SIZE a side, without alpha;
+    and its upright size before the reduction."""
+    if getattr(image, "is_animated", False):
+        image.seek(0)
+        notes.append(f"used the first of its {image.n_frames} frames")
+    orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
+    if orientation not in (None, 1):
+        image = ImageOps.exif_transpose(image)
+        notes.append("turned it upright as its EXIF orientation tag says")
+    original_size = image.size
+    image = _standard_mode(image, notes)
+    factor = math.ceil(max(image.size) / WORK_SIZE)
+    if factor > 1:
+        image = image.reduce(factor)
+    return _drop_alpha(image, notes), original_size
+
+
+def _should_invert(pixels: np.ndarray, channels: int, invert: bool | str, notes: list[str]) -> bool:
+    """Whether to invert: as asked, or for 'auto' when a 1-channel picture's border is light."""
+    if invert == "auto":
+        inverted = channels == 1 and _border_median(pixels) > 127.5
+        if inverted:
+            notes.append("inverted: the background was light, as with ink on paper")
+        elif channels == 1:
+            notes.append("not inverted: the background is dark already, as in MNIST")
+    else:
+        inverted = bool(invert)
+        if inverted:
+            notes.append("inverted, as asked")
+    return inverted
 
 
 # --- Opening uploads safely -----------------------------------------------------------------
@@ -314,7 +323,13 @@ def open_upload(
     decompression-bomb guard is turned into the same error. For an animation, the first frame
     is decoded and the image is left on it. Every problem raises UploadError naming the file.
     """
-    size = len(data)
+    _check_size(len(data), filename, max_bytes)
+    image = _open_header(data, filename, max_pixels)
+    _decode(image, filename)
+    return image
+
+
+def _check_size(size: int, filename: str, max_bytes: int) -> None:
     if size == 0:
         raise UploadError(f"{filename} is empty. Allowed formats: {ALLOWED_TEXT}")
     if size > max_bytes:
@@ -323,6 +338,9 @@ def open_upload(
             actual, limit = f"{size:,} bytes", f"{max_bytes:,} bytes"
         raise UploadError(f"{filename} is {actual}; the limit is {limit}")
 
+
+def _open_header(data: bytes, filename: str, max_pixels: int) -> Image.Image:
+    """The image with only its header read: its format and pixel count are checked here."""
     # Pillow only warns between MAX_IMAGE_PIXELS and twice that; the warning is recorded while
     # the header is read (so that our own limit, with the size, is reported first) and an error
     # while decoding. catch_warnings changes process-wide state for the moment it lasts.
@@ -355,6 +373,11 @@ def open_upload(
             f"{filename} is {width}x{height} = {width * height:,} pixels; "
             f"the limit is {min(max_pixels, Image.MAX_IMAGE_PIXELS):,} pixels"
         )
+    return image
+
+
+def _decode(image: Image.Image, filename: str) -> None:
+    """Decode the pixels (the first frame of an animation), turning every failure into UploadError."""
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
@@ -365,4 +388,3 @@ def open_upload(
             raise UploadError(f"{filename} has too many pixels to decode safely ({error})") from None
         except Exception as error:
             raise UploadError(f"{filename} is truncated or corrupt ({error})") from None
-    return image

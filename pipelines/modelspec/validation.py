@@ -3,11 +3,11 @@
 Shapes and counts come from Keras itself, by calling each layer on a symbolic input: nothing
 here derives a shape by hand. Each problem names the layer's position and type and the bad
 param or shape, and where there is an obvious remedy carries a `Fix` the UI can apply in one
-click (`apply_fix`).
+click (`edit.apply_fix`, which imports `Fix` from here, so this module never imports `edit`).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from pipelines.data.catalog import DatasetInfo, get_info
@@ -295,36 +295,6 @@ def _check_output(spec: ModelSpec, info: DatasetInfo, output_shape: tuple, activ
 
 
 ACTIVATIONS_ANY = (*ACTIVATIONS, "leaky_relu")
-
-
-def apply_fix(spec: ModelSpec, fix: Fix) -> ModelSpec:
-    """The spec with one suggested fix applied."""
-    layers = list(spec.layers)
-    if fix.action == "insert":
-        taken = {layer.name for layer in layers}
-        layer_type = LAYER_TYPES[fix.layer_type]
-        layers.insert(fix.index, LayerSpec(fix.layer_type, default_layer_name(fix.layer_type, taken),
-                                           layer_type.defaults()))
-    elif fix.action == "set" and fix.param == "name":
-        layers[fix.index] = replace(layers[fix.index], name=fix.value)
-    elif fix.action == "set":
-        params = dict(layers[fix.index].params)
-        if fix.value is None:
-            params.pop(fix.param, None)
-        else:
-            params[fix.param] = fix.value
-        layers[fix.index] = replace(layers[fix.index], params=params)
-    elif fix.action == "retype":
-        layers[fix.index] = LayerSpec(fix.value, layers[fix.index].name, LAYER_TYPES[fix.value].defaults())
-    elif fix.action == "move":
-        layers.insert(fix.value, layers.pop(fix.index))
-    elif fix.action == "remove":
-        layers.pop(fix.index)
-    elif fix.action == "compile":
-        return spec.with_compile(**{fix.param: fix.value})
-    else:
-        raise SpecError(f"Unknown fix action {fix.action!r}. Expected one of: insert, set, retype, move, remove, compile")
-    return replace(spec, layers=tuple(layers))
 
 
 def ensure_valid(spec: ModelSpec, dataset: str | DatasetInfo) -> Validation:

@@ -1,5 +1,6 @@
-"""The Test page: its figures as pure functions, its parts on a real (tiny) trained LeNet, and the
-page itself through Streamlit's AppTest on a fake COMPLETED run in a temp store."""
+"""The Test page: its pure helpers (its figures are tested in tests/components/figures), its parts on a
+real (tiny) trained LeNet, and the page itself through Streamlit's AppTest on a fake COMPLETED run
+in a temp store."""
 import dataclasses
 import io
 import os
@@ -12,6 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 from components import (activation_view, drawing_pad, evaluation_view, model_cache, prediction_view, resources, state,
                         upload_view)
+from components.figures import activations
 from pipelines.runs.artifacts import MODEL_FILE, SPEC_FILE
 from pipelines.modelspec.presets import get_preset
 from pipelines.runs.entities import RunStatus
@@ -26,27 +28,10 @@ TRAIN_IMAGES = 2000
 # --- Pure functions ---------------------------------------------------------------------------
 
 
-def test_probability_figure_highlights_the_top_class():
-    probabilities = np.array([0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.07, 0.62, 0.05, 0.05])
-    (bars,) = prediction_view.probability_figure(probabilities, DIGITS).data
-    assert list(bars.y) == list(DIGITS) and bars.orientation == "h"
-    colours = list(bars.marker.color)
-    assert colours[7] == prediction_view.TOP_COLOR
-    assert set(colours[:7] + colours[8:]) == {prediction_view.OTHER_COLOR}
-    assert bars.text[7] == "62%"
-    assert prediction_view.top_class_text(probabilities, DIGITS) == "7 · 62%"
-    (waiting,) = prediction_view.probability_figure(None, DIGITS).data
-    assert list(waiting.x) == [0.0] * 10 and set(waiting.marker.color) == {prediction_view.OTHER_COLOR}
-
-
-@pytest.mark.parametrize("probability, text", [(0.98, "98%"), (0.9999, "99.9%"), (0.096, "9.6%"), (0.0004, "<0.1%")])
-def test_percent_is_as_precise_as_it_needs_to_be(probability, text):
-    assert prediction_view.percent(probability) == text
-
-
 def test_top_classes_are_likeliest_first():
     probabilities = np.array([0.1, 0.6, 0.05, 0.25])
     assert prediction_view.top_classes(probabilities, "abcd", 3) == [("b", 0.6), ("d", 0.25), ("a", 0.1)]
+    assert prediction_view.top_class_text(probabilities, "abcd") == "b · 60%"
 
 
 def test_model_input_is_enlarged_without_smoothing():
@@ -58,54 +43,9 @@ def test_model_input_is_enlarged_without_smoothing():
     assert prediction_view.enlarged(np.ones((32, 32, 3), np.float32)).shape == (160, 160, 3)
 
 
-def test_confusion_figure_writes_the_counts_and_has_a_clickable_marker_per_cell():
-    confusion = np.array([[50, 2, 0], [7, 40, 1], [0, 0, 45]])
-    figure = evaluation_view.confusion_figure(confusion, ("cat", "dog", "owl"), selected=(1, 0))
-    heatmap, markers = figure.data
-    assert [list(row) for row in heatmap.text] == [["50", "2", ""], ["7", "40", "1"], ["", "", "45"]]
-    assert heatmap.texttemplate == "%{text}"
-    assert len(markers.x) == 9 and markers.marker.opacity == 0
-    cell = list(markers.customdata[3])  # row-major: true 1, predicted 0
-    assert cell[:3] == [1, 0, 7] and cell[3:] == ["dog", "cat"]
-    (outline,) = figure.layout.shapes
-    assert (outline.x0, outline.x1, outline.y0, outline.y1) == (-0.5, 0.5, 0.5, 1.5)
-    assert figure.layout.clickmode == "event+select"
-
-
-def test_a_click_on_the_matrix_names_its_cell():
-    selection = {"points": [{"curve_number": 1, "point_index": 3, "x": 0, "y": 1, "customdata": [1, 0, 7, "dog", "cat"]}]}
-    assert evaluation_view.selected_cell(selection) == (1, 0)
-    assert evaluation_view.selected_cell({"points": []}) is None
-    assert evaluation_view.selected_cell(None) is None
-
-
 def test_default_cell_is_the_most_frequent_mistake():
     assert evaluation_view.default_cell(np.array([[50, 2, 0], [7, 40, 1], [0, 0, 45]])) == (1, 0)
     assert evaluation_view.default_cell(np.diag([3, 4])) == (0, 0)
-
-
-@pytest.mark.parametrize("count, grid", [(1, (1, 1)), (6, (2, 3)), (16, (4, 4)), (64, (8, 8)), (120, (15, 8))])
-def test_feature_map_grid_tiles_every_map(count, grid):
-    maps = np.random.default_rng(0).random((5, 4, count)).astype(np.float32)
-    rows, columns = activation_view.grid_shape(count)
-    assert (rows, columns) == grid
-    tiled = activation_view.tile_feature_maps(maps)
-    assert tiled.shape == (rows * 6 - 1, columns * 5 - 1)
-    tiles = [tiled[r * 6:r * 6 + 5, c * 5:c * 5 + 4] for r in range(rows) for c in range(columns)]
-    filled = [tile for tile in tiles if not np.isnan(tile).all()]
-    assert len(filled) == count
-    np.testing.assert_allclose(filled[count - 1], maps[..., count - 1] / maps[..., count - 1].max(), rtol=1e-6)
-    if rows > 1:
-        assert np.isnan(tiled[5]).all()  # the gap under the first row of maps
-
-
-def test_feature_maps_figure_numbers_each_map_and_unit_strip_has_a_bar_per_unit():
-    figure = activation_view.feature_maps_figure(np.ones((7, 7, 6), np.float32))
-    assert [a.text for a in figure.layout.annotations] == [str(i) for i in range(1, 7)]
-    strip = activation_view.unit_strip_figure(np.array([0.5, -1.0, 2.0], np.float32))
-    assert list(strip.data[0].y) == [0.5, -1.0, 2.0]
-    assert strip.data[0].marker.color[1] == activation_view.NEGATIVE_COLOR
-    assert list(activation_view.unit_strip_figure(np.zeros(3), ("a", "b", "c")).data[0].x) == ["a", "b", "c"]
 
 
 def test_repeated_file_names_get_distinct_labels():
@@ -196,7 +136,7 @@ def test_activations_of_a_conv_layer_tile_into_its_feature_maps(loaded, mnist):
     layers = model_cache.activations(loaded, mnist.x_test[0].astype(np.float32) / 255)
     assert [a.type for a in layers][:2] == ["Conv2D", "MaxPooling2D"]
     assert layers[0].values.shape == (28, 28, 6) and layers[-1].values.shape == (10,)
-    assert activation_view.tile_feature_maps(layers[0].values).shape == (2 * 29 - 1, 3 * 29 - 1)
+    assert activations.tile_feature_maps(layers[0].values).shape == (2 * 29 - 1, 3 * 29 - 1)
     assert activation_view.layer_label(layers[0]) == "1. conv2d_1 (Conv2D) → 28×28×6"
 
 

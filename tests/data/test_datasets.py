@@ -272,7 +272,7 @@ def test_download_is_last_and_its_failure_is_explained(tmp_path, keras_cache, no
     start = time.perf_counter()
     with pytest.raises(DatasetError) as caught:
         load("mnist", data_dir)
-    assert time.perf_counter() - start < 2
+    assert time.perf_counter() - start < 30  # it gave up rather than hanging (no_network refuses at once)
     assert no_network == [True]
     message = str(caught.value)
     assert "MNIST" in message and "(mnist)" in message

@@ -302,16 +302,14 @@ def test_metrics_since_id_polling(store):
     assert store.get_metrics(run.id, after_id=last_id) == second
 
 
-def test_log_metrics_is_fast(store):
+def test_log_metrics_takes_a_thousand_points_in_one_call(store):
+    """How fast: bench/latency.py. Here only that a large batch lands whole and in order."""
     run = _running(store)
     points = [_point(i // 100, i % 100, value=float(i)) for i in range(1000)]
-    timings = []
     for _ in range(3):
-        start = time.perf_counter()
         store.log_metrics(run.id, points)
-        timings.append(time.perf_counter() - start)
-    assert min(timings) < 0.05
-    assert len(store.get_metrics(run.id)) == 3000
+    stored = store.get_metrics(run.id)
+    assert len(stored) == 3000 and [p.value for p in stored[:1000]] == [float(i) for i in range(1000)]
 
 
 def test_delete_metrics_from_epoch_keeps_ids_growing(store):

@@ -1,8 +1,8 @@
-"""The live curves as pure functions of metric points."""
+"""The training curves as a pure function of metric points."""
 import plotly.graph_objects as go
 import pytest
 
-from components.live_chart import BATCH_OPACITY, batch_x, curves_figure, infer_steps_per_epoch
+from components.figures.curves import BATCH_OPACITY, batch_x, curves_figure, infer_steps_per_epoch
 from pipelines.runs.entities import MetricPoint
 
 STEPS = 10
@@ -90,3 +90,10 @@ def test_steps_per_epoch_inferred_or_given():
 
 def test_revision_keeps_the_zoom_of_the_same_run():
     assert curves_figure([], revision="abc").layout.uirevision == "abc"
+
+
+def test_axes_are_titled_per_panel():
+    layout = curves_figure(two_epochs()).layout
+    assert [layout.xaxis.title.text, layout.xaxis2.title.text] == ["epoch", "epoch"]
+    assert [layout.yaxis.title.text, layout.yaxis2.title.text] == ["loss", "accuracy"]
+    assert len(curves_figure(two_epochs()).data) == 6  # per panel: batches, train, validation

@@ -1,0 +1,97 @@
+"""Live training curves: a run's metric points as loss and accuracy panels.
+
+Loss and accuracy side by side, train against validation per epoch, the batch-level train curve as
+a thin light line behind them, and the best epoch marked. Epochs are numbered from 1 on the x axis
+and an epoch's point sits at its end, where its last batch is: batch `s` of `S` in epoch `e`
+(0-based) is at x = e + s/S. `components.live_chart` fetches the points as a run trains.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from pipelines.runs.entities import MetricPoint
+
+PANELS = (("loss", "Loss"), ("accuracy", "Accuracy"))
+TRAIN_COLOR = "#1f77b4"
+VALIDATION_COLOR = "#ff7f0e"
+BEST_COLOR = "#2ca02c"
+BATCH_OPACITY = 0.35
+BATCH_LINE_WIDTH = 1
+EPOCH_LINE_WIDTH = 2.5
+CHART_HEIGHT = 380
+
+
+def infer_steps_per_epoch(points: Sequence[MetricPoint]) -> int:
+    """Batches per epoch as the points tell it: an epoch point's `step`, else the largest batch step."""
+    for point in points:
+        if point.kind == "epoch" and point.step > 0:
+            return point.step
+    return max((point.step for point in points if point.kind == "batch"), default=0)
+
+
+def batch_x(point: MetricPoint, steps_per_epoch: int) -> float:
+    """Where a batch point sits on the epoch axis: its epoch (0-based) plus the share of it done."""
+    return point.epoch + (point.step / steps_per_epoch if steps_per_epoch > 0 else 1.0)
+
+
+def _series(points: Sequence[MetricPoint], kind: str, name: str) -> list[MetricPoint]:
+    return [p for p in points if p.kind == kind and p.name == name]
+
+
+def curves_figure(points: Sequence[MetricPoint], *, best_epoch: int | None = None,
+                  steps_per_epoch: int | None = None, revision: str | None = None) -> go.Figure:
+    """Loss and accuracy panels for one run's points (in the order the store keeps them).
+
+    `best_epoch` is 0-based, as the store keeps it; `steps_per_epoch` places the batch points
+    (inferred from the points when not given); `revision` is Plotly's `uirevision`, so a zoom
+    survives the live updates of the same run. No points give the empty panels.
+    """
+    steps = steps_per_epoch or infer_steps_per_epoch(points)
+    figure = make_subplots(rows=1, cols=len(PANELS), subplot_titles=[title for _, title in PANELS],
+                           horizontal_spacing=0.08)
+    for col, (metric, title) in enumerate(PANELS, start=1):
+        first_panel = col == 1
+        batches = _series(points, "batch", metric)
+        figure.add_trace(go.Scatter(
+            x=[batch_x(p, steps) for p in batches], y=[p.value for p in batches],
+            name="train (batches)", legendgroup="batches", showlegend=first_panel, mode="lines",
+            line={"color": TRAIN_COLOR, "width": BATCH_LINE_WIDTH}, opacity=BATCH_OPACITY,
+            hovertemplate="epoch %{x:.2f}<br>" + metric + " %{y:.4f}<extra>batch</extra>",
+        ), row=1, col=col)
+        for name, label, color, dash in ((metric, "train", TRAIN_COLOR, "solid"),
+                                         (f"val_{metric}", "validation", VALIDATION_COLOR, "dash")):
+            epochs = _series(points, "epoch", name)
+            figure.add_trace(go.Scatter(
+                x=[p.epoch + 1 for p in epochs], y=[p.value for p in epochs],
+                name=label, legendgroup=label, showlegend=first_panel, mode="lines+markers",
+                line={"color": color, "width": EPOCH_LINE_WIDTH, "dash": dash}, marker={"size": 8},
+                hovertemplate="epoch %{x}<br>" + name + " %{y:.4f}<extra>" + label + "</extra>",
+            ), row=1, col=col)
+        figure.update_xaxes(title_text="epoch", rangemode="tozero", row=1, col=col)
+        figure.update_yaxes(title_text=title.lower(), row=1, col=col)
+    if best_epoch is not None:
+        mark_best_epoch(figure, points, best_epoch)
+    figure.update_layout(height=CHART_HEIGHT, margin={"l": 10, "r": 10, "t": 40, "b": 10},
+                         legend={"orientation": "h", "y": -0.2}, hovermode="closest",
+                         uirevision=revision)
+    return figure
+
+
+def mark_best_epoch(figure: go.Figure, points: Sequence[MetricPoint], best_epoch: int) -> None:
+    """A dotted vertical line labelled "best epoch N" across both panels, and a star on the
+    validation loss (or, without validation, the train loss) of that epoch."""
+    x = best_epoch + 1
+    figure.add_vline(x=x, line={"color": BEST_COLOR, "width": 1.5, "dash": "dot"}, row="all", col="all")
+    figure.add_annotation(x=x, y=1, xref="x", yref="y domain", text=f"best epoch {x}", showarrow=False, xshift=-4,
+                          xanchor="right", yanchor="top", font={"color": BEST_COLOR})
+    monitored = _series(points, "epoch", "val_loss") or _series(points, "epoch", "loss")
+    best = [p for p in monitored if p.epoch == best_epoch]
+    if best:
+        figure.add_trace(go.Scatter(
+            x=[x], y=[best[-1].value], name="best epoch", mode="markers",
+            marker={"symbol": "star", "size": 16, "color": BEST_COLOR},
+            hovertemplate="best epoch %{x}<br>" + best[-1].name + " %{y:.4f}<extra></extra>",
+        ), row=1, col=1)
