@@ -108,17 +108,93 @@ def _check_params(index: int, layer: LayerSpec) -> list[Problem]:
     return problems
 
 
+def _check_identity(index: int, layer: LayerSpec, spec: ModelSpec, seen_names: dict[str, int]) -> list[Problem]:
+    """The layer's type, its params and its name, before anything is built."""
+    problems = []
+    if layer.type not in LAYER_TYPES:
+        guess = closest_type(layer.type)
+        problems.append(Problem(
+            f"Layer {index + 1}: unknown layer type {layer.type!r}. Expected one of: {valid_types()}",
+            index, None, Fix("retype", f"Change to {guess}", index, value=guess) if guess else None,
+        ))
+    else:
+        problems.extend(_check_params(index, layer))
+    if not LAYER_NAME_PATTERN.match(layer.name or ""):
+        problems.append(Problem(
+            f"Layer {index + 1} ({layer.type}): name must start with a letter and hold only letters, "
+            f"digits and underscores (at most 64). Received: name={layer.name!r}", index, "name"))
+    elif layer.name in seen_names:
+        new_name = default_layer_name(layer.type, set(seen_names) | {l.name for l in spec.layers})
+        problems.append(Problem(
+            f"{_where(index, layer)}: name {layer.name!r} is already used by layer "
+            f"{seen_names[layer.name] + 1}; names must be unique.",
+            index, "name", Fix("set", f"Rename to {new_name}", index, param="name", value=new_name)))
+    seen_names.setdefault(layer.name, index)
+    return problems
+
+
+def _check_fits_input(index: int, layer: LayerSpec, spec: ModelSpec, input_shape: tuple,
+                      previous: tuple[int, LayerSpec] | None) -> list[Problem]:
+    """Whether the layer can take its input's rank (flat vs image) and, for windows, its size."""
+    rank = len(input_shape) - 1
+    layer_type = LAYER_TYPES[layer.type]
+    if layer_type.needs_flat_input and rank > 1:
+        return [Problem(
+            f"{_where(index, layer)} gets a {rank}-D tensor {shape_text(input_shape)}"
+            + (f" from layer {previous[0] + 1} ({previous[1].type})" if previous else "")
+            + f"; {layer.type} expects a flat vector: insert Flatten before it.",
+            index, None, Fix("insert", "Insert Flatten", index, layer_type="Flatten"),
+        )]
+    if layer_type.needs_image_input and rank != 3:
+        flatten_at = next((i for i in range(index - 1, -1, -1) if spec.layers[i].type == "Flatten"), None)
+        after = f" after Flatten (layer {flatten_at + 1})" if flatten_at is not None else ""
+        return [Problem(
+            f"{_where(index, layer)} needs an image-shaped input (height, width, channels) but gets "
+            f"{shape_text(input_shape)}{after}: move it before the Flatten, or insert a Reshape.",
+            index, None,
+            Fix("move", f"Move before layer {flatten_at + 1}", index, value=flatten_at)
+            if flatten_at is not None else None,
+        )]
+    if layer_type.needs_image_input:
+        return _check_window(index, layer, input_shape)
+    return []
+
+
+def _build_on(index: int, layer: LayerSpec, x) -> tuple[Any, LayerRow, list[Problem]]:
+    """Call a fresh Keras layer on the symbolic input `x`: its output, its table row, its problems.
+
+    The output is None when the layer cannot be built or leaves no pixels.
+    """
+    from pipelines.modelspec.keras_build import keras_layer
+
+    try:
+        keras_obj = keras_layer(layer)
+        y = keras_obj(x)
+    except Exception as exc:  # Keras' own message is the best description left
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        problem = Problem(f"{_where(index, layer)}: Keras cannot build this layer on input "
+                          f"{shape_text(x.shape)}: {first_line}", index)
+        return None, LayerRow(index, layer.name, layer.type, None, 0, 0), [problem]
+    if any(d is not None and d <= 0 for d in y.shape[1:]):
+        layer_type = LAYER_TYPES.get(layer.type)
+        problem = Problem(
+            f"{_where(index, layer)}: its output {shape_text(y.shape)} has no pixels left; the input "
+            f"{shape_text(x.shape)} is too small for it. Use padding 'same' or a smaller window.",
+            index, "padding", Fix("set", "Use padding 'same'", index, param="padding", value="same")
+            if layer_type is not None and "padding" in layer_type.param_names() else None)
+        return None, LayerRow(index, layer.name, layer.type, tuple(y.shape), 0, 0), [problem]
+    trainable = sum(int(_size(w.shape)) for w in keras_obj.trainable_weights)
+    return y, LayerRow(index, layer.name, layer.type, tuple(y.shape), keras_obj.count_params(), trainable), []
+
+
 def validate(spec: ModelSpec, dataset: str | DatasetInfo, *, max_params: int = DEFAULT_MAX_PARAMS) -> Validation:
     """Build the spec symbolically on the dataset's input and report shapes, counts and problems."""
     import keras  # Keras, and so TensorFlow, only once a spec is checked: pages that list runs stay light
-
-    from pipelines.modelspec.keras_build import keras_layer
 
     info = dataset if isinstance(dataset, DatasetInfo) else get_info(dataset)
     input_shape = tuple(info.input_shape)
     problems: list[Problem] = []
     rows: list[LayerRow] = []
-
     if not spec.layers:
         problems.append(Problem(
             f"The model has no layers. Start with Flatten and a Dense layer of {info.num_classes} units "
@@ -128,77 +204,16 @@ def validate(spec: ModelSpec, dataset: str | DatasetInfo, *, max_params: int = D
     x = keras.Input(shape=input_shape)
     previous: tuple[int, LayerSpec] | None = None
     for index, layer in enumerate(spec.layers):
-        layer_problems: list[Problem] = []
-        if layer.type not in LAYER_TYPES:
-            guess = closest_type(layer.type)
-            layer_problems.append(Problem(
-                f"Layer {index + 1}: unknown layer type {layer.type!r}. Expected one of: {valid_types()}",
-                index, None, Fix("retype", f"Change to {guess}", index, value=guess) if guess else None,
-            ))
-        else:
-            layer_problems.extend(_check_params(index, layer))
-        if not LAYER_NAME_PATTERN.match(layer.name or ""):
-            layer_problems.append(Problem(
-                f"Layer {index + 1} ({layer.type}): name must start with a letter and hold only letters, "
-                f"digits and underscores (at most 64). Received: name={layer.name!r}", index, "name"))
-        elif layer.name in seen_names:
-            new_name = default_layer_name(layer.type, set(seen_names) | {l.name for l in spec.layers})
-            layer_problems.append(Problem(
-                f"{_where(index, layer)}: name {layer.name!r} is already used by layer "
-                f"{seen_names[layer.name] + 1}; names must be unique.",
-                index, "name", Fix("set", f"Rename to {new_name}", index, param="name", value=new_name)))
-        seen_names.setdefault(layer.name, index)
-
-        rank = len(x.shape) - 1
-        layer_type = LAYER_TYPES.get(layer.type)
-        if not layer_problems and layer_type is not None:
-            if layer_type.needs_flat_input and rank > 1:
-                layer_problems.append(Problem(
-                    f"{_where(index, layer)} gets a {rank}-D tensor {shape_text(x.shape)}"
-                    + (f" from layer {previous[0] + 1} ({previous[1].type})" if previous else "")
-                    + f"; {layer.type} expects a flat vector: insert Flatten before it.",
-                    index, None, Fix("insert", "Insert Flatten", index, layer_type="Flatten"),
-                ))
-            elif layer_type.needs_image_input and rank != 3:
-                flatten_at = next((i for i in range(index - 1, -1, -1) if spec.layers[i].type == "Flatten"), None)
-                after = f" after Flatten (layer {flatten_at + 1})" if flatten_at is not None else ""
-                layer_problems.append(Problem(
-                    f"{_where(index, layer)} needs an image-shaped input (height, width, channels) but gets "
-                    f"{shape_text(x.shape)}{after}: move it before the Flatten, or insert a Reshape.",
-                    index, None,
-                    Fix("move", f"Move before layer {flatten_at + 1}", index, value=flatten_at)
-                    if flatten_at is not None else None,
-                ))
-            elif layer_type.needs_image_input:
-                layer_problems.extend(_check_window(index, layer, tuple(x.shape)))
-
+        layer_problems = _check_identity(index, layer, spec, seen_names)
+        if not layer_problems:
+            layer_problems = _check_fits_input(index, layer, spec, tuple(x.shape), previous)
         if layer_problems:
-            problems.extend(layer_problems)
-            rows.append(LayerRow(index, layer.name, layer.type, None, 0, 0))
-            previous = (index, layer)
-            continue
-        try:
-            keras_obj = keras_layer(layer)
-            y = keras_obj(x)
-        except Exception as exc:  # Keras' own message is the best description left
-            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            problems.append(Problem(f"{_where(index, layer)}: Keras cannot build this layer on input "
-                                    f"{shape_text(x.shape)}: {first_line}", index))
-            rows.append(LayerRow(index, layer.name, layer.type, None, 0, 0))
-            previous = (index, layer)
-            continue
-        if any(d is not None and d <= 0 for d in y.shape[1:]):
-            problems.append(Problem(
-                f"{_where(index, layer)}: its output {shape_text(y.shape)} has no pixels left; the input "
-                f"{shape_text(x.shape)} is too small for it. Use padding 'same' or a smaller window.",
-                index, "padding", Fix("set", "Use padding 'same'", index, param="padding", value="same")
-                if layer_type is not None and "padding" in layer_type.param_names() else None))
-            rows.append(LayerRow(index, layer.name, layer.type, tuple(y.shape), 0, 0))
-            previous = (index, layer)
-            continue
-        trainable = sum(int(_size(w.shape)) for w in keras_obj.trainable_weights)
-        rows.append(LayerRow(index, layer.name, layer.type, tuple(y.shape), keras_obj.count_params(), trainable))
-        x = y
+            row = LayerRow(index, layer.name, layer.type, None, 0, 0)
+        else:
+            y, row, layer_problems = _build_on(index, layer, x)
+            x = y if y is not None else x
+        problems.extend(layer_problems)
+        rows.append(row)
         previous = (index, layer)
 
     total = sum(row.params for row in rows)
