@@ -7,6 +7,7 @@ Keras is not imported here, so pages can draw the palette without loading Tensor
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -72,7 +73,9 @@ class ParamSpec:
             return None if ok else self.allowed()
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return self.allowed()
-        if self.kind == "int" and not float(value).is_integer():
+        if isinstance(value, float) and not math.isfinite(value):  # NaN passes every comparison below
+            return self.allowed()
+        if self.kind == "int" and not (isinstance(value, int) or value.is_integer()):
             return self.allowed()
         if self.minimum is not None and value < self.minimum:
             return self.allowed()

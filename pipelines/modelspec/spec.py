@@ -8,12 +8,14 @@ that a half-edited stack can still be shown with its problems.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
 from pipelines.errors import SpecError
 from pipelines.data.catalog import VALIDATION_SPLIT_MAX
 from pipelines.modelspec.layers import default_layer_name, get_layer_type
+from pipelines.modelspec.limits import brief, limits, load_spec_json
 
 OPTIMIZERS: dict[str, dict[str, Any]] = {
     "sgd": {"title": "SGD", "class": "SGD", "learning_rate": 0.01, "params": ("momentum", "nesterov")},
@@ -59,12 +61,14 @@ def _number(section: str, name: str, value: Any, *, kind: type, minimum: float, 
     if value is None and allow_none:
         return None
     ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if ok and isinstance(value, float):
+        ok = math.isfinite(value)  # NaN passes every comparison
     if ok and kind is int:
-        ok = float(value).is_integer()
+        ok = isinstance(value, int) or value.is_integer()
     if not ok or not (minimum <= value <= maximum):
         noun = "an integer" if kind is int else "a number"
         raise SpecError(
-            f"{section}: `{name}` must be {noun} from {minimum:g} to {maximum:g}. Received: {name}={value!r}"
+            f"{section}: `{name}` must be {noun} from {minimum:g} to {maximum:g}. Received: {name}={brief(value)}"
         )
     return kind(value)
 
@@ -84,16 +88,21 @@ class LayerSpec:
     def from_dict(cls, data: Any, index: int = 0) -> "LayerSpec":
         where = f"Layer {index + 1}"
         if not isinstance(data, Mapping):
-            raise SpecError(f"{where}: expected an object with `type`, `name` and `params`. Received: {data!r}")
+            raise SpecError(f"{where}: expected an object with `type`, `name` and `params`. Received: {brief(data)}")
         layer_type = data.get("type")
-        if not isinstance(layer_type, str) or not layer_type:
-            raise SpecError(f"{where}: `type` must be a layer type name. Received: type={layer_type!r}")
+        if not isinstance(layer_type, str) or not 0 < len(layer_type) <= 64:
+            raise SpecError(f"{where}: `type` must be a layer type name. Received: type={brief(layer_type)}")
+        _reject_unknown_keys(f"{where} ({layer_type})", data, {"type", "name", "params"})
         name = data.get("name")
         if name is not None and not isinstance(name, str):
-            raise SpecError(f"{where} ({layer_type}): `name` must be a string. Received: name={name!r}")
+            raise SpecError(f"{where} ({layer_type}): `name` must be a string. Received: name={brief(name)}")
         params = data.get("params", {})
         if not isinstance(params, Mapping):
-            raise SpecError(f"{where} ({layer_type}): `params` must be an object. Received: params={params!r}")
+            raise SpecError(f"{where} ({layer_type}): `params` must be an object. Received: params={brief(params)}")
+        most = limits().max_layer_params
+        if len(params) > most:
+            raise SpecError(f"{where} ({layer_type}): `params` holds {len(params):,} entries; the limit is {most} "
+                            "(LAYERLAB_MAX_LAYER_PARAMS).")
         return cls(type=layer_type, name=name or "", params=dict(params))
 
 
@@ -121,7 +130,7 @@ class CompileSpec:
             raise SpecError(f"compile: `learning_rate` must be positive. Received: learning_rate={self.learning_rate!r}")
         _number("compile", "momentum", self.momentum, kind=float, minimum=0.0, maximum=0.999)
         if not isinstance(self.nesterov, bool):
-            raise SpecError(f"compile: `nesterov` must be true or false. Received: nesterov={self.nesterov!r}")
+            raise SpecError(f"compile: `nesterov` must be true or false. Received: nesterov={brief(self.nesterov)}")
 
     @property
     def label_mode(self) -> str:
@@ -140,12 +149,12 @@ class CompileSpec:
     @classmethod
     def from_dict(cls, data: Any) -> "CompileSpec":
         if not isinstance(data, Mapping):
-            raise SpecError(f"`compile` must be an object. Received: compile={data!r}")
+            raise SpecError(f"`compile` must be an object. Received: compile={brief(data)}")
         _reject_unknown_keys("compile", data, {f for f in cls.__dataclass_fields__})
         values = dict(data)
         if "metrics" in values:
             if not isinstance(values["metrics"], (list, tuple)):
-                raise SpecError(f"compile: `metrics` must be a list. Received: metrics={values['metrics']!r}")
+                raise SpecError(f"compile: `metrics` must be a list. Received: metrics={brief(values['metrics'])}")
             values["metrics"] = tuple(values["metrics"])
         if isinstance(values.get("optimizer"), str):
             values["optimizer"] = values["optimizer"].lower()
@@ -174,7 +183,7 @@ class FitSpec:
                 maximum=PATIENCE_MAX, allow_none=True)
         _number("fit", "seed", self.seed, kind=int, minimum=0, maximum=2**31 - 1)
         if not isinstance(self.keep_best, bool):
-            raise SpecError(f"fit: `keep_best` must be true or false. Received: keep_best={self.keep_best!r}")
+            raise SpecError(f"fit: `keep_best` must be true or false. Received: keep_best={brief(self.keep_best)}")
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -189,7 +198,7 @@ class FitSpec:
     @classmethod
     def from_dict(cls, data: Any) -> "FitSpec":
         if not isinstance(data, Mapping):
-            raise SpecError(f"`fit` must be an object. Received: fit={data!r}")
+            raise SpecError(f"`fit` must be an object. Received: fit={brief(data)}")
         _reject_unknown_keys("fit", data, {f for f in cls.__dataclass_fields__})
         return cls(**dict(data))
 
@@ -197,7 +206,7 @@ class FitSpec:
 def _reject_unknown_keys(section: str, data: Mapping, known: set[str]) -> None:
     unknown = sorted(set(data) - known)
     if unknown:
-        raise SpecError(f"{section}: unknown setting {unknown[0]!r}. Expected some of: {', '.join(sorted(known))}")
+        raise SpecError(f"{section}: unknown setting {brief(unknown[0])}. Expected some of: {', '.join(sorted(known))}")
 
 
 @dataclass(frozen=True)
@@ -229,16 +238,21 @@ class ModelSpec:
         _reject_unknown_keys("spec", data, {"name", "input_shape", "layers", "compile", "fit"})
         layers = data.get("layers")
         if not isinstance(layers, list):
-            raise SpecError(f"spec: `layers` must be a list of layers. Received: layers={layers!r}")
+            raise SpecError(f"spec: `layers` must be a list of layers. Received: layers={brief(layers)}")
+        most = limits().max_layers
+        if len(layers) > most:
+            raise SpecError(f"spec: the model has {len(layers):,} layers; the limit is {most} "
+                            "(LAYERLAB_MAX_SPEC_LAYERS).")
         input_shape = data.get("input_shape")
         if input_shape is not None:
             if not (isinstance(input_shape, (list, tuple)) and input_shape
                     and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in input_shape)):
-                raise SpecError(f"spec: `input_shape` must be a list of positive integers. Received: input_shape={input_shape!r}")
+                raise SpecError("spec: `input_shape` must be a list of positive integers. "
+                                f"Received: input_shape={brief(input_shape)}")
             input_shape = tuple(input_shape)
         name = data.get("name") or "model"
         if not isinstance(name, str):
-            raise SpecError(f"spec: `name` must be a string. Received: name={name!r}")
+            raise SpecError(f"spec: `name` must be a string. Received: name={brief(name)}")
         spec = cls(
             layers=tuple(LayerSpec.from_dict(layer, i) for i, layer in enumerate(layers)),
             compile=CompileSpec.from_dict(data.get("compile", {})),
@@ -250,11 +264,8 @@ class ModelSpec:
 
     @classmethod
     def from_json(cls, text: str | bytes) -> "ModelSpec":
-        try:
-            data = json.loads(text)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise SpecError(f"The spec is not valid JSON: {exc}") from None
-        return cls.from_dict(data)
+        """A spec from untrusted JSON text, read within the limits of `limits.SpecLimits`."""
+        return cls.from_dict(load_spec_json(text))
 
     def normalized(self) -> "ModelSpec":
         """Every layer with an explicit name (Keras' own counters reset with the session) and every

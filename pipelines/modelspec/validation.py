@@ -12,10 +12,11 @@ from typing import Any
 
 from pipelines.data.catalog import DatasetInfo, get_info
 from pipelines.errors import SpecError
+from pipelines.modelspec.limits import brief, limits
 from pipelines.modelspec.layers import ACTIVATIONS, LAYER_NAME_PATTERN, LAYER_TYPES, closest_type, default_layer_name, valid_types
 from pipelines.modelspec.spec import LOSSES, LayerSpec, ModelSpec, from_logits, output_activation
 
-DEFAULT_MAX_PARAMS = 50_000_000
+MESSAGE_LINES = 20  # problems listed in one message; the rest are counted
 
 
 @dataclass(frozen=True)
@@ -71,8 +72,12 @@ class Validation:
         return [p for p in self.problems if p.index == index]
 
     def message(self) -> str:
-        """All problems as one message, for the CLI and for refusing to create a run."""
-        return "\n".join(p.message for p in self.problems)
+        """The problems as one message, for the CLI and for refusing to create a run; a spec with
+        hundreds of problems gives the first MESSAGE_LINES and a count of the rest."""
+        lines = [p.message for p in self.problems[:MESSAGE_LINES]]
+        if len(self.problems) > MESSAGE_LINES:
+            lines.append(f"... and {len(self.problems) - MESSAGE_LINES:,} more problems.")
+        return "\n".join(lines)
 
 
 def _where(index: int, layer: LayerSpec) -> str:
@@ -101,7 +106,7 @@ def _check_params(index: int, layer: LayerSpec) -> list[Problem]:
         allowed = param.check(value)
         if allowed:
             problems.append(Problem(
-                f"{_where(index, layer)}: `{param.name}` must be {allowed}. Received: {param.name}={value!r}",
+                f"{_where(index, layer)}: `{param.name}` must be {allowed}. Received: {param.name}={brief(value)}",
                 index, param.name,
                 Fix("set", f"Set {param.name} to {param.default}", index, param=param.name, value=param.default),
             ))
@@ -122,7 +127,7 @@ def _check_identity(index: int, layer: LayerSpec, spec: ModelSpec, seen_names: d
     if not LAYER_NAME_PATTERN.match(layer.name or ""):
         problems.append(Problem(
             f"Layer {index + 1} ({layer.type}): name must start with a letter and hold only letters, "
-            f"digits and underscores (at most 64). Received: name={layer.name!r}", index, "name"))
+            f"digits and underscores (at most 64). Received: name={brief(layer.name)}", index, "name"))
     elif layer.name in seen_names:
         new_name = default_layer_name(layer.type, set(seen_names) | {l.name for l in spec.layers})
         problems.append(Problem(
@@ -160,8 +165,9 @@ def _check_fits_input(index: int, layer: LayerSpec, spec: ModelSpec, input_shape
     return []
 
 
-def _build_on(index: int, layer: LayerSpec, x) -> tuple[Any, LayerRow, list[Problem]]:
-    """Call a fresh Keras layer on the symbolic input `x`: its output, its table row, its problems.
+def _build_on(index: int, layer: LayerSpec, x) -> tuple[Any, LayerRow, list[Problem], Any]:
+    """Call a fresh Keras layer on the symbolic input `x`: its output, its table row, its problems,
+    and the layer (None if it could not be made).
 
     The output is None when the layer cannot be built or leaves no pixels.
     """
@@ -174,7 +180,7 @@ def _build_on(index: int, layer: LayerSpec, x) -> tuple[Any, LayerRow, list[Prob
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         problem = Problem(f"{_where(index, layer)}: Keras cannot build this layer on input "
                           f"{shape_text(x.shape)}: {first_line}", index)
-        return None, LayerRow(index, layer.name, layer.type, None, 0, 0), [problem]
+        return None, LayerRow(index, layer.name, layer.type, None, 0, 0), [problem], None
     if any(d is not None and d <= 0 for d in y.shape[1:]):
         layer_type = LAYER_TYPES.get(layer.type)
         problem = Problem(
@@ -182,15 +188,22 @@ def _build_on(index: int, layer: LayerSpec, x) -> tuple[Any, LayerRow, list[Prob
             f"{shape_text(x.shape)} is too small for it. Use padding 'same' or a smaller window.",
             index, "padding", Fix("set", "Use padding 'same'", index, param="padding", value="same")
             if layer_type is not None and "padding" in layer_type.param_names() else None)
-        return None, LayerRow(index, layer.name, layer.type, tuple(y.shape), 0, 0), [problem]
+        return None, LayerRow(index, layer.name, layer.type, tuple(y.shape), 0, 0), [problem], keras_obj
     trainable = sum(int(_size(w.shape)) for w in keras_obj.trainable_weights)
-    return y, LayerRow(index, layer.name, layer.type, tuple(y.shape), keras_obj.count_params(), trainable), []
+    total = sum(int(_size(w.shape)) for w in keras_obj.weights)
+    return y, LayerRow(index, layer.name, layer.type, tuple(y.shape), total, trainable), [], keras_obj
 
 
-def validate(spec: ModelSpec, dataset: str | DatasetInfo, *, max_params: int = DEFAULT_MAX_PARAMS) -> Validation:
-    """Build the spec symbolically on the dataset's input and report shapes, counts and problems."""
+def validate(spec: ModelSpec, dataset: str | DatasetInfo, *, max_params: int | None = None) -> Validation:
+    """Build the spec symbolically on the dataset's input and report shapes, counts and problems.
+
+    No weight is ever allocated: the layers are built inside a Keras StatelessScope, where a
+    variable keeps only its shape, so a spec of billions of parameters costs no more memory to
+    check than a small one, and is refused over `max_params` (LAYERLAB_MAX_PARAMETERS).
+    """
     import keras  # Keras, and so TensorFlow, only once a spec is checked: pages that list runs stay light
 
+    max_params = limits().max_parameters if max_params is None else max_params
     info = dataset if isinstance(dataset, DatasetInfo) else get_info(dataset)
     input_shape = tuple(info.input_shape)
     problems: list[Problem] = []
@@ -201,20 +214,24 @@ def validate(spec: ModelSpec, dataset: str | DatasetInfo, *, max_params: int = D
             "with softmax, or load a preset."))
 
     seen_names: dict[str, int] = {}
-    x = keras.Input(shape=input_shape)
+    built: list = []
     previous: tuple[int, LayerSpec] | None = None
-    for index, layer in enumerate(spec.layers):
-        layer_problems = _check_identity(index, layer, spec, seen_names)
-        if not layer_problems:
-            layer_problems = _check_fits_input(index, layer, spec, tuple(x.shape), previous)
-        if layer_problems:
-            row = LayerRow(index, layer.name, layer.type, None, 0, 0)
-        else:
-            y, row, layer_problems = _build_on(index, layer, x)
-            x = y if y is not None else x
-        problems.extend(layer_problems)
-        rows.append(row)
-        previous = (index, layer)
+    with keras.StatelessScope(initialize_variables=False):
+        x = keras.Input(shape=input_shape)
+        for index, layer in enumerate(spec.layers):
+            layer_problems = _check_identity(index, layer, spec, seen_names)
+            if not layer_problems:
+                layer_problems = _check_fits_input(index, layer, spec, tuple(x.shape), previous)
+            if layer_problems:
+                row = LayerRow(index, layer.name, layer.type, None, 0, 0)
+            else:
+                y, row, layer_problems, keras_obj = _build_on(index, layer, x)
+                built.append(keras_obj)
+                x = y if y is not None else x
+            problems.extend(layer_problems)
+            rows.append(row)
+            previous = (index, layer)
+    _forget_deferred_variables(built)
 
     total = sum(row.params for row in rows)
     trainable_total = sum(row.trainable_params for row in rows)
@@ -244,6 +261,17 @@ def validate(spec: ModelSpec, dataset: str | DatasetInfo, *, max_params: int = D
         from_logits=from_logits(spec),
         label_mode=LOSSES[loss]["label_mode"],
     )
+
+
+def _forget_deferred_variables(layers: list) -> None:
+    """Drop the variables `validate` left uninitialised from Keras' list of variables to initialise
+    later: they will never be used, and the list would otherwise grow with every check in a
+    long-lived server. The list is Keras' per-thread global state (keras.src: no public API)."""
+    from keras.src.backend.common import global_state
+
+    ours = {id(variable) for layer in layers if layer is not None for variable in layer.weights}
+    pending = global_state.get_global_attribute("uninitialized_variables") or []
+    global_state.set_global_attribute("uninitialized_variables", [v for v in pending if id(v) not in ours])
 
 
 def _size(shape) -> int:

@@ -210,7 +210,7 @@ def test_import_reads_back_a_saved_spec():
 
 @pytest.mark.parametrize("data, message", [
     (b"{not json", "The spec is not valid JSON"),
-    (b"\xff\xfe", "The spec is not valid JSON"),
+    (b"\xff\xfe", "The spec is not UTF-8 text"),
     (b"[1, 2]", "A model spec must be a JSON object with `layers`. Received: list"),
     (b'{"layers": [{"type": "Dens"}]}', "unknown layer type 'Dens'. Expected one of: Activation, AveragePooling2D"),
     (b'{"layers": [{"type": "Flatten", "name": "a"}, {"type": "Dense", "name": "a"}]}',
