@@ -1,0 +1,191 @@
+"""The training doctor: reads a run's curves and says, in words, what went wrong and what to try.
+
+Pure functions over the metric points a run recorded (no Keras, no UI), so the Train page can draw
+each finding on the chart, the CLI can print it, and tests can feed it recorded curves. Each
+finding covers a stretch of the epoch axis (x = epoch + fraction done, as the live chart places
+points) and may carry a remedy: a change to the run's spec that the Build page applies in one click.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from pipelines.errors import SpecError
+from pipelines.modelspec.spec import ModelSpec
+from pipelines.runs.entities import MetricPoint
+
+DIVERGENCE_FACTOR = 10.0  # a loss this many times its start has diverged
+CHANCE_MARGIN = 1.5  # accuracy under this many times chance is "near chance"
+NOT_LEARNING_EPOCHS = 1  # judged only after this many finished epochs
+OVERFIT_RISE = 0.05  # validation loss this share above its best, for OVERFIT_EPOCHS epochs in a row
+OVERFIT_EPOCHS = 2
+PLATEAU_EPOCHS = 3  # epochs without PLATEAU_GAIN relative improvement of the monitored loss
+PLATEAU_GAIN = 0.01
+UNDERFIT_ACCURACY = 0.8  # below this at the end, with losses still falling by UNDERFIT_GAIN an epoch
+UNDERFIT_GAIN = 0.02
+
+
+@dataclass(frozen=True)
+class Remedy:
+    """A one-click change to the run's spec. `changes` are (setting, value) pairs; see `apply_remedy`."""
+
+    label: str
+    changes: tuple[tuple[str, object], ...]
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One diagnosis, over the stretch [start, end] of the epoch axis."""
+
+    kind: str  # "diverged", "not_learning", "overfitting", "plateau", "underfitting"
+    severity: str  # "error" (the run is not usable as it is) or "warning"
+    start: float
+    end: float
+    message: str
+    remedy: Remedy | None = None
+
+
+def _series(points: Sequence[MetricPoint], kind: str, name: str) -> list[MetricPoint]:
+    return [p for p in points if p.kind == kind and p.name == name]
+
+
+def _x(point: MetricPoint, steps_per_epoch: int) -> float:
+    if point.kind == "epoch":
+        return point.epoch + 1.0
+    return point.epoch + (point.step / steps_per_epoch if steps_per_epoch > 0 else 1.0)
+
+
+def _lr_remedy(spec: ModelSpec | None, factor: float) -> Remedy | None:
+    if spec is None:
+        return None
+    rate = float(f"{spec.compile.learning_rate * factor:.3g}")
+    if not 1e-7 <= rate <= 10.0:
+        return None
+    verb = "Lower" if factor < 1 else "Raise"
+    return Remedy(f"{verb} the learning rate to {rate:g}", (("learning_rate", rate),))
+
+
+def _diverged(points, steps, num_classes, spec, error) -> Finding | None:
+    """The loss grew by an order of magnitude over where it started (or over chance's), or became NaN."""
+    losses = [p for p in _series(points, "batch", "loss") or _series(points, "epoch", "loss") if math.isfinite(p.value)]
+    failed_nan = bool(error) and ("NaN" in error or " inf " in f" {error} ")
+    if not losses and not failed_nan:
+        return None
+    start = max(losses[0].value, math.log(max(num_classes, 2))) if losses else math.log(max(num_classes, 2))
+    over = next((p for p in losses if p.value > DIVERGENCE_FACTOR * start), None)
+    if over is None and not failed_nan:
+        return None
+    first_x = _x(over, steps) if over is not None else (_x(losses[-1], steps) if losses else 0.0)
+    end_x = max((_x(p, steps) for p in points), default=first_x)
+    peak = max(p.value for p in losses) if losses else math.nan
+    what = "became NaN" if failed_nan and over is None else f"rose from {start:.3g} to {peak:.3g}"
+    return Finding("diverged", "error", first_x, end_x,
+                   f"Diverged: the loss {what} from epoch {first_x:.1f}. The steps are too big: lower the "
+                   "learning rate.", _lr_remedy(spec, 0.1))
+
+
+def _not_learning(points, num_classes, spec) -> Finding | None:
+    """Training accuracy still near chance after NOT_LEARNING_EPOCHS finished epochs."""
+    accuracy = _series(points, "epoch", "accuracy")
+    if len(accuracy) < NOT_LEARNING_EPOCHS or num_classes < 2:
+        return None
+    chance = 1.0 / num_classes
+    if max(p.value for p in accuracy) > CHANCE_MARGIN * chance:
+        return None
+    remedy = None
+    if spec is not None:
+        remedy = _lr_remedy(spec, 10.0) if spec.compile.learning_rate < 1e-4 else _lr_remedy(spec, 0.1)
+    return Finding("not_learning", "error", 0.0, accuracy[-1].epoch + 1.0,
+                   f"Not learning: accuracy stays near chance ({chance:.0%}) after {len(accuracy)} epoch(s). "
+                   "The learning rate may be too low or too high, or the loss may not fit the last activation.",
+                   remedy)
+
+
+def _overfitting(points, spec) -> Finding | None:
+    """Validation loss rising above its best for OVERFIT_EPOCHS epochs while training loss keeps falling."""
+    val = _series(points, "epoch", "val_loss")
+    train = {p.epoch: p.value for p in _series(points, "epoch", "loss")}
+    if len(val) < OVERFIT_EPOCHS + 1:
+        return None
+    best = min(val, key=lambda p: p.value)
+    after = [p for p in val if p.epoch > best.epoch]
+    rising = [p for p in after if p.value > best.value * (1 + OVERFIT_RISE)]
+    if len(rising) < OVERFIT_EPOCHS or best.epoch not in train or after[-1].epoch not in train:
+        return None
+    if train[after[-1].epoch] >= train[best.epoch]:
+        return None  # both rising: not overfitting (divergence or noise)
+    remedy = None
+    if spec is not None:
+        remedy = (Remedy("Stop early (patience 2)", (("early_stopping_patience", 2),))
+                  if spec.fit.early_stopping_patience is None
+                  else Remedy(f"Train {best.epoch + 1} epoch(s)", (("epochs", best.epoch + 1),)))
+    return Finding("overfitting", "warning", best.epoch + 1.0, val[-1].epoch + 1.0,
+                   f"Overfitting from epoch {best.epoch + 1}: validation loss rose from {best.value:.3f} to "
+                   f"{val[-1].value:.3f} while training loss kept falling. Add Dropout, use early stopping, "
+                   f"or train fewer epochs; epoch {best.epoch + 1} is kept as the best model.", remedy)
+
+
+def _plateau(points, spec) -> Finding | None:
+    """The monitored loss did not improve by PLATEAU_GAIN for PLATEAU_EPOCHS epochs in a row at the end."""
+    monitored = _series(points, "epoch", "val_loss") or _series(points, "epoch", "loss")
+    if len(monitored) < PLATEAU_EPOCHS + 1:
+        return None
+    values = [p.value for p in monitored]
+    best_before = min(values[:-PLATEAU_EPOCHS])
+    if min(values[-PLATEAU_EPOCHS:]) < best_before * (1 - PLATEAU_GAIN):
+        return None
+    start = monitored[-PLATEAU_EPOCHS - 1].epoch + 1.0
+    return Finding("plateau", "warning", start, monitored[-1].epoch + 1.0,
+                   f"Plateau: no improvement for the last {PLATEAU_EPOCHS} epochs. Lower the learning rate, "
+                   "or stop here.", _lr_remedy(spec, 0.1))
+
+
+def _underfitting(points, spec) -> Finding | None:
+    """Both losses still falling at the end, and accuracy still low: more to learn."""
+    train = _series(points, "epoch", "loss")
+    accuracy = _series(points, "epoch", "accuracy")
+    if len(train) < 2 or not accuracy or accuracy[-1].value >= UNDERFIT_ACCURACY:
+        return None
+    series = [train] + ([val] if (val := _series(points, "epoch", "val_loss")) and len(val) >= 2 else [])
+    if not all(s[-1].value < s[-2].value * (1 - UNDERFIT_GAIN) for s in series):
+        return None
+    remedy = None
+    if spec is not None and spec.fit.epochs * 2 <= 1000:
+        remedy = Remedy(f"Train {spec.fit.epochs * 2} epochs", (("epochs", spec.fit.epochs * 2),))
+    return Finding("underfitting", "warning", train[-2].epoch + 1.0, train[-1].epoch + 1.0,
+                   f"Underfitting: accuracy is {accuracy[-1].value:.0%} and both losses were still falling at "
+                   "the end. Train longer, or make the model bigger.", remedy)
+
+
+def diagnose(points: Sequence[MetricPoint], *, num_classes: int, spec: ModelSpec | None = None,
+             error: str | None = None, steps_per_epoch: int = 0) -> list[Finding]:
+    """Every finding for one run's points (in store order), worst first; [] for a healthy run.
+
+    A diverged run is only reported as diverged: what follows a divergence says nothing more.
+    """
+    diverged = _diverged(points, steps_per_epoch, num_classes, spec, error)
+    if diverged is not None:
+        return [diverged]
+    findings = [_not_learning(points, num_classes, spec)]
+    if findings[0] is None:
+        overfitting = _overfitting(points, spec)
+        findings += [overfitting, None if overfitting else _plateau(points, spec), _underfitting(points, spec)]
+    return [f for f in findings if f is not None]
+
+
+COMPILE_SETTINGS = ("learning_rate",)
+FIT_SETTINGS = ("epochs", "early_stopping_patience")
+
+
+def apply_remedy(spec: ModelSpec, remedy: Remedy) -> ModelSpec:
+    """The spec with a remedy's changes made: compile and fit settings by name."""
+    for setting, value in remedy.changes:
+        if setting in COMPILE_SETTINGS:
+            spec = spec.with_compile(**{setting: value})
+        elif setting in FIT_SETTINGS:
+            spec = spec.with_fit(**{setting: value})
+        else:
+            raise SpecError(f"Unknown remedy setting {setting!r}. Expected one of: "
+                            f"{', '.join(COMPILE_SETTINGS + FIT_SETTINGS)}")
+    return spec

@@ -1,0 +1,127 @@
+"""The training doctor on synthetic curves (each diagnosis fires where it should and nowhere else)
+and on curves recorded from real runs."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipelines.errors import SpecError
+from pipelines.modelspec.presets import get_preset
+from pipelines.runs.doctor import Remedy, apply_remedy, diagnose
+from pipelines.runs.entities import MetricPoint
+from pipelines.runs.sqlite_store import SQLiteRunStore
+
+REPO = Path(__file__).resolve().parents[2]
+SPEC = get_preset("mlp-128x2").spec
+
+
+def epochs(**series: list[float]) -> list[MetricPoint]:
+    """Epoch points: epochs(loss=[...], val_loss=[...]) in store order."""
+    count = max(len(values) for values in series.values())
+    return [MetricPoint("epoch", e, 100, name, values[e], 0.0)
+            for e in range(count) for name, values in series.items() if e < len(values)]
+
+
+def batches(losses: list[float], steps: int = 100) -> list[MetricPoint]:
+    return [MetricPoint("batch", i // steps, i % steps + 1, "loss", value, 0.0) for i, value in enumerate(losses)]
+
+
+HEALTHY = epochs(loss=[0.55, 0.40, 0.36], accuracy=[0.81, 0.86, 0.87], val_loss=[0.45, 0.40, 0.38],
+                 val_accuracy=[0.84, 0.86, 0.87])
+
+
+def kinds(findings) -> list[str]:
+    return [f.kind for f in findings]
+
+
+def test_a_healthy_run_gets_no_finding():
+    assert diagnose(HEALTHY, num_classes=10, spec=SPEC) == []
+
+
+def test_divergence_from_batch_losses_lowers_the_learning_rate():
+    points = batches([2.3, 2.2, 2.6, 40.0, 5e4, 3e4]) + epochs(loss=[1e4], accuracy=[0.1])
+    [finding] = diagnose(points, num_classes=10, spec=SPEC.with_compile(learning_rate=1.0), steps_per_epoch=100)
+    assert finding.kind == "diverged" and finding.severity == "error"
+    assert finding.start == pytest.approx(0.04) and "rose from 2.3 to 5e+04" in finding.message
+    assert finding.remedy.changes == (("learning_rate", 0.1),)
+
+
+def test_a_nan_failure_is_a_divergence():
+    [finding] = diagnose(batches([2.3, 2.1]), num_classes=10, error="loss became NaN at epoch 1, batch 3: ...")
+    assert finding.kind == "diverged" and "became NaN" in finding.message and finding.remedy is None
+
+
+def test_accuracy_near_chance_is_not_learning():
+    points = epochs(loss=[2.30, 2.30], accuracy=[0.10, 0.11])
+    [finding] = diagnose(points, num_classes=10, spec=SPEC.with_compile(learning_rate=1e-6))
+    assert finding.kind == "not_learning" and "near chance (10%)" in finding.message
+    assert finding.remedy.changes == (("learning_rate", 1e-5),)  # too low: raise it
+
+
+def test_overfitting_from_the_best_epoch_offers_early_stopping():
+    points = epochs(loss=[0.5, 0.4, 0.3, 0.2, 0.1], accuracy=[0.8, 0.85, 0.9, 0.93, 0.96],
+                    val_loss=[0.50, 0.45, 0.50, 0.56, 0.62])
+    [finding] = diagnose(points, num_classes=10, spec=SPEC)
+    assert finding.kind == "overfitting" and (finding.start, finding.end) == (2.0, 5.0)
+    assert "from epoch 2" in finding.message and "epoch 2 is kept" in finding.message
+    assert finding.remedy.changes == (("early_stopping_patience", 2),)
+    with_patience = SPEC.with_fit(early_stopping_patience=3)
+    assert diagnose(points, num_classes=10, spec=with_patience)[0].remedy.changes == (("epochs", 2),)
+
+
+def test_rising_validation_with_rising_training_loss_is_not_overfitting():
+    points = epochs(loss=[0.5, 0.4, 0.45, 0.5], accuracy=[0.8, 0.85, 0.84, 0.83], val_loss=[0.5, 0.45, 0.5, 0.56])
+    assert "overfitting" not in kinds(diagnose(points, num_classes=10, spec=SPEC))
+
+
+def test_a_plateau_at_the_end():
+    points = epochs(loss=[0.6, 0.45, 0.44, 0.44, 0.44], accuracy=[0.8, 0.85, 0.85, 0.85, 0.85],
+                    val_loss=[0.5, 0.45, 0.449, 0.448, 0.4485])
+    [finding] = diagnose(points, num_classes=10, spec=SPEC)
+    assert finding.kind == "plateau" and (finding.start, finding.end) == (2.0, 5.0)
+
+
+def test_underfitting_when_still_falling_and_still_poor():
+    points = epochs(loss=[1.5, 1.2], accuracy=[0.5, 0.6], val_loss=[1.6, 1.3])
+    [finding] = diagnose(points, num_classes=10, spec=SPEC.with_fit(epochs=2))
+    assert finding.kind == "underfitting" and finding.remedy.changes == (("epochs", 4),)
+
+
+def test_apply_remedy_changes_the_spec_and_refuses_unknown_settings():
+    changed = apply_remedy(SPEC, Remedy("x", (("learning_rate", 0.01), ("epochs", 9))))
+    assert (changed.compile.learning_rate, changed.fit.epochs) == (0.01, 9)
+    with pytest.raises(SpecError, match="Unknown remedy setting 'units'"):
+        apply_remedy(SPEC, Remedy("x", (("units", 3),)))
+
+
+def _train(home: Path, *args: str) -> str:
+    result = subprocess.run([sys.executable, "-m", "pipelines", "train", "--home", str(home), *args], cwd=REPO,
+                            capture_output=True, text=True, timeout=600, env={**os.environ, "PYTHONPATH": str(REPO)})
+    return json.loads(result.stdout.strip().splitlines()[-1])["run_id"]
+
+
+def _findings(home: Path, run_id: str):
+    store = SQLiteRunStore(home)
+    run = store.get_run(run_id)
+    return diagnose(store.get_metrics(run_id), num_classes=10, spec=run.model_spec, error=run.error,
+                    steps_per_epoch=run.progress.steps_per_epoch)
+
+
+@pytest.mark.slow
+def test_recorded_runs_healthy_and_diverged(tmp_path, shared_datasets):
+    """A real mlp-128x2 run gets no warning; the same model at learning rate 1 is marked diverged."""
+    os.environ.setdefault("LAYERLAB_DATA_DIR", str(shared_datasets))
+    home = tmp_path / "home"
+    try:
+        healthy = _train(home, "--dataset", "mnist", "--preset", "mlp-128x2", "--epochs", "3",
+                         "--data-dir", str(shared_datasets))
+        diverged = _train(home, "--dataset", "mnist", "--preset", "mlp-128x2", "--epochs", "2", "--lr", "1",
+                          "--data-dir", str(shared_datasets))
+        assert _findings(home, healthy) == []
+        assert kinds(_findings(home, diverged)) == ["diverged"]
+    finally:
+        from pipelines.execution.scheduler import Scheduler, SchedulerSettings
+        Scheduler(SQLiteRunStore(home), SchedulerSettings()).end_workers()
