@@ -31,3 +31,16 @@ class InferenceError(LayerlabError):
 
 class UploadError(LayerlabError):
     """An uploaded file is empty, too large, not an allowed image format, or damaged."""
+
+
+class StoreUnavailableError(LayerlabError):
+    """The run store's database is missing, damaged or was replaced while in use; the message
+    names the file and how to rebuild it from the run folders."""
+
+
+class DiskFullError(LayerlabError):
+    """A write failed because the disk is full; the message says how much space is left, and where."""
+
+
+class CheckpointError(LayerlabError):
+    """A run cannot resume: its checkpoints are missing, damaged or do not match their state."""

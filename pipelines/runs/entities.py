@@ -100,6 +100,15 @@ class Run:
 
 
 @dataclasses.dataclass(frozen=True)
+class RunOutcome:
+    """How an attempt at a run ended: what `RunStore.finish_run` records."""
+
+    status: RunStatus
+    error: str | None = None
+    metrics: dict[str, float] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
 class MetricPoint:
     """One logged value. `step` is the batch index for batch points, steps_per_epoch (or 0) for
     epoch points; the store keeps insertion order, which is the order to plot them in."""

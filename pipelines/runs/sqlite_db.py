@@ -1,7 +1,10 @@
 """One SQLite database shared by many processes: a connection per thread, WAL, atomic writes.
 
 The run store and the worker registry each keep a database of their own through this, so that
-neither has to know how the other is laid out.
+neither has to know how the other is laid out. An existing file is opened without the right to
+create it (`mode=rw`), so a database deleted while in use is reported, never silently replaced by
+an empty one; each connection notices when its file was deleted or replaced. SQLite's errors about
+a missing, damaged or full file become LayerlabErrors that name the file.
 """
 from __future__ import annotations
 
@@ -9,10 +12,72 @@ import contextlib
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from pipelines.errors import LayerlabError
+from pipelines.errors import DiskFullError, LayerlabError, StoreUnavailableError
+from pipelines.runs.artifacts import disk_full_message
+
+_checked: set[str] = set()  # databases whose integrity this process has checked
+_checked_lock = threading.Lock()
+_DAMAGED = ("SQLITE_CORRUPT", "SQLITE_NOTADB")
+_UNREADABLE = ("SQLITE_CANTOPEN", "SQLITE_IOERR", "SQLITE_READONLY_DBMOVED")
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    """Which file `path` names now (device, inode), or None if there is none."""
+    try:
+        stat = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return stat.st_dev, stat.st_ino
+
+
+class _Cursor(sqlite3.Cursor):
+    """A cursor whose errors about the file itself (raised by a statement or while stepping through
+    its rows) are explained by the connection's SQLiteDatabase."""
+
+    def _explained(self, call, *args):
+        try:
+            return call(*args)
+        except sqlite3.Error as exc:
+            better = self.connection.explain(exc)
+            if better is None:
+                raise
+            raise better from exc
+
+    def execute(self, *args):
+        return self._explained(super().execute, *args)
+
+    def executemany(self, *args):
+        return self._explained(super().executemany, *args)
+
+    def fetchone(self):
+        return self._explained(super().fetchone)
+
+    def fetchmany(self, *args):
+        return self._explained(super().fetchmany, *args)
+
+    def fetchall(self):
+        return self._explained(super().fetchall)
+
+    def __next__(self):
+        return self._explained(super().__next__)
+
+
+class _Connection(sqlite3.Connection):
+    """A connection whose statements run on explaining cursors."""
+
+    explain: Callable[[sqlite3.Error], Exception | None]
+
+    def cursor(self, factory=None):
+        return super().cursor(factory or _Cursor)
+
+    def execute(self, sql, parameters=(), /):
+        return self.cursor().execute(sql, parameters)
+
+    def executemany(self, sql, parameters, /):
+        return self.cursor().executemany(sql, parameters)
 
 
 class SQLiteDatabase:
@@ -21,31 +86,77 @@ class SQLiteDatabase:
     Each thread of each process gets its own connection: sqlite3 connections must not be shared
     across threads or inherited across fork. `write()` runs a BEGIN IMMEDIATE transaction, which
     takes the database's write lock up front, so a read-then-write is atomic across processes.
+    A missing file is created unless `refuse_create()` returns the reason not to; `recovery` is
+    appended to every message about a missing or damaged file. The first open in a process runs
+    SQLite's quick_check.
     """
 
-    def __init__(self, path: Path, schema: str, version: int, *, what: str) -> None:
+    def __init__(self, path: Path, schema: str, version: int, *, what: str,
+                 refuse_create: Callable[[], str | None] | None = None, recovery: str = "") -> None:
         self.path = path
         self.what = what
+        self._schema, self._version = schema, version
+        self._refuse_create = refuse_create or (lambda: None)
+        self._recovery = recovery
         self._local = threading.local()
         try:
-            self._init_schema(schema, version)
+            self.connection()
         except BaseException:
             self.close()
             raise
 
     def connection(self) -> sqlite3.Connection:
         local = self._local
-        if getattr(local, "pid", None) != os.getpid():
-            # New thread, or a forked child holding its parent's connection: never reuse that one.
-            local.connection = self._connect()
-            local.pid = os.getpid()
+        if getattr(local, "pid", None) == os.getpid():
+            if _identity(self.path) == local.identity:
+                return local.connection
+            self.close()  # the file was deleted or replaced (rebuilt): never keep writing to the old one
+        # New thread, or a forked child holding its parent's connection: never reuse that one.
+        self._open(local)
         return local.connection
 
-    def _connect(self) -> sqlite3.Connection:
-        connection = sqlite3.connect(self.path, timeout=10.0, isolation_level=None)
+    def _open(self, local: threading.local) -> None:
+        try:
+            size = self.path.stat().st_size
+        except FileNotFoundError:
+            size = None
+        # A 0-byte file is no database either: SQLite would quietly make an empty one of it.
+        if not size and (reason := self._refuse_create()):
+            raise StoreUnavailableError(f"{reason} {self._recovery}".strip())
+        uri = f"{self.path.resolve().as_uri()}?mode={'rwc' if size is None else 'rw'}"
+        try:
+            connection = sqlite3.connect(uri, uri=True, timeout=10.0, isolation_level=None, factory=_Connection)
+        except sqlite3.Error as exc:
+            raise (self.explain(exc) or exc) from exc
+        connection.explain = self.explain
         connection.row_factory = sqlite3.Row
-        connection.execute("PRAGMA synchronous=NORMAL")
-        return connection
+        local.connection, local.pid, local.identity = connection, os.getpid(), _identity(self.path)
+        try:
+            connection.execute("PRAGMA synchronous=NORMAL")
+            self._prepare(connection)
+        except BaseException:
+            self.close()
+            raise
+
+    def explain(self, error: sqlite3.Error) -> Exception | None:
+        """A LayerlabError naming the file for an error about the file itself; None for the rest
+        (a busy database, a constraint, a bug in a statement), which are raised as they are."""
+        if isinstance(error, (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError)):
+            return None
+        name = getattr(error, "sqlite_errorname", "") or ""
+        text = str(error)
+        if name == "SQLITE_FULL" or "database or disk is full" in text:
+            return DiskFullError(f"{disk_full_message(self.path.parent)} (the {self.what} {self.path} "
+                                 "could not be written)")
+        if name.startswith(_DAMAGED) or "malformed" in text or "not a database" in text:
+            problem = f"is damaged ({text})"
+        elif name.startswith(_UNREADABLE) or "unable to open" in text:
+            problem = f"cannot be opened or read ({text}); it may have been deleted while in use"
+        elif "no such table" in text:
+            problem = f"has lost its tables ({text}): it was deleted or replaced while in use"
+        else:
+            return None
+        return StoreUnavailableError(f"The {self.what} {self.path} {problem}. {self._recovery}".strip())
 
     def close(self) -> None:
         """Close this thread's connection (other threads' close when their thread ends)."""
@@ -66,22 +177,42 @@ class SQLiteDatabase:
             raise
         connection.execute("COMMIT")
 
-    def _init_schema(self, schema: str, version: int) -> None:
-        connection = self.connection()
+    def integrity_problem(self, pragma: str = "integrity_check") -> str | None:
+        """What SQLite's integrity_check (or quick_check) finds wrong with the file, or None."""
+        rows = self.connection().execute(f"PRAGMA {pragma}").fetchall()
+        found = [row[0] for row in rows if row[0] != "ok"]
+        return "; ".join(found[:5]) or None
+
+    def _prepare(self, connection: sqlite3.Connection) -> None:
+        """WAL mode, an integrity check once per process, and the schema (written only if missing,
+        so that opening works on a full disk)."""
         mode = connection.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         if mode.lower() != "wal":
             raise LayerlabError(
                 f"The {self.what} needs SQLite's WAL mode, which {self.path} does not support "
                 f"(journal_mode={mode!r}). Put LAYERLAB_HOME on a local disk."
             )
+        key = str(self.path.resolve())
+        with _checked_lock:
+            first = key not in _checked
+        if first:
+            problem = self.integrity_problem("quick_check")
+            if problem:
+                raise StoreUnavailableError(
+                    f"The {self.what} {self.path} is damaged (quick_check: {problem}). {self._recovery}".strip())
+            with _checked_lock:
+                _checked.add(key)
+        found = connection.execute("PRAGMA user_version").fetchone()[0]
+        if found == self._version:
+            return
         with self.write() as db:
             found = db.execute("PRAGMA user_version").fetchone()[0]
-            if found > version:
+            if found > self._version:
                 raise LayerlabError(
                     f"{self.path} has schema version {found}, newer than this Layerlab "
-                    f"understands ({version}). Upgrade Layerlab or use another home."
+                    f"understands ({self._version}). Upgrade Layerlab or use another home."
                 )
-            for statement in schema.split(";"):
+            for statement in self._schema.split(";"):
                 if statement.strip():
                     db.execute(statement)
-            db.execute(f"PRAGMA user_version = {version}")
+            db.execute(f"PRAGMA user_version = {self._version}")

@@ -1,4 +1,9 @@
-"""The run store in SQLite: `<home>/runs.db`, with each run's artifacts under `<home>/runs/<id>/`."""
+"""The run store in SQLite: `<home>/runs.db`, with each run's artifacts under `<home>/runs/<id>/`.
+
+Every status change also rewrites the run's `run.json` (records.py) in the same transaction, so
+that the run folders alone can rebuild the store (sqlite_recovery.py). The store is created only
+in a home without run folders: over existing runs a missing store is an error, never an empty one.
+"""
 from __future__ import annotations
 
 import json
@@ -10,53 +15,18 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from pipelines import paths
-from pipelines.errors import LayerlabError, RunNotFoundError, RunStateError
+from pipelines.errors import DiskFullError, LayerlabError, RunNotFoundError, RunStateError
+from pipelines.runs.artifacts import disk_full_message, is_disk_full
 from pipelines.runs.entities import (METRIC_KINDS, MetricPoint, Progress, Run, RunStatus, new_run_id,
                                      validate_run_id)
+from pipelines.runs.records import write_run_record
 from pipelines.runs.sqlite_db import SQLiteDatabase
+from pipelines.runs.sqlite_recovery import (REBUILD_HINT, check_store, missing_store_problem,
+                                            rebuild_store)
+from pipelines.runs.sqlite_schema import SCHEMA, SCHEMA_VERSION, insert_points, run_from_row
 from pipelines.runs.store import RunStore
 
-SCHEMA_VERSION = 1
-
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
-    id TEXT PRIMARY KEY,
-    name TEXT NOT NULL,
-    status TEXT NOT NULL,
-    dataset TEXT NOT NULL,
-    spec TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    queue_order INTEGER NOT NULL,
-    started_at REAL,
-    finished_at REAL,
-    heartbeat_at REAL,
-    worker_pid INTEGER,
-    error TEXT,
-    metrics TEXT NOT NULL DEFAULT '{}',
-    epoch INTEGER NOT NULL DEFAULT 0,
-    total_epochs INTEGER NOT NULL DEFAULT 0,
-    step INTEGER NOT NULL DEFAULT 0,
-    steps_per_epoch INTEGER NOT NULL DEFAULT 0,
-    epochs_done INTEGER NOT NULL DEFAULT 0,
-    best_epoch INTEGER,
-    stop_requested REAL NOT NULL DEFAULT 0,  -- 0, or when the stop was asked for
-    resume_count INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS runs_status_queue ON runs (status, queue_order);
-CREATE INDEX IF NOT EXISTS runs_created ON runs (created_at);
-CREATE TABLE IF NOT EXISTS metrics (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    run_id TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    epoch INTEGER NOT NULL,
-    step INTEGER NOT NULL,
-    name TEXT NOT NULL,
-    value REAL NOT NULL,
-    timestamp REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS metrics_run ON metrics (run_id, id);
-"""
+__all__ = ["SCHEMA_VERSION", "SQLiteRunStore", "check_store", "rebuild_store"]
 
 
 class SQLiteRunStore(RunStore):
@@ -66,7 +36,8 @@ class SQLiteRunStore(RunStore):
     def __init__(self, home: str | os.PathLike | None = None) -> None:
         self.home = paths.home_dir(home)
         self.db_path = self.home / "runs.db"
-        self._db = SQLiteDatabase(self.db_path, _SCHEMA, SCHEMA_VERSION, what="run store")
+        self._db = SQLiteDatabase(self.db_path, SCHEMA, SCHEMA_VERSION, what="run store",
+                                  refuse_create=lambda: missing_store_problem(self.home), recovery=REBUILD_HINT)
         self._connection = self._db.connection
         self._write = self._db.write
 
@@ -75,9 +46,6 @@ class SQLiteRunStore(RunStore):
         self._db.close()
 
     # -- helpers ------------------------------------------------------------------------------
-
-    def _run_path(self, run_id: str) -> Path:
-        return self.home / "runs" / validate_run_id(run_id)
 
     def _fetch_row(self, db: sqlite3.Connection, run_id: str) -> sqlite3.Row:
         row = db.execute("SELECT * FROM runs WHERE id = ?", (validate_run_id(run_id),)).fetchone()
@@ -95,39 +63,23 @@ class SQLiteRunStore(RunStore):
         if self._connection().execute(sql, params).rowcount == 0:
             raise RunNotFoundError(f"No run with id {run_id!r} in {self.db_path}.")
 
+    def _recorded(self, db: sqlite3.Connection, run_id: str) -> Run:
+        """The run as it now is, after writing it to its run.json (inside the caller's transaction,
+        so a run.json that cannot be written rolls the change back)."""
+        run = run_from_row(self._fetch_row(db, run_id))
+        folder = self._run_folder(run_id)
+        try:
+            write_run_record(folder, run)
+        except OSError as exc:
+            if is_disk_full(exc):
+                raise DiskFullError(disk_full_message(folder)) from exc
+            raise LayerlabError(f"Cannot write the run record in {folder}: {exc.strerror or exc}") from exc
+        return run
+
     @staticmethod
     def _next_queue_order(db: sqlite3.Connection) -> int:
         # A counter, not a timestamp: two runs queued in the same clock tick still keep order.
         return db.execute("SELECT COALESCE(MAX(queue_order), 0) + 1 FROM runs").fetchone()[0]
-
-    @staticmethod
-    def _to_run(row: sqlite3.Row) -> Run:
-        return Run(
-            id=row["id"],
-            name=row["name"],
-            status=RunStatus(row["status"]),
-            dataset=row["dataset"],
-            spec=json.loads(row["spec"]),
-            created_at=row["created_at"],
-            started_at=row["started_at"],
-            finished_at=row["finished_at"],
-            heartbeat_at=row["heartbeat_at"],
-            worker_pid=row["worker_pid"],
-            error=row["error"],
-            metrics=json.loads(row["metrics"]),
-            progress=Progress(
-                epoch=row["epoch"],
-                total_epochs=row["total_epochs"],
-                step=row["step"],
-                steps_per_epoch=row["steps_per_epoch"],
-            ),
-            epochs_done=row["epochs_done"],
-            best_epoch=row["best_epoch"],
-            stop_requested=bool(row["stop_requested"]),
-            resume_count=row["resume_count"],
-            # The flag column holds the time of the request (1 in stores written before that).
-            stop_requested_at=float(row["stop_requested"]) if row["stop_requested"] else None,
-        )
 
     # -- runs ---------------------------------------------------------------------------------
 
@@ -153,10 +105,10 @@ class SQLiteRunStore(RunStore):
                     break
                 except sqlite3.IntegrityError:
                     continue  # 40 random bits collided with an existing id: draw again.
-            return self._to_run(self._fetch_row(db, run_id))
+            return self._recorded(db, run_id)
 
     def get_run(self, run_id: str) -> Run:
-        return self._to_run(self._fetch_row(self._connection(), run_id))
+        return run_from_row(self._fetch_row(self._connection(), run_id))
 
     def list_runs(
         self, statuses: Iterable[RunStatus] | None = None, limit: int | None = None
@@ -174,7 +126,7 @@ class SQLiteRunStore(RunStore):
                 raise LayerlabError(f"`limit` must be a non-negative integer. Received: limit={limit!r}")
             sql += " LIMIT ?"
             params.append(limit)
-        return [self._to_run(row) for row in self._connection().execute(sql, params)]
+        return [run_from_row(row) for row in self._connection().execute(sql, params)]
 
     def queue_position(self, run_id: str) -> int | None:
         row = self._connection().execute(
@@ -209,7 +161,7 @@ class SQLiteRunStore(RunStore):
                 " heartbeat_at = ?, stop_requested = 0 WHERE id = ?",
                 (RunStatus.RUNNING.value, worker_pid, now, now, row["id"]),
             )
-            return self._to_run(self._fetch_row(db, row["id"]))
+            return self._recorded(db, row["id"])
 
     def heartbeat(self, run_id: str) -> None:
         self._update_existing(run_id, "UPDATE runs SET heartbeat_at = ? WHERE id = ?", (time.time(), run_id))
@@ -234,11 +186,7 @@ class SQLiteRunStore(RunStore):
     def log_metrics(self, run_id: str, points: Sequence[MetricPoint]) -> None:
         with self._write() as db:
             self._require_run(db, run_id)
-            db.executemany(
-                "INSERT INTO metrics (run_id, kind, epoch, step, name, value, timestamp)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(run_id, p.kind, p.epoch, p.step, p.name, float(p.value), p.timestamp) for p in points],
-            )
+            insert_points(db, run_id, list(points))
 
     def get_metrics_since(
         self, run_id: str, after_id: int = 0, kind: str | None = None
@@ -285,7 +233,8 @@ class SQLiteRunStore(RunStore):
                 raise RunStateError(
                     f"Run {run_id} is {status.value}; only QUEUED or RUNNING runs can be stopped"
                 )
-            return self._to_run(self._fetch_row(db, run_id))
+            return self._recorded(db, run_id) if status is RunStatus.QUEUED else run_from_row(
+                self._fetch_row(db, run_id))
 
     def is_stop_requested(self, run_id: str) -> bool:
         return bool(self._fetch_row(self._connection(), run_id)["stop_requested"])
@@ -317,32 +266,36 @@ class SQLiteRunStore(RunStore):
                 " worker_pid = NULL WHERE id = ?",
                 (status.value, time.time(), error, json.dumps(merged), run_id),
             )
-            return self._to_run(self._fetch_row(db, run_id))
+            return self._recorded(db, run_id)
 
     def mark_interrupted(self, run_id: str, reason: str) -> bool:
         with self._write() as db:
             self._require_run(db, run_id)
-            return db.execute(
+            changed = db.execute(
                 "UPDATE runs SET status = ?, error = ?, finished_at = ?, worker_pid = NULL"
                 " WHERE id = ? AND status = ?",
                 (RunStatus.INTERRUPTED.value, reason, time.time(), run_id, RunStatus.RUNNING.value),
             ).rowcount == 1
+            if changed:
+                self._recorded(db, run_id)
+            return changed
 
     def request_resume(self, run_id: str) -> Run:
         with self._write() as db:
-            status = RunStatus(self._fetch_row(db, run_id)["status"])
-            if not status.can_resume:
+            run = run_from_row(self._fetch_row(db, run_id))
+            if not self.can_resume(run):
+                extra = " (this one has none)" if run.status is RunStatus.FAILED else ""
                 raise RunStateError(
-                    f"Run {run_id} is {status.value}; only STOPPED or INTERRUPTED runs can be resumed"
+                    f"Run {run_id} is {run.status.value}; only STOPPED or INTERRUPTED runs can be resumed, "
+                    f"or a FAILED one that kept a checkpoint{extra}"
                 )
-            db.execute("DELETE FROM metrics WHERE run_id = ? AND epoch >= ?",
-                       (run_id, self._fetch_row(db, run_id)["epochs_done"]))
+            db.execute("DELETE FROM metrics WHERE run_id = ? AND epoch >= ?", (run_id, run.epochs_done))
             db.execute(
                 "UPDATE runs SET status = ?, error = NULL, finished_at = NULL, stop_requested = 0,"
                 " worker_pid = NULL, resume_count = resume_count + 1, queue_order = ? WHERE id = ?",
                 (RunStatus.QUEUED.value, self._next_queue_order(db), run_id),
             )
-            return self._to_run(self._fetch_row(db, run_id))
+            return self._recorded(db, run_id)
 
     def delete_run(self, run_id: str) -> None:
         with self._write() as db:
@@ -353,8 +306,8 @@ class SQLiteRunStore(RunStore):
                 )
             db.execute("DELETE FROM metrics WHERE run_id = ?", (run_id,))
             db.execute("DELETE FROM runs WHERE id = ?", (run_id,))
-        shutil.rmtree(self._run_path(run_id), ignore_errors=True)
+        shutil.rmtree(self._run_folder(run_id), ignore_errors=True)
 
     def run_dir(self, run_id: str) -> Path:
         self._require_run(self._connection(), run_id)
-        return self._run_path(run_id)
+        return self._run_folder(run_id)

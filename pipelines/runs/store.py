@@ -11,7 +11,9 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from pipelines.errors import RunNotFoundError
-from pipelines.runs.entities import RUN_ID_PREFIX_PATTERN, MetricPoint, Progress, Run, RunStatus
+from pipelines.runs.artifacts import has_checkpoint
+from pipelines.runs.entities import (RUN_ID_PREFIX_PATTERN, MetricPoint, Progress, Run, RunStatus,
+                                     validate_run_id)
 
 
 class RunStore(abc.ABC):
@@ -111,7 +113,19 @@ class RunStore(abc.ABC):
     @abc.abstractmethod
     def request_resume(self, run_id: str) -> Run:
         """Queue a STOPPED or INTERRUPTED run again, at the back of the queue, dropping the metric
-        points of its unfinished epoch (the resumed worker trains that epoch again)."""
+        points of its unfinished epoch (the resumed worker trains that epoch again). A FAILED run
+        may resume too if it kept a checkpoint (`can_resume`); RunStateError for any other."""
+
+    def can_resume(self, run: Run) -> bool:
+        """Whether `run` may be resumed: STOPPED or INTERRUPTED, or FAILED with a checkpoint left
+        in its folder (a full disk, a NaN after some good epochs); for the pages' Resume button."""
+        if run.status.can_resume:
+            return True
+        return run.status is RunStatus.FAILED and has_checkpoint(self._run_folder(run.id))
+
+    def _run_folder(self, run_id: str) -> Path:
+        """The run's folder by name alone (no lookup): `<home>/runs/<id>`."""
+        return self.home / "runs" / validate_run_id(run_id)
 
     @abc.abstractmethod
     def delete_run(self, run_id: str) -> None:

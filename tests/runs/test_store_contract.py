@@ -439,7 +439,8 @@ def test_resume_refused_unless_stopped_or_interrupted(store, status):
 def test_run_dir_and_delete_run(store, tmp_path):
     run = store.create_run("r", "mnist", SPEC)
     folder = store.run_dir(run.id)
-    assert folder == tmp_path / "runs" / run.id and not folder.exists()  # reading creates nothing
+    assert folder == tmp_path / "runs" / run.id
+    assert [p.name for p in folder.iterdir()] == ["run.json"]  # the run's record; reading creates nothing more
     assert store.ensure_run_dir(run.id) == folder and folder.is_dir()
     (folder / "checkpoint.keras").write_text("weights")
     store.log_metrics(run.id, [_point(0, 0)])

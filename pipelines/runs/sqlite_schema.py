@@ -1,0 +1,101 @@
+"""The run store's SQLite layout: its tables, and how a row becomes a Run and a Run a row.
+
+Shared by the store and by the rebuild that writes a fresh database from the run folders.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+
+from pipelines.runs.entities import MetricPoint, Progress, Run, RunStatus
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    status TEXT NOT NULL,
+    dataset TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    queue_order INTEGER NOT NULL,
+    started_at REAL,
+    finished_at REAL,
+    heartbeat_at REAL,
+    worker_pid INTEGER,
+    error TEXT,
+    metrics TEXT NOT NULL DEFAULT '{}',
+    epoch INTEGER NOT NULL DEFAULT 0,
+    total_epochs INTEGER NOT NULL DEFAULT 0,
+    step INTEGER NOT NULL DEFAULT 0,
+    steps_per_epoch INTEGER NOT NULL DEFAULT 0,
+    epochs_done INTEGER NOT NULL DEFAULT 0,
+    best_epoch INTEGER,
+    stop_requested REAL NOT NULL DEFAULT 0,  -- 0, or when the stop was asked for
+    resume_count INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS runs_status_queue ON runs (status, queue_order);
+CREATE INDEX IF NOT EXISTS runs_created ON runs (created_at);
+CREATE TABLE IF NOT EXISTS metrics (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    epoch INTEGER NOT NULL,
+    step INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    value REAL NOT NULL,
+    timestamp REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS metrics_run ON metrics (run_id, id);
+"""
+
+
+def run_from_row(row: sqlite3.Row) -> Run:
+    return Run(
+        id=row["id"],
+        name=row["name"],
+        status=RunStatus(row["status"]),
+        dataset=row["dataset"],
+        spec=json.loads(row["spec"]),
+        created_at=row["created_at"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        heartbeat_at=row["heartbeat_at"],
+        worker_pid=row["worker_pid"],
+        error=row["error"],
+        metrics=json.loads(row["metrics"]),
+        progress=Progress(
+            epoch=row["epoch"],
+            total_epochs=row["total_epochs"],
+            step=row["step"],
+            steps_per_epoch=row["steps_per_epoch"],
+        ),
+        epochs_done=row["epochs_done"],
+        best_epoch=row["best_epoch"],
+        stop_requested=bool(row["stop_requested"]),
+        resume_count=row["resume_count"],
+        # The flag column holds the time of the request (1 in stores written before that).
+        stop_requested_at=float(row["stop_requested"]) if row["stop_requested"] else None,
+    )
+
+
+def insert_run(db: sqlite3.Connection, run: Run, queue_order: int) -> None:
+    """Write a whole run as a new row (for a rebuild; new runs go through `create_run`)."""
+    db.execute(
+        "INSERT INTO runs (id, name, status, dataset, spec, created_at, queue_order, started_at, finished_at,"
+        " heartbeat_at, worker_pid, error, metrics, epoch, total_epochs, step, steps_per_epoch, epochs_done,"
+        " best_epoch, stop_requested, resume_count) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
+        " ?, ?, ?, ?)",
+        (run.id, run.name, run.status.value, run.dataset, json.dumps(run.spec), run.created_at, queue_order,
+         run.started_at, run.finished_at, run.heartbeat_at, run.worker_pid, run.error, json.dumps(run.metrics),
+         run.progress.epoch, run.progress.total_epochs, run.progress.step, run.progress.steps_per_epoch,
+         run.epochs_done, run.best_epoch, run.stop_requested_at or 0, run.resume_count),
+    )
+
+
+def insert_points(db: sqlite3.Connection, run_id: str, points: list[MetricPoint]) -> None:
+    db.executemany(
+        "INSERT INTO metrics (run_id, kind, epoch, step, name, value, timestamp) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [(run_id, p.kind, p.epoch, p.step, p.name, float(p.value), p.timestamp) for p in points],
+    )
