@@ -11,6 +11,7 @@ import streamlit as st
 
 from components import model_cache, prediction_view, state
 from components.figures.activations import feature_maps_figure, unit_strip_figure
+from components.text import plain
 
 if TYPE_CHECKING:
     from pipelines.inference.predict import Activation, LoadedModel
@@ -42,7 +43,7 @@ def see_inside(loaded: LoadedModel, run_id: str) -> None:
 
     given, shown = st.columns([1, 5], gap="large")
     with given:
-        prediction_view.show_model_input(x, caption=f"{label}, as the model gets it")
+        prediction_view.show_model_input(x, caption=f"{plain(label)}, as the model gets it")
     with shown:
         values = activation.values
         if values.ndim in (2, 3):

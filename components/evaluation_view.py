@@ -15,6 +15,7 @@ import streamlit as st
 
 from components import model_cache, prediction_view, state
 from components.figures.confusion import confusion_figure, selected_cell
+from components.text import plain
 from pipelines.errors import LayerlabError
 from pipelines.runs.entities import Run
 from pipelines.runs.store import RunStore
@@ -117,7 +118,7 @@ def evaluation(store: RunStore, run: Run) -> None:
             result = model_cache.evaluation(store, run)
             images = model_cache.evaluation_data(run.dataset).x_test
         except LayerlabError as exc:  # this fragment reruns alone, so it is an edge of its own
-            st.error(str(exc))
+            st.error(plain(exc, keep_code=True))
             return
         names = result.class_names
         mistakes = int((result.predicted != result.labels).sum())

@@ -9,6 +9,7 @@ from __future__ import annotations
 import streamlit as st
 
 from components import state
+from components.text import plain
 from pipelines.errors import SpecError
 from pipelines.modelspec import edit
 from pipelines.modelspec.layers import LAYER_TYPES, ParamSpec
@@ -117,7 +118,7 @@ def layer_card(index: int, layer: LayerSpec, row: LayerRow | None, problems: lis
         head, shape_col, *buttons = st.columns([3, 3, 0.55, 0.55, 0.55, 0.55, 0.55], vertical_alignment="center",
                                                gap="small")
         marker = ":material/arrow_right: " if selected else ""
-        head.markdown(f"{marker}**{index + 1} · {layer.type}**  \n`{layer.name}`")
+        head.markdown(f"{marker}**{index + 1} · {plain(layer.type)}**  \n{plain(layer.name)}")
         if row and row.output_shape:
             shape_col.markdown(f"→ `{shape_text(row.output_shape)}`  \n{row.params:,} params")
         else:
@@ -146,9 +147,11 @@ def layer_card(index: int, layer: LayerSpec, row: LayerRow | None, problems: lis
 
 def problem_row(problem: Problem, button_key: str) -> None:
     """A problem in words, and its one-click fix when the validator knows one."""
+    message = plain(problem.message, keep_code=True)
     if problem.fix is None:
-        st.error(problem.message)
+        st.error(message)
         return
     text, action = st.columns([5, 1.4], vertical_alignment="center")
-    text.error(problem.message)
-    action.button(problem.fix.label, key=button_key, on_click=_apply_fix, args=(problem.fix,), type="primary")
+    text.error(message)
+    action.button(plain(problem.fix.label, keep_code=True), key=button_key, on_click=_apply_fix, args=(problem.fix,),
+                  type="primary")

@@ -5,6 +5,7 @@ import streamlit as st
 
 from components import state
 from components import resources
+from components.text import plain
 from pipelines.data.catalog import CATALOG
 from pipelines.errors import LayerlabError, SpecError
 from pipelines.modelspec import edit
@@ -101,7 +102,7 @@ def train_button(spec: ModelSpec, result: Validation) -> None:
         run = scheduler.submit(spec, state.dataset())
         scheduler.ensure_workers(spare=1)
     except LayerlabError as exc:
-        st.error(str(exc))
+        st.error(plain(exc, keep_code=True))
         return
     state.set_current_run(run.id)
     st.switch_page(TRAIN_PAGE, query_params=state.run_query(run.id))

@@ -14,6 +14,7 @@ import pandas as pd
 import streamlit as st
 
 from components import resources, state
+from components.text import plain
 from pipelines.errors import LayerlabError
 from pipelines.runs.entities import Run, RunStatus
 from pipelines.runs.feed import eta_seconds
@@ -39,6 +40,10 @@ COLUMNS = {
     "Test accuracy": st.column_config.NumberColumn("Test accuracy", format="percent"),
     "Created": st.column_config.DatetimeColumn("Created", format="MMM D, HH:mm:ss"),
 }
+MALFORMED_RUN_LINK = ("This link's `run` value is not a run id (10 lowercase hexadecimal characters), "
+                      "so it names no run; pick one here instead.")
+
+
 def result_groups(run: Run) -> list[list[ResultField]]:
     """The run's recorded final figures, one list per column on the page (train, validation, ...)."""
     groups = [[f for f in FINAL_METRICS if f.group == group and f.key in run.metrics and f.key != "fit_seconds"]
@@ -47,13 +52,16 @@ def result_groups(run: Run) -> list[list[ResultField]]:
 
 
 def run_to_show(store: RunStore) -> tuple[Run | None, str | None]:
-    """The run named by `?run=`, else the newest; and a message when `?run=` names no run."""
+    """The run named by `?run=`, else the newest; and a message (Markdown) when `?run=` names no
+    run. A value that is not a run id is never echoed."""
+    if state.run_param_is_malformed():
+        return None, MALFORMED_RUN_LINK
     requested = state.current_run_id()
     if requested:
         try:
             return store.get_run(requested), None
         except LayerlabError:
-            return None, f"No run {requested!r} in this store; pick one from the list."
+            return None, f"No run `{requested}` in this store; pick one from the list."
     newest = store.list_runs(limit=1)
     return (newest[0] if newest else None), None
 
@@ -119,9 +127,9 @@ def keep_workers() -> None:
     try:
         resources.scheduler().ensure_workers(spare=1)
     except LayerlabError as exc:
-        st.caption(f"Could not start a training worker: {exc}")
+        st.caption(f"Could not start a training worker: {plain(exc)}")
     except Exception as exc:  # a busy database or a failed spawn must not break the page
-        st.caption(f"Could not start a training worker ({type(exc).__name__}: {exc}); retrying.")
+        st.caption(plain(f"Could not start a training worker ({type(exc).__name__}: {exc}); retrying."))
 
 
 def duration_text(seconds: float) -> str:

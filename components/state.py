@@ -12,8 +12,10 @@ import numpy as np
 import streamlit as st
 
 from pipelines.data.catalog import CATALOG
+from pipelines.errors import LayerlabError
 from pipelines.modelspec.presets import get_preset
 from pipelines.modelspec.spec import ModelSpec
+from pipelines.runs.entities import validate_run_id
 
 # Stored values use a `_state_` infix so they can never collide with a widget key.
 _DATASET = "app_state_dataset"
@@ -99,9 +101,21 @@ def select_layer(index: int | None) -> None:
 
 
 def current_run_id() -> str | None:
-    """The run the URL names (`?run=ID`), so a refresh or a shared link reopens it."""
+    """The run the URL names (`?run=ID`), so a refresh or a shared link reopens it; None when
+    there is no `?run=` or its value is not a run id (see `run_param_is_malformed`)."""
     value = st.query_params.get(_RUN_PARAM)
-    return value or None
+    if not value:
+        return None
+    try:
+        return validate_run_id(value)
+    except LayerlabError:
+        return None
+
+
+def run_param_is_malformed() -> bool:
+    """Whether `?run=` holds something that is not a run id. Anyone can write anything in a URL,
+    so the page says so in fixed words and never shows the value."""
+    return bool(st.query_params.get(_RUN_PARAM)) and current_run_id() is None
 
 
 def set_current_run(run_id: str | None) -> None:
@@ -117,7 +131,8 @@ def run_query(run_id: str) -> dict[str, str]:
 
 
 def push_notice(text: str) -> None:
-    """A message to show once on the next page drawn (e.g. after switching pages)."""
+    """A message to show once on the next page drawn (e.g. after switching pages). It is plain
+    text, often echoing a file name or a value: pages show it through `components.text.plain`."""
     st.session_state[_NOTICE] = text
 
 

@@ -14,6 +14,7 @@ import streamlit as st
 from PIL import Image, ImageOps
 
 from components import model_cache, prediction_view, state
+from components.text import plain
 from pipelines.inference.preprocess import ALLOWED_TEXT, Prepared, open_upload, preprocess_image
 from pipelines.errors import UploadError
 
@@ -85,10 +86,10 @@ def show_result(result: UploadResult, class_names: Sequence[str], key: str) -> N
     """One file in a bordered box: the picture, what the model sees, the top classes and the notes."""
     with st.container(border=True, key=key):
         if result.error is not None:
-            st.error(result.error, icon=":material/broken_image:")
+            st.error(plain(result.error), icon=":material/broken_image:")
             return
         original, seen, answer = st.columns([1, 1, 2.2], vertical_alignment="top")
-        original.image(result.original, caption=result.label)
+        original.image(result.original, caption=plain(result.label))
         with seen:
             prediction_view.show_model_input(result.prepared.array, caption="What the model sees")
         with answer:

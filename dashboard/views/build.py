@@ -5,11 +5,12 @@ from components import model_builder, run_list, state
 from components.layer_editor import layer_card, palette, problem_row
 from components.figures.stack import stack_diagram
 from components.model_summary import summary_frame
+from components.text import plain
 from components.training_settings import compile_settings, fit_settings, learner_questions
 
 st.title("Build")
 if notice := state.pop_notice():
-    st.warning(notice)
+    st.warning(plain(notice, keep_code=True))
 
 model_builder.toolbar()
 spec = state.spec()

@@ -4,6 +4,7 @@ import streamlit as st
 from components import dataset_view, state
 from components.figures.class_balance import distribution_chart
 from components.resources import dataset_overview
+from components.text import plain
 from pipelines.data.locate import load
 from pipelines.data.catalog import CATALOG
 from pipelines.errors import DatasetError
@@ -20,21 +21,21 @@ st.caption(f"{info.num_classes} classes · input {'×'.join(map(str, info.input_
 try:
     overview = dataset_overview(name)
 except DatasetError as exc:
-    st.warning(str(exc))
+    st.warning(plain(exc, keep_code=True))
     if st.button(f"Download {info.title} through Keras", key=state.key("data", "download", name), type="primary"):
         with st.status(f"Downloading {info.title} ...", expanded=True) as status:
             try:
                 load(name, download=True)
             except DatasetError as exc:
                 status.update(label="The download failed", state="error")
-                st.error(str(exc))
+                st.error(plain(exc, keep_code=True))
             else:
                 status.update(label=f"{info.title} is ready", state="complete")
                 dataset_overview.clear()
                 st.rerun()
     st.stop()
 
-st.caption(f"Loaded from `{overview['origin']}`")
+st.caption("Loaded from " + plain(f"`{overview['origin']}`", keep_code=True))
 table, chart = st.columns([2, 3], gap="large")
 table.dataframe(dataset_view.class_table(info, overview), hide_index=True, width="stretch")
 chart.plotly_chart(distribution_chart(info, overview), key=state.key("data", "chart"))

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from components import (activation_view, drawing_pad, evaluation_view, model_cache, resources, state,
+from components import (activation_view, drawing_pad, evaluation_view, model_cache, resources, run_list, state,
                         upload_view)
+from components.text import plain
 from pipelines.data.catalog import get_info
 from pipelines.errors import LayerlabError
 from pipelines.runs.entities import Run
@@ -28,8 +29,10 @@ def pick_run(runs: list[Run]) -> Run:
     """The run `?run=` names, else the newest; picking another puts it in the URL."""
     by_id = {run.id: run for run in runs}
     requested = state.current_run_id()
-    if requested and requested not in by_id:
-        st.warning(f"Run {requested!r} has no trained model to try (it is unknown, unfinished or failed). "
+    if state.run_param_is_malformed():
+        st.warning(run_list.MALFORMED_RUN_LINK)
+    elif requested and requested not in by_id:
+        st.warning(f"Run `{requested}` has no trained model to try (it is unknown, unfinished or failed). "
                    "Pick a finished run below.")
     ids = list(by_id)
     picker = state.key("test", "run")
@@ -64,7 +67,7 @@ about(run)
 try:
     loaded = model_cache.model(store, run)
 except LayerlabError as exc:
-    st.error(str(exc))
+    st.error(plain(exc, keep_code=True))
     st.stop()
 
 draw, upload, evaluate, inside = st.tabs(TABS, key=state.key("test", "tab"), on_change="rerun")

@@ -13,6 +13,7 @@ import streamlit as st
 
 from components import live_chart, resources, run_list, state
 from components.figures.curves import curves_figure
+from components.text import plain
 from pipelines.runs import artifacts
 from pipelines.errors import LayerlabError
 from pipelines.runs.entities import Run, RunStatus
@@ -24,12 +25,12 @@ LIVE_SECONDS = 0.5
 
 def heading(run: Run) -> None:
     title, badge = st.columns([5, 1], vertical_alignment="center")
-    title.subheader(run.name)
+    title.subheader(plain(run.name), anchor=False)
     badge.badge(run.status.value, color=run_list.STATUS_COLORS[run.status])
     batch_size = run.model_spec.fit.batch_size
     created = time.strftime("%b %d %H:%M:%S", time.localtime(run.created_at))
-    st.caption(f"Run `{run.id}` · {run.dataset} · {run.progress.total_epochs} epoch(s) of batch {batch_size} · "
-               f"created {created}")
+    st.caption(f"Run `{run.id}` · {plain(run.dataset)} · {run.progress.total_epochs} epoch(s) of batch "
+               f"{batch_size} · created {created}")
 
 
 def where_it_is(store: RunStore, run: Run, feed: MetricFeed) -> None:
@@ -45,9 +46,10 @@ def where_it_is(store: RunStore, run: Run, feed: MetricFeed) -> None:
     elif run.status is RunStatus.STOPPED:
         st.info(f"Stopped after {run.epochs_done} finished epoch(s). Resume continues from there.")
     elif run.status is RunStatus.INTERRUPTED:
-        st.warning(run.error or "The run was interrupted. Resume continues from its last finished epoch.")
+        st.warning(plain(run.error or "The run was interrupted. Resume continues from its last finished epoch.",
+                         keep_code=True))
     else:
-        st.error(run.error or "The run failed.")
+        st.error(plain(run.error or "The run failed.", keep_code=True))
 
 
 def actions(store: RunStore, run: Run) -> None:
@@ -66,7 +68,7 @@ def actions(store: RunStore, run: Run) -> None:
         else:
             resources.scheduler().resume(run.id, spare=1)
     except LayerlabError as exc:
-        st.error(str(exc))
+        st.error(plain(exc, keep_code=True))
         return
     st.rerun()
 
@@ -98,7 +100,7 @@ def selected_run(store: RunStore, run_id: str, live: bool) -> None:
         try:
             run = store.get_run(run_id)
         except LayerlabError as exc:
-            st.error(str(exc))
+            st.error(plain(exc, keep_code=True))
             return
         if run.status.is_active != live:
             st.rerun()  # started or ended: redraw, so the refresh starts or stops with it
@@ -122,7 +124,7 @@ def selected_run(store: RunStore, run_id: str, live: bool) -> None:
 
 st.title("Train")
 if notice := state.pop_notice():
-    st.info(notice)
+    st.info(plain(notice, keep_code=True))
 store = resources.store()
 run, problem = run_list.run_to_show(store)
 if problem:

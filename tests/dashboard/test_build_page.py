@@ -5,6 +5,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from components import resources
+from tests.dashboard.rendered import shown
 
 APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
 
@@ -23,7 +24,8 @@ def app(tmp_path, monkeypatch, shared_datasets):
 
 
 def layer_names(at) -> list[str]:
-    return [m.value.split("`")[1] for m in at.markdown if m.value.count("`") == 2 and " · " in m.value]
+    """The names on the layer cards, in order (each card's head reads "**N · Type**", then its name)."""
+    return [shown(m.value.split("  \n")[1]) for m in at.markdown if m.value.count("  \n") == 1 and " · " in m.value]
 
 
 def button(at, key: str):
@@ -50,7 +52,7 @@ def test_clear_then_build_mlp_by_clicks(app):
         click(app, f"build_add_{layer_type}")
     assert layer_names(app) == ["flatten_1", "dense_1", "dense_2", "dense_3"]
     # The last Dense still has 128 relu units: the card says what is wrong and offers a fix.
-    assert any("the output has 128 units but fashion_mnist has 10 classes" in e.value for e in app.error)
+    assert any("the output has 128 units but fashion_mnist has 10 classes" in shown(e.value) for e in app.error)
     assert app.button(key="build_train").disabled
     units = [n for n in app.number_input if n.label == "units"][-1]
     units.set_value(10).run()
@@ -84,7 +86,7 @@ def test_move_duplicate_delete_and_undo(app):
 def test_presets_load_with_one_click_and_switch_the_dataset(app):
     click(app, "build_preset_cifar-cnn")
     assert len(layer_names(app)) == 18
-    assert "CIFAR-10" in app.warning[0].value
+    assert "CIFAR-10" in shown(app.warning[0].value)
     assert app.selectbox(key="build_dataset_cifar10").value == "cifar10"
     assert "(None, 32, 32, 32)" in app.dataframe[0].value["Output shape"].tolist()
     click(app, "build_preset_mlp-512")
@@ -96,12 +98,12 @@ def test_dense_after_conv_shows_on_its_card_and_one_click_fixes_it(app):
     click(app, "build_clear")
     click(app, "build_add_Conv2D")
     click(app, "build_add_Dense")
-    [problem] = [e.value for e in app.error]
+    [problem] = [shown(e.value) for e in app.error]
     assert "Layer 2 (Dense) gets a 3-D tensor (None, 26, 26, 32)" in problem and "insert Flatten" in problem
     fix = [b for b in app.button if b.label == "Insert Flatten"]
     fix[0].click().run()
     assert layer_names(app) == ["conv2d_1", "flatten_1", "dense_1"]
-    assert not any("3-D tensor" in e.value for e in app.error)
+    assert not any("3-D tensor" in shown(e.value) for e in app.error)
 
 
 def test_compile_options_change_the_spec(app):

@@ -11,13 +11,14 @@ import pytest
 from PIL import Image, ImageDraw
 from streamlit.testing.v1 import AppTest
 
-from components import (activation_view, drawing_pad, evaluation_view, model_cache, prediction_view, resources, state,
-                        upload_view)
+from components import (activation_view, drawing_pad, evaluation_view, model_cache, prediction_view, resources,
+                        run_list, state, upload_view)
 from components.figures import activations
 from pipelines.runs.artifacts import MODEL_FILE, SPEC_FILE
 from pipelines.modelspec.presets import get_preset
 from pipelines.runs.entities import RunStatus
 from pipelines.runs.sqlite_store import SQLiteRunStore
+from tests.dashboard.rendered import HOSTILE, assert_shown_escaped, shown
 
 REPO = Path(__file__).resolve().parents[2]
 APP = str(REPO / "dashboard" / "app.py")
@@ -201,7 +202,7 @@ def test_an_unusable_run_in_the_url_is_named_and_the_newest_model_shown(home_wit
     home, run_id = finished_run
     home_with(home)
     at = open_page("abcdef1234")
-    assert "'abcdef1234' has no trained model" in at.warning[0].value
+    assert "Run `abcdef1234` has no trained model" in at.warning[0].value
     assert at.selectbox(key=state.key("test", "run")).value == run_id
 
 
@@ -235,7 +236,7 @@ def test_uploads_on_the_page_and_see_inside_them(home_with, finished_run, mnist)
     at.file_uploader(key=state.key("test", "upload")).set_value([
         ("seven.png", png(seven), "image/png"), ("notes.txt", b"not a picture", "text/plain")]).run()
     assert not at.exception, at.exception
-    assert [e.value for e in at.error] == [
+    assert [shown(e.value) for e in at.error] == [
         "notes.txt is not an image Layerlab can read. Allowed formats: PNG, JPEG, BMP, GIF, WebP"]
     assert [m.value for m in at.metric][0].startswith("7 · ")
 
@@ -247,3 +248,27 @@ def test_uploads_on_the_page_and_see_inside_them(home_with, finished_run, mnist)
     assert [c for c in at.get("plotly_chart") if c.key == state.key("test", "inside", "maps")]
     at.selectbox(key=state.key("test", "inside", "layer", run_id)).set_value(7).run()  # the output layer
     assert [c for c in at.get("plotly_chart") if c.key == state.key("test", "inside", "units")]
+
+
+def test_a_url_value_that_is_no_run_id_is_refused_without_echoing_it(home_with, finished_run):
+    home, run_id = finished_run
+    home_with(home)
+    at = open_page("[x](http://127.0.0.1:9/)")
+    assert [w.value for w in at.warning] == [run_list.MALFORMED_RUN_LINK]
+    assert at.selectbox(key=state.key("test", "run")).value == run_id
+
+
+@pytest.mark.parametrize("text", HOSTILE)
+def test_upload_file_names_are_shown_escaped(home_with, finished_run, mnist, text):
+    home, run_id = finished_run
+    home_with(home)
+    at = open_page(run_id, tab="Upload")
+    seven = mnist.x_test[np.flatnonzero(mnist.y_test == 7)[0]]
+    at.file_uploader(key=state.key("test", "upload")).set_value([
+        (f"{text}.png", png(seven), "image/png"), (f"{text}.txt", b"not a picture", "text/plain")]).run()
+    assert not at.exception, at.exception
+    assert_shown_escaped(at, f"{text}.png")  # the picture's caption
+    assert_shown_escaped(at, f"{text}.txt")  # the error naming the file
+    at.session_state[state.key("test", "tab")] = "See inside"
+    at.run()
+    assert_shown_escaped(at, f"{text}.png")  # the input's caption

@@ -6,11 +6,12 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from components import live_chart, resources
+from components import live_chart, resources, run_list
 from pipelines.runs import artifacts
 from pipelines.modelspec.presets import get_preset
 from pipelines.runs.entities import MetricPoint, Progress, RunStatus
 from pipelines.runs.sqlite_store import SQLiteRunStore
+from tests.dashboard.rendered import shown
 
 REPO = Path(__file__).resolve().parents[2]
 PAGE = str(REPO / "dashboard" / "views" / "train.py")
@@ -148,7 +149,7 @@ def test_failed_run_shows_its_reason_in_words(store):
     run = running(store)
     store.finish_run(run.id, RunStatus.FAILED, error=NAN_ERROR)
     at = page(run.id)
-    assert [e.value for e in at.error] == [NAN_ERROR]
+    assert [shown(e.value) for e in at.error] == [NAN_ERROR]
     assert not any(b.key == "train_resume" for b in at.button)
 
 
@@ -172,10 +173,18 @@ def test_stopped_run_offers_resume(store):
     assert at.button(key="train_resume").label == "Resume"
 
 
-@pytest.mark.parametrize("bad_id", ["abcdef1234", "../../etc"])
-def test_unknown_run_in_the_url_says_so_and_keeps_the_list(store, bad_id):
+def test_unknown_run_in_the_url_says_so_and_keeps_the_list(store):
     completed(store)
-    at = page(bad_id)
-    assert f"No run {bad_id!r}" in at.warning[0].value and "pick one from the list" in at.warning[0].value
+    at = page("abcdef1234")
+    assert "No run `abcdef1234`" in at.warning[0].value and "pick one from the list" in at.warning[0].value
+    assert len(at.dataframe[0].value) == 1
+    assert not chart(at)
+
+
+@pytest.mark.parametrize("bad_value", ["../../etc", "[x](http://127.0.0.1:9/)", "ABCDEF1234", "abcdef12345"])
+def test_a_url_value_that_is_no_run_id_is_refused_in_fixed_words(store, bad_value):
+    completed(store)
+    at = page(bad_value)
+    assert [w.value for w in at.warning] == [run_list.MALFORMED_RUN_LINK]
     assert len(at.dataframe[0].value) == 1
     assert not chart(at)
