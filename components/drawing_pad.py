@@ -17,6 +17,7 @@ import numpy as np
 import streamlit as st
 
 from components import model_cache, prediction_view, state
+from components.guard import guard
 from pipelines.inference.preprocess import preprocess_drawing
 
 if TYPE_CHECKING:
@@ -63,6 +64,7 @@ def drawing_pad(loaded: LoadedModel, run_id: str) -> None:
     from streamlit_drawable_canvas import st_canvas
 
     @st.fragment
+    @guard("the drawing pad")
     def pad() -> None:
         row = st.container(horizontal=True, gap="large", wrap=False)
         canvas_column = row.container(width=CANVAS_PIXELS + 4)

@@ -15,6 +15,7 @@ import streamlit as st
 
 from components import model_cache, prediction_view, state
 from components.figures.confusion import confusion_figure, selected_cell
+from components.guard import guard
 from components.text import plain
 from pipelines.errors import LayerlabError
 from pipelines.runs.entities import Run
@@ -111,6 +112,7 @@ def evaluation(store: RunStore, run: Run) -> None:
     """The Evaluate tab; a click in the matrix reruns this part alone."""
 
     @st.fragment
+    @guard("the evaluation")
     def results() -> None:
         from pipelines.inference.evaluate import worst_mistakes  # TensorFlow: only once needed
 

@@ -14,6 +14,7 @@ import pandas as pd
 import streamlit as st
 
 from components import resources, state
+from components.guard import guard, log
 from components.text import plain
 from pipelines.errors import LayerlabError
 from pipelines.runs.entities import Run, RunStatus
@@ -85,6 +86,7 @@ def show(store: RunStore, selected_id: str | None) -> None:
     live = any(run.status.is_active for run in store.list_runs())
 
     @st.fragment(run_every=LIVE_SECONDS if live else IDLE_SECONDS)
+    @guard("the run list")
     def run_table() -> None:
         keep_workers()
         runs = store.list_runs()
@@ -116,6 +118,7 @@ def keep_workers_on_a_timer() -> None:
     (Build): a fragment of its own, so the page itself does not rerun."""
 
     @st.fragment(run_every=LIVE_SECONDS)
+    @guard("the training workers' upkeep")
     def worker_tick() -> None:
         keep_workers()
 
@@ -128,8 +131,9 @@ def keep_workers() -> None:
         resources.scheduler().ensure_workers(spare=1)
     except LayerlabError as exc:
         st.caption(f"Could not start a training worker: {plain(exc)}")
-    except Exception as exc:  # a busy database or a failed spawn must not break the page
-        st.caption(plain(f"Could not start a training worker ({type(exc).__name__}: {exc}); retrying."))
+    except Exception:  # a busy database or a failed spawn must not break the page
+        log.warning("Could not start a training worker; retrying", exc_info=True)
+        st.caption("Could not start a training worker; retrying (the server log says why).")
 
 
 def duration_text(seconds: float) -> str:

@@ -13,6 +13,7 @@ import streamlit as st
 
 from components import live_chart, resources, run_list, state
 from components.figures.curves import curves_figure
+from components.guard import guard
 from components.text import plain
 from pipelines.runs import artifacts
 from pipelines.errors import LayerlabError
@@ -96,6 +97,7 @@ def selected_run(store: RunStore, run_id: str, live: bool) -> None:
     """The run, refreshed every LIVE_SECONDS while `live`; a change of liveness redraws the page."""
 
     @st.fragment(run_every=LIVE_SECONDS if live else None)
+    @guard("the selected run")
     def run_view() -> None:
         try:
             run = store.get_run(run_id)
