@@ -1,7 +1,9 @@
 """Upload and see: any number of pictures, each with what the model made of it.
 
 Files are checked by their content, never their name (`open_upload`), and each one fails alone:
-a damaged or unsupported file gets its own message and the others are still classified.
+a damaged or unsupported file gets its own message and the others are still classified. They are
+decoded one at a time, and only small copies of each are kept, so several large pictures never
+sit in memory at once. File names are the user's text: they reach Markdown only through `plain`.
 """
 from __future__ import annotations
 
@@ -11,11 +13,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import streamlit as st
-from PIL import Image, ImageOps
+from PIL import Image
 
 from components import model_cache, prediction_view, state
 from components.text import plain
-from pipelines.inference.preprocess import ALLOWED_TEXT, Prepared, open_upload, preprocess_image
+from pipelines.inference.preprocess import Prepared, open_upload, preprocess_image, upright_and_shrunk
+from pipelines.inference.upload_checks import ALLOWED_TEXT, MAX_DECODED_BYTES, MAX_UPLOAD_BYTES
 from pipelines.errors import UploadError
 
 if TYPE_CHECKING:
@@ -36,11 +39,16 @@ class UploadResult:
     error: str | None = None
 
 
+def upload_cap_mb() -> int:
+    """Streamlit's cap on one uploaded file, in MB (`server.maxUploadSize`); its uploader refuses
+    a larger file itself, before Layerlab sees it."""
+    return int(st.get_option("server.maxUploadSize"))
+
+
 def _display_copy(image: Image.Image) -> Image.Image:
     """A small upright copy in a mode every browser shows, so a large photo is not sent back whole."""
-    copy = ImageOps.exif_transpose(image)
-    if copy.mode not in ("L", "LA", "RGB", "RGBA"):
-        copy = copy.convert("RGBA" if "transparency" in copy.info or copy.mode.endswith("A") else "RGB")
+    shrunk, _ = upright_and_shrunk(image, 2 * THUMBNAIL_PIXELS, [])
+    copy = shrunk.copy()  # small by now; `shrunk` may be `image` itself
     copy.thumbnail((THUMBNAIL_PIXELS, THUMBNAIL_PIXELS))
     return copy
 
@@ -55,21 +63,27 @@ def unique_labels(names: Sequence[str]) -> list[str]:
     return labels
 
 
-def classify_files(loaded: LoadedModel, files: Sequence[tuple[str, bytes]], *,
-                   center_digit: bool) -> list[UploadResult]:
-    """Each (file name, bytes) opened, prepared for the model and classified, all in one batch;
-    files that cannot be read get their UploadError's message instead."""
-    results: list[UploadResult] = []
-    for label, (name, data) in zip(unique_labels([name for name, _ in files]), files):
-        try:
-            image = open_upload(data, name)
-            prepared = preprocess_image(image, loaded.input_shape, invert="auto", center_digit=center_digit)
-            results.append(UploadResult(label, _display_copy(image), prepared))
-        except UploadError as error:
-            results.append(UploadResult(label, error=str(error)))
-        except Exception as error:  # one odd file must not cost the others their results
-            results.append(UploadResult(label, error=f"{name} could not be read as a picture "
-                                                     f"({type(error).__name__}: {error})"))
+def prepare_file(label: str, name: str, data: bytes, input_shape, *, center_digit: bool,
+                 max_bytes: int) -> UploadResult:
+    """One file opened and prepared for the model, or the reason it cannot be. The decoded picture
+    lives only while this runs: what is kept is the model input and a thumbnail."""
+    try:
+        image = open_upload(data, name, max_bytes=max_bytes)
+        prepared = preprocess_image(image, input_shape, invert="auto", center_digit=center_digit)
+        return UploadResult(label, _display_copy(image), prepared)
+    except UploadError as error:
+        return UploadResult(label, error=str(error))
+    except Exception as error:  # one odd file must not cost the others their results
+        return UploadResult(label, error=f"{name} could not be read as a picture ({type(error).__name__}: {error})")
+
+
+def classify_files(loaded: LoadedModel, files: Sequence[tuple[str, bytes]], *, center_digit: bool,
+                   max_bytes: int = MAX_UPLOAD_BYTES) -> list[UploadResult]:
+    """Each (file name, bytes) opened and prepared one after the other, then all classified in
+    one batch; files that cannot be read get their UploadError's message instead."""
+    labels = unique_labels([name for name, _ in files])
+    results = [prepare_file(label, name, data, loaded.input_shape, center_digit=center_digit, max_bytes=max_bytes)
+               for label, (name, data) in zip(labels, files)]
     ready = [result for result in results if result.prepared is not None]
     if not ready:
         return results
@@ -99,20 +113,30 @@ def show_result(result: UploadResult, class_names: Sequence[str], key: str) -> N
             st.caption(notes_text(result.prepared))
 
 
+def upload_limits_text(cap_mb: int) -> str:
+    """The two limits a picture meets, in words: Streamlit's on the file, Layerlab's on its pixels."""
+    return (f"Files up to {cap_mb} MB: the uploader marks a larger one red and does not send it. Pictures up to "
+            f"{MAX_DECODED_BYTES // 2**20} MB once decoded (about {MAX_DECODED_BYTES // 4 // 10**6} megapixels "
+            "of colour).")
+
+
 def uploads(loaded: LoadedModel, run_id: str, dataset: str) -> None:
     """The uploader and, for each file, its result; keeps the prepared inputs for "see inside"."""
+    cap = upload_cap_mb()
     files = st.file_uploader(
         "Pictures to classify", accept_multiple_files=True, key=state.key("test", "upload"),
-        help=f"{ALLOWED_TEXT}; the content decides, not the file name. Light ink on dark, or dark ink "
-             "on paper: pictures with a light background are inverted for one-channel models.",
+        help=f"{ALLOWED_TEXT}, up to {cap} MB a file (a larger file is marked red and not sent). The content "
+             "decides the format, not the file name. Light ink on dark, or dark ink on paper: pictures with a "
+             "light background are inverted for one-channel models.",
     )
+    st.caption(upload_limits_text(cap) + " " + ("Photos or scans work: the digit is cut out and centred as "
+                                                  "MNIST's were." if dataset == "mnist" else
+                                                  "The picture is resized to the model's input."))
     if not files:
-        st.caption("Photos or scans work: the digit is cut out and centred as MNIST's were."
-                   if dataset == "mnist" else "The picture is resized to the model's input.")
         state.set_prepared_inputs(state.TEST_UPLOADS, run_id, {})
         return
     results = classify_files(loaded, [(file.name, file.getvalue()) for file in files],
-                             center_digit=dataset == "mnist")
+                             center_digit=dataset == "mnist", max_bytes=cap * 2**20)
     for index, result in enumerate(results):
         show_result(result, loaded.class_names, key=state.key("test", "result", index))
     state.set_prepared_inputs(state.TEST_UPLOADS, run_id,

@@ -7,23 +7,24 @@ of paper, only looks like MNIST to a model after the same treatment, so both pat
 to 28x28x1 inputs. Other inputs (CIFAR-10's 32x32x3) are simply resized.
 
 Uploads are untrusted bytes: `open_upload` checks them by content, refuses pictures too large to
-decode safely before decoding them, and turns every failure into an `UploadError` whose message
-names the file.
+decode safely before decoding them (`upload_checks`), and turns every failure into an
+`UploadError` whose message names the file. What is decoded is shrunk to WORK_SIZE before any
+conversion, so the work after decoding never makes a full-size copy of a wider kind (16-bit grey
+to float, say).
 
 numpy and Pillow only: pages import this without paying for TensorFlow.
 """
 from __future__ import annotations
 
-import io
 import math
-import warnings
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from PIL import ExifTags, Image, ImageFilter, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageFilter
 
-from pipelines.errors import UploadError
+from pipelines.inference.upload_checks import (MAX_DECODED_BYTES, MAX_UPLOAD_BYTES, MAX_UPLOAD_PIXELS, SIZE_ON_FILE,
+                                               check_decoded_bytes, check_file_size, decode, draft_jpeg, open_header)
 
 MNIST_SHAPE = (28, 28, 1)
 GLYPH_BOX = 20  # the longest side of a digit in an MNIST image
@@ -33,12 +34,12 @@ MIN_CONTRAST = 40  # grey levels between a photo's background and its ink below 
 NOISE_SIGMAS = 4.0  # how far above the background level, in robust standard deviations, ink starts
 WORK_SIZE = 1024  # uploads are reduced to at most this many pixels a side before any other work
 
-# What Pillow calls each format it may identify, and the name users know it by. MPO is how Pillow
-# identifies the multi-picture JPEGs many phone cameras write.
-ALLOWED_FORMATS = {"PNG": "PNG", "JPEG": "JPEG", "MPO": "JPEG", "BMP": "BMP", "GIF": "GIF", "WEBP": "WebP"}
-ALLOWED_TEXT = "PNG, JPEG, BMP, GIF, WebP"
-MAX_UPLOAD_BYTES = 25 * 2**20
-MAX_UPLOAD_PIXELS = 40_000_000
+# Modes whose pixels cannot be averaged while shrinking (palette indices, single bits).
+_UNSHRINKABLE = ("1", "P", "PA")
+# EXIF orientation -> the transpose that makes the picture upright (as ImageOps.exif_transpose).
+_UPRIGHT = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+            4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270,
+            7: Image.Transpose.TRANSVERSE, 8: Image.Transpose.ROTATE_90}
 
 
 @dataclass(frozen=True, eq=False)
@@ -235,7 +236,8 @@ def preprocess_image(
     if invert not in ("auto", True, False):
         raise ValueError(f"`invert` must be 'auto', True or False. Received: invert={invert!r}")
     notes: list[str] = []
-    image, original_size = _upright_and_reduced(pil_image, notes)
+    image, original_size = upright_and_shrunk(pil_image, WORK_SIZE, notes)
+    image = _drop_alpha(image, notes)
     target_mode = "L" if channels == 1 else "RGB"
     if image.mode != target_mode:
         notes.append("converted RGB to grayscale" if channels == 1 else "converted grayscale to RGB")
@@ -266,22 +268,44 @@ def preprocess_image(
     return Prepared(array.astype(np.float32, copy=False), inverted, tuple(notes))
 
 
-def _upright_and_reduced(image: Image.Image, notes: list[str]) -> tuple[Image.Image, tuple[int, int]]:
-    """The first frame, upright, in a standard mode, at most WORK_SIZE a side, without alpha;
-    and its upright size before the reduction."""
+def upright_and_shrunk(image: Image.Image, max_side: int,
+                       notes: list[str]) -> tuple[Image.Image, tuple[int, int]]:
+    """The picture's first frame, upright as its EXIF orientation says, in L, LA, RGB or RGBA at 8
+    bits a channel, shrunk by a whole factor to at most `max_side` a side (the image itself when
+    nothing needed doing: do not change it in place); and its upright size on file. What was done
+    is added to `notes`.
+
+    The picture is shrunk in its own mode before anything else, so that no full-size copy of a
+    wider kind is ever made (only palette and 1-bit pictures are converted at full size first).
+    """
     if getattr(image, "is_animated", False):
         image.seek(0)
         notes.append(f"used the first of its {image.n_frames} frames")
     orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
-    if orientation not in (None, 1):
-        image = ImageOps.exif_transpose(image)
+    width, height = image.info.get(SIZE_ON_FILE, image.size)
+    if orientation in _UPRIGHT:
         notes.append("turned it upright as its EXIF orientation tag says")
-    original_size = image.size
+        width, height = (height, width) if orientation >= 5 else (width, height)
+    if image.mode in _UNSHRINKABLE:
+        image = _standard_mode(image, notes)
+    image = _shrunk(image, max_side)
     image = _standard_mode(image, notes)
-    factor = math.ceil(max(image.size) / WORK_SIZE)
-    if factor > 1:
-        image = image.reduce(factor)
-    return _drop_alpha(image, notes), original_size
+    if orientation in _UPRIGHT:
+        image = image.transpose(_UPRIGHT[orientation])
+    return image, (width, height)
+
+
+def _shrunk(image: Image.Image, max_side: int) -> Image.Image:
+    """At most `max_side` a side, each new pixel the mean of a whole block of old ones; the image
+    itself (not a copy) when it is small enough already."""
+    factor = math.ceil(max(image.size) / max_side)
+    if factor <= 1:
+        return image
+    try:
+        return image.reduce(factor)
+    except ValueError:  # a mode reduce() does not take (16-bit grey): a box filter does the same
+        size = (math.ceil(image.width / factor), math.ceil(image.height / factor))
+        return image.resize(size, Image.Resampling.BOX)
 
 
 def _should_invert(pixels: np.ndarray, channels: int, invert: bool | str, notes: list[str]) -> bool:
@@ -302,89 +326,27 @@ def _should_invert(pixels: np.ndarray, channels: int, invert: bool | str, notes:
 # --- Opening uploads safely -----------------------------------------------------------------
 
 
-def _size_text(size: int) -> str:
-    if size < 1024:
-        return f"{size} bytes"
-    if size < 2**20:
-        return f"{size / 1024:.1f}".removesuffix(".0") + " KB"
-    return f"{size / 2**20:.1f}".removesuffix(".0") + " MB"
-
-
 def open_upload(
     data: bytes,
     filename: str,
     *,
     max_bytes: int = MAX_UPLOAD_BYTES,
     max_pixels: int = MAX_UPLOAD_PIXELS,
+    max_decoded_bytes: int = MAX_DECODED_BYTES,
 ) -> Image.Image:
     """The uploaded image, checked by its content (never its name) and fully decoded.
 
-    Its pixel count is read from the header and refused before any decoding; Pillow's own
-    decompression-bomb guard is turned into the same error. For an animation, the first frame
-    is decoded and the image is left on it. Every problem raises UploadError naming the file.
+    Its size, pixel count and the memory its pixels will take (`upload_checks.decoded_bytes`)
+    are checked, the last two from its header, before any decoding; Pillow's own
+    decompression-bomb guard is turned into the same error. A JPEG larger than WORK_SIZE is
+    decoded at the smallest scale (1/2, 1/4, 1/8) that keeps WORK_SIZE, as preprocessing would
+    shrink it anyway; its size on file is kept in `image.info[SIZE_ON_FILE]`. For an animation,
+    the first frame is decoded and the image is left on it. Every problem raises UploadError
+    naming the file.
     """
-    _check_size(len(data), filename, max_bytes)
-    image = _open_header(data, filename, max_pixels)
-    _decode(image, filename)
+    check_file_size(len(data), filename, max_bytes)
+    image = open_header(data, filename, max_pixels)
+    draft_jpeg(image, WORK_SIZE)
+    check_decoded_bytes(image, filename, max_decoded_bytes)
+    decode(image, filename)
     return image
-
-
-def _check_size(size: int, filename: str, max_bytes: int) -> None:
-    if size == 0:
-        raise UploadError(f"{filename} is empty. Allowed formats: {ALLOWED_TEXT}")
-    if size > max_bytes:
-        actual, limit = _size_text(size), _size_text(max_bytes)
-        if actual == limit:
-            actual, limit = f"{size:,} bytes", f"{max_bytes:,} bytes"
-        raise UploadError(f"{filename} is {actual}; the limit is {limit}")
-
-
-def _open_header(data: bytes, filename: str, max_pixels: int) -> Image.Image:
-    """The image with only its header read: its format and pixel count are checked here."""
-    # Pillow only warns between MAX_IMAGE_PIXELS and twice that; the warning is recorded while
-    # the header is read (so that our own limit, with the size, is reported first) and an error
-    # while decoding. catch_warnings changes process-wide state for the moment it lasts.
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", Image.DecompressionBombWarning)
-        try:
-            image = Image.open(io.BytesIO(data))
-        except UnidentifiedImageError:
-            raise UploadError(
-                f"{filename} is not an image Layerlab can read. Allowed formats: {ALLOWED_TEXT}"
-            ) from None
-        except Image.DecompressionBombError:
-            raise UploadError(
-                f"{filename} has more than {2 * Image.MAX_IMAGE_PIXELS:,} pixels, too many to decode "
-                f"safely; the limit is {max_pixels:,} pixels"
-            ) from None
-        # A damaged header can fail with almost any exception type; each one means "corrupt".
-        except Exception as error:
-            raise UploadError(f"{filename} is truncated or corrupt ({error})") from None
-
-    if image.format not in ALLOWED_FORMATS:
-        raise UploadError(
-            f"{filename} is a {image.format} image, which Layerlab does not accept. "
-            f"Allowed formats: {ALLOWED_TEXT}"
-        )
-    width, height = image.size
-    if width * height > max_pixels or any(
-            issubclass(warning.category, Image.DecompressionBombWarning) for warning in caught):
-        raise UploadError(
-            f"{filename} is {width}x{height} = {width * height:,} pixels; "
-            f"the limit is {min(max_pixels, Image.MAX_IMAGE_PIXELS):,} pixels"
-        )
-    return image
-
-
-def _decode(image: Image.Image, filename: str) -> None:
-    """Decode the pixels (the first frame of an animation), turning every failure into UploadError."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        try:
-            if getattr(image, "is_animated", False):  # reads ahead to the second frame's header
-                image.seek(0)
-            image.load()
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-            raise UploadError(f"{filename} has too many pixels to decode safely ({error})") from None
-        except Exception as error:
-            raise UploadError(f"{filename} is truncated or corrupt ({error})") from None

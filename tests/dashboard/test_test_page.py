@@ -272,3 +272,19 @@ def test_upload_file_names_are_shown_escaped(home_with, finished_run, mnist, tex
     at.session_state[state.key("test", "tab")] = "See inside"
     at.run()
     assert_shown_escaped(at, f"{text}.png")  # the input's caption
+
+
+def test_the_uploader_names_the_configured_upload_cap(home_with, finished_run):
+    from streamlit import config
+
+    home, run_id = finished_run
+    home_with(home)
+    configured = config.get_option("server.maxUploadSize")
+    config.set_option("server.maxUploadSize", 7)
+    try:
+        at = open_page(run_id, tab="Upload")
+    finally:
+        config.set_option("server.maxUploadSize", configured)
+    (uploader,) = at.get("file_uploader")
+    assert "up to 7 MB a file" in uploader.help and "marked red" in uploader.help
+    assert any("Files up to 7 MB: the uploader marks a larger one red" in shown(c.value) for c in at.caption)

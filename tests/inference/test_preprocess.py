@@ -11,7 +11,8 @@ import pytest
 from PIL import Image, ImageDraw
 
 from pipelines.errors import LayerlabError
-from pipelines.inference.preprocess import ALLOWED_TEXT, Prepared, open_upload, preprocess_drawing, preprocess_image
+from pipelines.inference.preprocess import Prepared, open_upload, preprocess_drawing, preprocess_image
+from pipelines.inference.upload_checks import ALLOWED_TEXT
 from pipelines.errors import UploadError
 
 MNIST = (28, 28, 1)
