@@ -25,7 +25,9 @@ case "${1:-run}" in
   run)
     need_venv
     install requirements.txt
-    exec "$VENV/bin/python" -m streamlit run dashboard/app.py --server.port "${PORT:-8501}"
+    # Listens on this machine only, unless LAYERLAB_ADDRESS says otherwise (0.0.0.0: every interface).
+    exec "$VENV/bin/python" -m streamlit run dashboard/app.py --server.port "${PORT:-8501}" \
+      --server.address "${LAYERLAB_ADDRESS:-localhost}"
     ;;
   test)
     need_venv
