@@ -96,13 +96,14 @@ def is_disk_full(error: BaseException | None) -> bool:
     return False
 
 
-def disk_full_message(folder: Path) -> str:
-    """"disk full: N MB free in <folder>", for a run or a store that could not be written."""
+def disk_full_message(folder: Path, then: str = "resume the run") -> str:
+    """"disk full: N MB free in <folder>. Free some space, then <then>", for a run or a store that
+    could not be written."""
     try:
-        free = shutil.disk_usage(folder).free
+        free = f"{shutil.disk_usage(folder).free / 1e6:.1f} MB"
     except OSError:
-        return f"disk full in {folder}: free some space, then resume the run"
-    return f"disk full: {free / 1e6:.1f} MB free in {folder}. Free some space, then resume the run"
+        free = "no space"
+    return f"disk full: {free} free in {folder}. Free some space, then {then}"
 
 
 def write_failure(folder: Path, reason: str) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
@@ -22,6 +23,15 @@ _checked: set[str] = set()  # databases whose integrity this process has checked
 _checked_lock = threading.Lock()
 _DAMAGED = ("SQLITE_CORRUPT", "SQLITE_NOTADB")
 _UNREADABLE = ("SQLITE_CANTOPEN", "SQLITE_IOERR", "SQLITE_READONLY_DBMOVED")
+_NEARLY_FULL_BYTES = 1 << 20
+
+
+def _disk_full(path: Path) -> bool:
+    """Whether the disk holding `path` is (nearly) full: SQLite then fails in ways that name no space."""
+    try:
+        return shutil.disk_usage(path.parent).free < _NEARLY_FULL_BYTES
+    except OSError:
+        return False
 
 
 def _identity(path: Path) -> tuple[int, int] | None:
@@ -108,9 +118,11 @@ class SQLiteDatabase:
     def connection(self) -> sqlite3.Connection:
         local = self._local
         if getattr(local, "pid", None) == os.getpid():
-            if _identity(self.path) == local.identity:
+            if _identity(self.path) == local.identity and not (local.read_only and not _disk_full(self.path)):
                 return local.connection
-            self.close()  # the file was deleted or replaced (rebuilt): never keep writing to the old one
+            # The file was deleted or replaced (rebuilt): never keep writing to the old one. Or a
+            # read-only connection opened on a full disk, and there is space again.
+            self.close()
         # New thread, or a forked child holding its parent's connection: never reuse that one.
         self._open(local)
         return local.connection
@@ -123,7 +135,18 @@ class SQLiteDatabase:
         # A 0-byte file is no database either: SQLite would quietly make an empty one of it.
         if not size and (reason := self._refuse_create()):
             raise StoreUnavailableError(f"{reason} {self._recovery}".strip())
-        uri = f"{self.path.resolve().as_uri()}?mode={'rwc' if size is None else 'rw'}"
+        uri = self.path.resolve().as_uri()
+        try:
+            self._use(local, f"{uri}?mode={'rwc' if size is None else 'rw'}", read_only=False)
+        except DiskFullError:
+            wal = Path(f"{self.path}-wal")
+            if not size or (wal.exists() and wal.stat().st_size > 0):
+                raise
+            # A full disk has no room for SQLite's shared-memory file, and no other connection has
+            # made one: nothing is writing, so the file alone is the whole store. Read it as it is.
+            self._use(local, f"{uri}?mode=ro&immutable=1", read_only=True)
+
+    def _use(self, local: threading.local, uri: str, *, read_only: bool) -> None:
         try:
             connection = sqlite3.connect(uri, uri=True, timeout=10.0, isolation_level=None, factory=_Connection)
         except sqlite3.Error as exc:
@@ -131,9 +154,13 @@ class SQLiteDatabase:
         connection.explain = self.explain
         connection.row_factory = sqlite3.Row
         local.connection, local.pid, local.identity = connection, os.getpid(), _identity(self.path)
+        local.read_only = read_only
         try:
             connection.execute("PRAGMA synchronous=NORMAL")
-            self._prepare(connection)
+            if read_only:
+                self._check_version(connection)
+            else:
+                self._prepare(connection)
         except BaseException:
             self.close()
             raise
@@ -145,9 +172,10 @@ class SQLiteDatabase:
             return None
         name = getattr(error, "sqlite_errorname", "") or ""
         text = str(error)
-        if name == "SQLITE_FULL" or "database or disk is full" in text:
-            return DiskFullError(f"{disk_full_message(self.path.parent)} (the {self.what} {self.path} "
-                                 "could not be written)")
+        if name == "SQLITE_FULL" or "database or disk is full" in text or (
+                name.startswith(("SQLITE_IOERR", "SQLITE_CANTOPEN", "SQLITE_READONLY")) and _disk_full(self.path)):
+            return DiskFullError(f"{disk_full_message(self.path.parent, 'try again')} (the {self.what} "
+                                 f"{self.path} cannot be written until there is space: {text})")
         if name.startswith(_DAMAGED) or "malformed" in text or "not a database" in text:
             problem = f"is damaged ({text})"
         elif name.startswith(_UNREADABLE) or "unable to open" in text:
@@ -183,6 +211,16 @@ class SQLiteDatabase:
         found = [row[0] for row in rows if row[0] != "ok"]
         return "; ".join(found[:5]) or None
 
+    def _check_version(self, connection: sqlite3.Connection) -> bool:
+        """True if the schema is at this version; raises for a newer one (False: to be written)."""
+        found = connection.execute("PRAGMA user_version").fetchone()[0]
+        if found > self._version:
+            raise LayerlabError(
+                f"{self.path} has schema version {found}, newer than this Layerlab "
+                f"understands ({self._version}). Upgrade Layerlab or use another home."
+            )
+        return found == self._version
+
     def _prepare(self, connection: sqlite3.Connection) -> None:
         """WAL mode, an integrity check once per process, and the schema (written only if missing,
         so that opening works on a full disk)."""
@@ -202,16 +240,11 @@ class SQLiteDatabase:
                     f"The {self.what} {self.path} is damaged (quick_check: {problem}). {self._recovery}".strip())
             with _checked_lock:
                 _checked.add(key)
-        found = connection.execute("PRAGMA user_version").fetchone()[0]
-        if found == self._version:
+        if self._check_version(connection):
             return
         with self.write() as db:
-            found = db.execute("PRAGMA user_version").fetchone()[0]
-            if found > self._version:
-                raise LayerlabError(
-                    f"{self.path} has schema version {found}, newer than this Layerlab "
-                    f"understands ({self._version}). Upgrade Layerlab or use another home."
-                )
+            if self._check_version(db):
+                return  # another process wrote it meanwhile
             for statement in self._schema.split(";"):
                 if statement.strip():
                     db.execute(statement)

@@ -115,7 +115,8 @@ def _write_fresh(path: Path, runs: list[Run], old_points: dict[str, list[_OldPoi
         for order, run in enumerate(sorted(runs, key=lambda r: r.created_at), start=1):
             insert_run(connection, run, order)
         connection.executemany(
-            "INSERT INTO metrics (id, run_id, kind, epoch, step, name, value, timestamp) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO metrics (id, run_id, kind, epoch, step, name, value, timestamp)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [(point[0], run_id, *point[1:]) for run_id, points in old_points.items() for point in points])
         for run_id, points in new_points.items():
             insert_points(connection, run_id, points)

@@ -72,7 +72,7 @@ class SQLiteRunStore(RunStore):
             write_run_record(folder, run)
         except OSError as exc:
             if is_disk_full(exc):
-                raise DiskFullError(disk_full_message(folder)) from exc
+                raise DiskFullError(disk_full_message(folder, "try again")) from exc
             raise LayerlabError(f"Cannot write the run record in {folder}: {exc.strerror or exc}") from exc
         return run
 

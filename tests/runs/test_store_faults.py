@@ -215,7 +215,7 @@ def test_a_full_database_is_a_disk_full_error_and_reads_still_work(home):
     connection = store._connection()
     pages = connection.execute("PRAGMA page_count").fetchone()[0]
     connection.execute(f"PRAGMA max_page_count = {pages + 1}")  # the fault: SQLite's own SQLITE_FULL
-    with pytest.raises(DiskFullError, match=r"disk full: .* MB free in .*could not be written"):
+    with pytest.raises(DiskFullError, match=r"disk full: .* MB free in .*runs.db cannot be written until there"):
         store.log_metrics(run.id, [MetricPoint("batch", 0, i, "loss", 1.0, 0.0) for i in range(5000)])
     assert store.get_run(run.id).status is RunStatus.RUNNING
 
