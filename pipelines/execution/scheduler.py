@@ -23,6 +23,7 @@ from pipelines.execution import processes
 from pipelines.execution.registry import WorkerRegistry
 from pipelines.modelspec.spec import ModelSpec
 from pipelines.modelspec.validation import ensure_valid
+from pipelines.runs import artifacts
 from pipelines.runs.entities import Run, RunStatus
 from pipelines.runs.store import RunStore
 
@@ -37,6 +38,7 @@ class SchedulerSettings:
     starting_grace: float = 120.0  # a starting worker may take this long to import TensorFlow
     idle_seconds: float = 600.0  # a warm spare exits after waiting this long for a run
     stop_grace: float = 5.0  # a stop request not honoured this long after is enforced with SIGKILL
+    save_grace: float = 30.0  # ... except while the worker is writing a file: up to this much longer
     startup_seconds: float = 5.0  # a run this young counts as starting (no spare is spawned meanwhile)
     max_failed_starts: int = 3  # workers dying at start in a row before the queue is failed
 
@@ -69,6 +71,13 @@ class Scheduler:
         self._children: list[subprocess.Popen] = []
         self._failed_starts = 0  # workers of this scheduler that died before they were ready, in a row
         self._lock = threading.Lock()  # every open page calls ensure_workers each second
+        self._remove_stale_temps()
+
+    def _remove_stale_temps(self) -> None:
+        """Delete temp files that killed writers left in the folders of runs no worker has now."""
+        for run in self.store.list_runs():
+            if not run.status.is_active:
+                artifacts.remove_stale_temps(self.store.run_dir(run.id))
 
     @property
     def log_path(self) -> Path:
@@ -104,11 +113,12 @@ class Scheduler:
             stale = run.heartbeat_at is None or now - run.heartbeat_at > settings.heartbeat_timeout
             if stale or not processes.pid_alive(run.worker_pid):
                 processes.kill(run.worker_pid)
-                reason = (f"The worker process (pid {run.worker_pid}) stopped without finishing, after "
-                          f"{run.epochs_done} finished epoch(s). Resume to continue from there.")
-                if self.store.mark_interrupted(run.id, reason):
+                if self.store.mark_interrupted(run.id, self._interrupted_reason(run)):
                     settled.append(run.id)
             elif run.stop_requested_at and now - run.stop_requested_at > settings.stop_grace:
+                overdue = now - run.stop_requested_at - settings.stop_grace
+                if overdue < settings.save_grace and artifacts.write_in_progress(self.store.run_dir(run.id), now):
+                    continue  # killed mid-write, it would leave a temp file: the write ends in a moment
                 processes.kill(run.worker_pid)
                 self.store.finish_run(run.id, RunStatus.STOPPED, error=(
                     f"It did not stop within {settings.stop_grace:g} s of the request, so its process "
@@ -123,6 +133,17 @@ class Scheduler:
                     f"queue was cleared. Its log is {self.log_path}."))
                 settled.append(run.id)
         return settled
+
+    def _interrupted_reason(self, run: Run) -> str:
+        """Why a run's worker ended without recording it: what it left in the run folder if it could
+        not write the store (a full disk), else that it stopped."""
+        after = f"after {run.epochs_done} finished epoch(s)"
+        left = artifacts.read_failure(self.store.run_dir(run.id))
+        if left:
+            return (f"{left} (the worker, pid {run.worker_pid}, could not record this in the store and "
+                    f"exited {after}). Resume to continue from there.")
+        return (f"The worker process (pid {run.worker_pid}) stopped without finishing, {after}. "
+                "Resume to continue from there.")
 
     def _forget_dead_workers(self, now: float) -> None:
         for worker in self.registry.list():

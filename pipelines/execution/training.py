@@ -2,16 +2,15 @@
 
 Everything a page shows about a run comes from what these callbacks write to the store; nothing
 flows from here into Streamlit. Artifacts are written atomically (temp file, then `os.replace`)
-so a reader or a resume never sees half a file.
+so a reader or a resume never sees half a file. A NaN or infinite loss (a batch's, an epoch's
+validation loss or the test loss) ends the run FAILED, naming which loss and when.
 """
 from __future__ import annotations
 
 import csv
 import functools
 import io
-import json
 import math
-import os
 import threading
 import time
 from pathlib import Path
@@ -28,9 +27,10 @@ from pipelines.modelspec.keras_build import build_model
 from pipelines.modelspec.presets import get_preset
 from pipelines.modelspec.spec import ModelSpec
 from pipelines.modelspec.validation import ensure_valid
-from pipelines.runs.artifacts import (BEST_FILE, HISTORY_FILE, LAST_FILE, LAST_STATE_FILE, MODEL_FILE, SPEC_FILE,
-                                      atomic_copy, atomic_write_text, temp_path)
-from pipelines.runs.entities import MetricPoint, Progress, Run, RunStatus
+from pipelines.execution.checkpoints import load_checkpoint, save_checkpoint
+from pipelines.runs.artifacts import (BEST_FILE, HISTORY_FILE, LAST_FILE, MODEL_FILE, SPEC_FILE, atomic_copy,
+                                      atomic_target, atomic_write_text)
+from pipelines.runs.entities import MetricPoint, Progress, Run, RunOutcome, RunStatus
 from pipelines.runs.results import fit_results, test_results
 from pipelines.runs.store import RunStore
 
@@ -42,10 +42,17 @@ WARM_UP_BATCH_SIZE = 32
 
 
 def atomic_save_model(model: keras.Model, path: Path) -> None:
-    """`model.save` to a temp file with the `.keras` suffix Keras insists on, then rename."""
-    tmp = temp_path(path)
-    model.save(tmp)
-    os.replace(tmp, path)
+    """`model.save` to a temp file with the `.keras` suffix Keras insists on, then rename; a save
+    that fails (a full disk) removes its temp file."""
+    with atomic_target(path) as tmp:
+        model.save(tmp)
+
+
+def nonfinite(value: Any) -> str | None:
+    """"NaN" or "inf" for a number that is not finite, else None."""
+    if value is None or math.isfinite(value):
+        return None
+    return "NaN" if math.isnan(value) else "inf"
 
 
 class EpochCheckpoint(keras.callbacks.Callback):
@@ -79,9 +86,8 @@ class EpochCheckpoint(keras.callbacks.Callback):
         # written: the worker saves model.keras right after fit, and copies it if it is the best.
         final = epoch + 1 >= self.params.get("epochs", 0)
         if not final:
-            atomic_save_model(self.model, self.run_dir / LAST_FILE)
-            atomic_write_text(self.run_dir / LAST_STATE_FILE, json.dumps(
-                {"epochs_done": epoch + 1, "best_value": self.best_value, "best_epoch": self.best_epoch}))
+            save_checkpoint(self.model, self.run_dir,
+                            {"epochs_done": epoch + 1, "best_value": self.best_value, "best_epoch": self.best_epoch})
             if improved:
                 atomic_copy(self.run_dir / LAST_FILE, self.run_dir / BEST_FILE)
         self.best_is_final = final and improved  # the worker copies model.keras once it is saved
@@ -127,13 +133,8 @@ class StoreRecorder(keras.callbacks.Callback):
         if self.stop_event.is_set() and not self.stopped:
             self.stopped = True
             self.model.stop_training = True
-        if loss is not None and not math.isfinite(loss):
-            with self._lock:
-                if self.failure is None:
-                    kind = "NaN" if math.isnan(loss) else "inf"
-                    self.failure = (f"loss became {kind} at epoch {self.epoch + 1}, batch {step}: "
-                                    "try a lower learning rate")
-            self.model.stop_training = True
+        if kind := nonfinite(loss):
+            self.fail(f"loss became {kind} at epoch {self.epoch + 1}, batch {step}: try a lower learning rate")
             return
         now = time.time()
         with self._lock:
@@ -151,11 +152,18 @@ class StoreRecorder(keras.callbacks.Callback):
         with self._lock:
             return 0 if self._step >= self.steps_per_epoch else self._step
 
-    def epoch_complete(self) -> bool:
-        """False after a stop or a failure before the epoch's last batch. Keras still ends such an
-        epoch (validation, callbacks), but it must not count as finished."""
+    def fail(self, reason: str) -> None:
+        """End the run FAILED with `reason` (the first one given) after the current batch."""
         with self._lock:
-            return self._step >= self.steps_per_epoch
+            if self.failure is None:
+                self.failure = reason
+        self.model.stop_training = True
+
+    def epoch_complete(self) -> bool:
+        """False after a stop before the epoch's last batch, or after a failure. Keras still ends
+        such an epoch (validation, callbacks), but it must not count as finished."""
+        with self._lock:
+            return self.failure is None and self._step >= self.steps_per_epoch
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         if not self.epoch_complete():
@@ -178,6 +186,23 @@ class StoreRecorder(keras.callbacks.Callback):
         if points:
             self.store.log_metrics(self.run_id, points)
         self.store.update_progress(self.run_id, Progress(self.epoch, self.epochs, step, self.steps_per_epoch))
+
+
+class FiniteEpochGuard(keras.callbacks.Callback):
+    """Fails the run when an epoch's validation loss is NaN or infinite. The batch losses can stay
+    finite while the model's inference path is not (e.g. BatchNorm's moving statistics)."""
+
+    def __init__(self, recorder: StoreRecorder):
+        super().__init__()
+        self.recorder = recorder
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        for name, value in (logs or {}).items():
+            if name.endswith("loss") and (kind := nonfinite(value)):
+                self.recorder.fail(f"{name} became {kind} at epoch {epoch + 1}: the model's outputs are not "
+                                   "finite on the validation data; check the layers' settings or lower the "
+                                   "learning rate")
+                return
 
 
 def warm_up_steps(data_dir: str | None = None) -> list[Callable[[], object]]:
@@ -223,11 +248,11 @@ def write_history_csv(store: RunStore, run_id: str, path: Path) -> None:
 
 
 def _starting_model(run: Run, spec: ModelSpec, input_shape: tuple, run_dir: Path) -> tuple[keras.Model, dict]:
-    """A fresh model, or for a resumed run the last finished epoch's checkpoint and where it was."""
-    state_file = run_dir / LAST_STATE_FILE
-    if run.resume_count and state_file.exists() and (run_dir / LAST_FILE).exists():
-        state = json.loads(state_file.read_text())
-        return keras.models.load_model(run_dir / LAST_FILE), state
+    """A fresh model, or for a resumed run its newest usable checkpoint and where it was."""
+    if run.resume_count:
+        loaded = load_checkpoint(run_dir, keras.models.load_model)
+        if loaded is not None:
+            return loaded
     return build_model(spec, input_shape), {"epochs_done": 0, "best_value": None, "best_epoch": None}
 
 
@@ -240,8 +265,33 @@ def _speed(recorder: StoreRecorder, steps_per_epoch: int, examples_per_step: int
     return metrics
 
 
-def execute_run(store: RunStore, run: Run, stop_event: threading.Event, data_dir: str | None = None) -> RunStatus:
-    """Train a claimed run to its end and record how it ended. Returns the final status."""
+def _callbacks(store: RunStore, run: Run, spec: ModelSpec, steps_per_epoch: int, has_val: bool, run_dir: Path,
+               state: dict, stop_event: threading.Event) -> tuple[StoreRecorder, EpochCheckpoint, list]:
+    monitor = "val_loss" if has_val else "loss"
+    checkpoint = EpochCheckpoint(run_dir, monitor, spec.fit.keep_best, state["best_value"])
+    checkpoint.best_epoch = state["best_epoch"]
+    recorder = StoreRecorder(store, run.id, steps_per_epoch=steps_per_epoch, epochs=spec.fit.epochs,
+                             stop_event=stop_event, checkpoint=checkpoint)
+    checkpoint.epoch_complete = recorder.epoch_complete
+    # The guard first: an epoch whose validation loss is not finite gets no checkpoint.
+    callbacks: list[keras.callbacks.Callback] = [FiniteEpochGuard(recorder), checkpoint, recorder]
+    if spec.fit.early_stopping_patience:
+        callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, patience=spec.fit.early_stopping_patience))
+    return recorder, checkpoint, callbacks
+
+
+def evaluate_test(model: keras.Model, test: Any) -> dict[str, float]:
+    """The final model's test figures, by the results schema's names."""
+    return test_results(model.evaluate(test, verbose=0, return_dict=True))
+
+
+def _finite(metrics: dict[str, float]) -> dict[str, float]:
+    return {name: value for name, value in metrics.items() if math.isfinite(value)}
+
+
+def execute_run(store: RunStore, run: Run, stop_event: threading.Event, data_dir: str | None = None) -> RunOutcome:
+    """Train a claimed run to its end and return how it ended; the worker records that (in the
+    store, or in the run's folder when the store cannot be written)."""
     started = time.perf_counter()
     spec = ModelSpec.from_dict(run.spec)
     ensure_valid(spec, run.dataset)
@@ -254,38 +304,32 @@ def execute_run(store: RunStore, run: Run, stop_event: threading.Event, data_dir
     keras.utils.set_random_seed(spec.fit.seed + run.resume_count)
     model, state = _starting_model(run, spec, dataset.info.input_shape, run_dir)
     store.delete_metrics_from_epoch(run.id, state["epochs_done"])
-
-    monitor = "val_loss" if inputs.val is not None else "loss"
-    checkpoint = EpochCheckpoint(run_dir, monitor, spec.fit.keep_best, state["best_value"])
-    checkpoint.best_epoch = state["best_epoch"]
-    recorder = StoreRecorder(store, run.id, steps_per_epoch=inputs.steps_per_epoch, epochs=spec.fit.epochs,
-                             stop_event=stop_event, checkpoint=checkpoint)
-    checkpoint.epoch_complete = recorder.epoch_complete
-    callbacks: list[keras.callbacks.Callback] = [checkpoint, recorder]
-    if spec.fit.early_stopping_patience:
-        callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, patience=spec.fit.early_stopping_patience))
+    recorder, checkpoint, callbacks = _callbacks(store, run, spec, inputs.steps_per_epoch, inputs.val is not None,
+                                                 run_dir, state, stop_event)
 
     fit_start = time.perf_counter()
     history = model.fit(inputs.train, validation_data=inputs.val, epochs=spec.fit.epochs,
                         initial_epoch=state["epochs_done"], verbose=0, callbacks=callbacks, shuffle=False)
     recorder.flush()
-    metrics = {name: value for name, value in fit_results(history.history).items() if math.isfinite(value)}
+    metrics = _finite(fit_results(history.history))
     metrics.update(_speed(recorder, inputs.steps_per_epoch, min(spec.fit.batch_size, inputs.n_train),
                           time.perf_counter() - fit_start))
-    earlier_attempts = run.metrics.get("wall_seconds", 0.0) if run.resume_count else 0.0
 
-    if recorder.failure:
-        write_history_csv(store, run.id, run_dir / HISTORY_FILE)
-        store.finish_run(run.id, RunStatus.FAILED, error=recorder.failure, metrics=metrics)
-        return RunStatus.FAILED
-
-    atomic_save_model(model, run_dir / MODEL_FILE)
-    if checkpoint.best_is_final:
-        atomic_copy(run_dir / MODEL_FILE, run_dir / BEST_FILE)
-    write_history_csv(store, run.id, run_dir / HISTORY_FILE)
-    status = RunStatus.STOPPED if recorder.stopped else RunStatus.COMPLETED
+    status, failure = RunStatus.FAILED, recorder.failure
+    if not failure:
+        status = RunStatus.STOPPED if recorder.stopped else RunStatus.COMPLETED
     if status is RunStatus.COMPLETED:
-        metrics.update(test_results(model.evaluate(inputs.test, verbose=0, return_dict=True)))
+        test = evaluate_test(model, inputs.test)
+        metrics.update(_finite(test))
+        if kind := nonfinite(test.get("test_loss")):
+            status, failure = RunStatus.FAILED, (
+                f"test loss became {kind} after the last epoch ({recorder.epoch + 1}), although the training "
+                "loss was finite: the model's outputs are not finite on new data; check the layers' settings")
+    if status is not RunStatus.FAILED:
+        atomic_save_model(model, run_dir / MODEL_FILE)
+        if checkpoint.best_is_final:
+            atomic_copy(run_dir / MODEL_FILE, run_dir / BEST_FILE)
+    write_history_csv(store, run.id, run_dir / HISTORY_FILE)
+    earlier_attempts = run.metrics.get("wall_seconds", 0.0) if run.resume_count else 0.0
     metrics["wall_seconds"] = earlier_attempts + time.perf_counter() - started
-    store.finish_run(run.id, status, metrics=metrics)
-    return status
+    return RunOutcome(status, failure, metrics)

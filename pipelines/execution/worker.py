@@ -8,16 +8,22 @@ tells the store it is alive and relays stop requests.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
+import sqlite3
 import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable
+from pathlib import Path
 
-from pipelines.errors import LayerlabError
+from pipelines.errors import DiskFullError, LayerlabError, StoreUnavailableError
 from pipelines.execution.registry import WorkerRegistry
-from pipelines.runs.entities import Run, RunStatus
+from pipelines.runs.artifacts import (FAILURE_FILE, RECORD_FILE, disk_full_message, is_disk_full,
+                                      remove_stale_temps, write_failure)
+from pipelines.runs.entities import Run, RunOutcome, RunStatus
+from pipelines.runs.records import write_run_record
 from pipelines.runs.store import RunStore
 
 HEARTBEAT_SECONDS = 0.5
@@ -39,6 +45,7 @@ class Heartbeat(threading.Thread):
         self._done = threading.Event()
 
     def run(self) -> None:
+        last_problem = None
         while not self._done.wait(HEARTBEAT_SECONDS):
             try:
                 self.registry.heartbeat(self.pid)
@@ -47,8 +54,12 @@ class Heartbeat(threading.Thread):
                     self.store.heartbeat(run_id)
                     if self.store.is_stop_requested(run_id):
                         self.stop_requested.set()
-            except Exception:  # a locked database for a moment must not kill the heartbeat
-                log.exception("heartbeat failed")
+                last_problem = None
+            except Exception as exc:  # a locked database for a moment must not kill the heartbeat
+                problem = f"{type(exc).__name__}: {exc}"
+                if problem != last_problem:  # once, not twice a second, while the store stays unusable
+                    log.warning("heartbeat failed: %s", problem)
+                last_problem = problem
 
     def close(self) -> None:
         self._done.set()
@@ -88,6 +99,69 @@ def wait_for_run(store: RunStore, registry: WorkerRegistry, pid: int, max_runnin
     return None
 
 
+def failure_reason(error: BaseException, folder: Path) -> str:
+    """What to tell the user about an attempt that raised `error`: a full disk says how much is free."""
+    if isinstance(error, DiskFullError):
+        return str(error)
+    if is_disk_full(error):
+        return disk_full_message(folder)
+    if isinstance(error, LayerlabError):
+        return str(error)
+    return f"{type(error).__name__}: {error}".strip()
+
+
+def outcome_of(error: BaseException, folder: Path) -> RunOutcome:
+    """How an attempt that raised `error` ends: INTERRUPTED (resumable) if the store went away under
+    it, FAILED otherwise."""
+    if isinstance(error, StoreUnavailableError):
+        return RunOutcome(RunStatus.INTERRUPTED, f"The run stopped because the run store could not be used: {error} "
+                                                 "Then resume the run: it continues from its last finished epoch.")
+    return RunOutcome(RunStatus.FAILED, failure_reason(error, folder))
+
+
+def record_end(store: RunStore, run: Run, folder: Path, outcome: RunOutcome) -> None:
+    """Record how the attempt ended in the store; if the store cannot be written, in the run's own
+    folder instead (run.json, which a rebuild reads, and failure.txt, which the reaper reads)."""
+    if outcome.error:
+        write_failure(folder, outcome.error)  # first, in case the store write below fails or hangs
+    try:
+        store.finish_run(run.id, outcome.status, error=outcome.error, metrics=outcome.metrics)
+    except (LayerlabError, sqlite3.Error, OSError) as exc:
+        log.error("could not record run %s as %s in the store (%s); recording it in %s instead",
+                  run.id, outcome.status.value, exc, folder)
+        ended = dataclasses.replace(run, status=outcome.status, error=outcome.error, worker_pid=None,
+                                    metrics={**run.metrics, **outcome.metrics}, finished_at=time.time())
+        try:
+            write_run_record(folder, ended)
+        except OSError as write_error:
+            log.error("could not write %s either: %s", folder / RECORD_FILE, write_error)
+        return
+    (folder / FAILURE_FILE).unlink(missing_ok=True)
+
+
+def train_claimed(store: RunStore, run: Run, folder: Path, execute: Callable[[Run], RunOutcome]) -> RunStatus:
+    """Train a run this worker claimed with `execute` and record how it ended, whatever happens:
+    the run must never stay RUNNING behind a crash, a full disk or a store that went away."""
+    remove_stale_temps(folder)  # a killed earlier attempt's; no one else writes here now
+    (folder / FAILURE_FILE).unlink(missing_ok=True)
+    log.info("training run %s", run.id)
+    try:
+        outcome = execute(run)
+    except BaseException as exc:
+        outcome = outcome_of(exc, folder)
+        if isinstance(exc, LayerlabError):
+            log.error("run %s ended %s: %s", run.id, outcome.status.value, exc)
+        else:
+            log.error("run %s failed:\n%s", run.id, traceback.format_exc())
+        record_end(store, run, folder, outcome)
+        if not isinstance(exc, Exception):
+            raise
+        return outcome.status
+    record_end(store, run, folder, outcome)
+    log.info("run %s ended %s", run.id, outcome.status.value)
+    return outcome.status
+
+
 def serve(store: RunStore, registry: WorkerRegistry, *, max_running: int, idle_seconds: float,
           data_dir: str | None = None) -> str | None:
     """Warm up, wait for one queued run and train it. Returns the run id trained, or None if none came."""
@@ -104,18 +178,12 @@ def serve(store: RunStore, registry: WorkerRegistry, *, max_running: int, idle_s
             return None
         registry.set_state(pid, "busy", run.id)
         heartbeat.run_id = run.id
-        log.info("training run %s", run.id)
-        try:
-            status = training.execute_run(store, run, heartbeat.stop_requested, data_dir)
-            log.info("run %s ended %s", run.id, status.value)
-        except LayerlabError as exc:
-            store.finish_run(run.id, RunStatus.FAILED, error=str(exc))
-        except BaseException as exc:  # the run must never stay RUNNING behind a crash
-            log.error("run %s failed:\n%s", run.id, traceback.format_exc())
-            store.finish_run(run.id, RunStatus.FAILED, error=f"{type(exc).__name__}: {exc}".strip())
-            if not isinstance(exc, Exception):
-                raise
+        train_claimed(store, run, store.ensure_run_dir(run.id),
+                      lambda claimed: training.execute_run(store, claimed, heartbeat.stop_requested, data_dir))
         return run.id
     finally:
         heartbeat.close()
-        registry.remove(pid)
+        try:
+            registry.remove(pid)
+        except (LayerlabError, sqlite3.Error) as exc:  # the scheduler forgets a dead worker anyway
+            log.warning("could not leave the worker registry: %s", exc)

@@ -5,6 +5,7 @@ import time
 import pytest
 
 from pipelines.execution.scheduler import Scheduler, SchedulerSettings
+from pipelines.runs import artifacts
 from pipelines.runs.entities import MetricPoint, RunStatus
 from pipelines.runs.sqlite_store import SQLiteRunStore
 
@@ -111,3 +112,41 @@ def test_end_workers_leaves_no_registered_process_behind(scheduler):
     assert scheduler.end_workers(wait=0.2) == 1
     assert process.wait(timeout=5) in (-15, -9)
     assert scheduler.registry.list() == []
+
+
+def test_the_grace_kill_waits_while_the_worker_writes_a_file(store, stand_in):
+    scheduler = Scheduler(store, SchedulerSettings(stop_grace=0.3, save_grace=30.0))
+    run = running(store, stand_in.pid)
+    store.request_stop(run.id)
+    time.sleep(0.4)
+    store.heartbeat(run.id)
+    saving = artifacts.temp_path(store.run_dir(run.id) / artifacts.MODEL_FILE)
+    saving.write_bytes(b"half a model")  # the fault's setting: the grace period ends mid-save
+    assert scheduler.reap() == []
+    assert stand_in.poll() is None and store.get_run(run.id).status == RunStatus.RUNNING
+    saving.unlink()  # the save is done
+    assert scheduler.reap() == [run.id]
+    assert stand_in.wait(timeout=5) == -9
+
+
+def test_a_write_that_never_ends_does_not_hold_off_the_kill_forever(store, stand_in):
+    scheduler = Scheduler(store, SchedulerSettings(stop_grace=0.1, save_grace=0.2))
+    run = running(store, stand_in.pid)
+    artifacts.temp_path(store.run_dir(run.id) / artifacts.MODEL_FILE).write_bytes(b"stuck")
+    store.request_stop(run.id)
+    time.sleep(0.4)
+    store.heartbeat(run.id)
+    assert scheduler.reap() == [run.id]
+    assert stand_in.wait(timeout=5) == -9
+
+
+def test_a_scheduler_starting_removes_temps_that_killed_writers_left(store, stand_in):
+    ended = store.create_run("ended", "mnist", {})
+    store.request_stop(ended.id)
+    live = running(store, stand_in.pid)
+    left = artifacts.temp_path(store.run_dir(ended.id) / artifacts.MODEL_FILE)
+    left.write_bytes(b"half")
+    writing = artifacts.temp_path(store.run_dir(live.id) / artifacts.LAST_FILE)
+    writing.write_bytes(b"being written")
+    Scheduler(store, SchedulerSettings())
+    assert not left.exists() and writing.exists()  # the live run's worker may be writing it right now
