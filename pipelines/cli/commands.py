@@ -5,19 +5,27 @@ A LayerlabError raised here reaches `main`, which prints its message; nothing pr
 from __future__ import annotations
 
 import argparse
+import collections
 import json
+import logging
 import os
+import sqlite3
 import sys
 import time
 from pathlib import Path
+from typing import NoReturn
 
-from pipelines.errors import SpecError
+from pipelines import paths
+from pipelines.errors import LayerlabError, SpecError
 from pipelines.execution.scheduler import Scheduler, SchedulerSettings
 from pipelines.modelspec.presets import get_preset
 from pipelines.modelspec.spec import OPTIMIZERS, ModelSpec
 from pipelines.runs.entities import Run, RunStatus
 from pipelines.runs.results import run_record, summary
-from pipelines.runs.sqlite_store import SQLiteRunStore
+from pipelines.runs.sqlite_recovery import DB_NAME, rebuild
+from pipelines.runs.sqlite_store import SQLiteRunStore, check_store
+
+log = logging.getLogger("layerlab.worker")
 
 
 def _store(args: argparse.Namespace) -> SQLiteRunStore:
@@ -26,6 +34,19 @@ def _store(args: argparse.Namespace) -> SQLiteRunStore:
 
 def _scheduler(args: argparse.Namespace) -> Scheduler:
     return Scheduler(_store(args), SchedulerSettings.from_env(data_dir=args.data_dir))
+
+
+def _store_for_reading(args: argparse.Namespace) -> SQLiteRunStore:
+    """The store, after settling runs whose worker is gone. That settling writes (the run store and
+    the worker registry); on a full disk, a store busy for longer than the timeout or a damaged
+    registry it is skipped with a warning, and the read goes on."""
+    store = _store(args)
+    try:
+        Scheduler(store, SchedulerSettings.from_env(data_dir=args.data_dir)).reap()
+    except (LayerlabError, sqlite3.OperationalError) as exc:
+        print(f"warning: runs whose worker ended could not be updated ({exc}); showing the store as it is",
+              file=sys.stderr)
+    return store
 
 
 def _load_spec(args: argparse.Namespace) -> ModelSpec:
@@ -112,9 +133,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    scheduler = _scheduler(args)
-    store = scheduler.store
-    scheduler.reap()
+    store = _store_for_reading(args)
     runs = store.list_runs(limit=args.limit)
     if args.json:
         print(json.dumps([run_record(r, store.queue_position(r.id)) for r in runs]))
@@ -129,9 +148,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    scheduler = _scheduler(args)
-    store = scheduler.store
-    scheduler.reap()
+    store = _store_for_reading(args)
     run = store.get_run(store.resolve_run_id(args.run))
     record = run_record(run, store.queue_position(run.id))
     if args.json:
@@ -164,14 +181,56 @@ def cmd_resume(args: argparse.Namespace) -> int:
     return 0 if run.status == RunStatus.COMPLETED else 1
 
 
-def cmd_worker(args: argparse.Namespace) -> int:
-    import logging
+def cmd_store_check(args: argparse.Namespace) -> int:
+    home = paths.home_dir(args.home)
+    problem = check_store(home)
+    if problem:
+        print(problem)
+        return 1
+    if not (home / DB_NAME).exists():
+        print(f"OK: no run store in {home} yet; the first run creates one")
+        return 0
+    with SQLiteRunStore(home) as store:
+        print(f"OK: {store.db_path} holds {len(store.list_runs())} run(s)")
+    return 0
 
+
+def cmd_store_rebuild(args: argparse.Namespace) -> int:
+    report = rebuild(args.home)
+    counts = collections.Counter(run.status.value for run in report.runs)
+    by_status = ", ".join(f"{count} {status}" for status, count in sorted(counts.items()))
+    home = paths.home_dir(args.home)
+    print(f"recovered {len(report.runs)} run(s) into {home / DB_NAME}" + (f" ({by_status})" if by_status else ""))
+    if report.moved_aside:
+        print(f"the previous file is kept as {report.moved_aside}")
+    for problem in report.skipped:
+        print(f"left out: {problem}", file=sys.stderr)
+    return 0
+
+
+def _exit_now(status: int) -> NoReturn:
+    """Leave at once, logs flushed: TensorFlow's teardown at interpreter exit takes seconds, and a
+    worker whose run has ended has nothing left to do."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
+
+
+def cmd_worker(args: argparse.Namespace) -> NoReturn:
     from pipelines.execution.registry import WorkerRegistry
     from pipelines.execution.worker import serve
 
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s worker {os.getpid()} %(message)s")
-    store = SQLiteRunStore(args.home)
-    serve(store, WorkerRegistry(store.home), max_running=args.max_running, idle_seconds=args.idle_seconds,
-          data_dir=args.data_dir)
-    return 0
+    status = 0
+    try:
+        store = SQLiteRunStore(args.home)
+        serve(store, WorkerRegistry(store.home), max_running=args.max_running, idle_seconds=args.idle_seconds,
+              data_dir=args.data_dir)
+    except LayerlabError as exc:
+        log.error("worker exits: %s", exc)
+        status = 1
+    except Exception:
+        log.exception("worker exits after an unexpected error")
+        status = 1
+    _exit_now(status)

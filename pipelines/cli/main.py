@@ -1,18 +1,24 @@
 """`python -m pipelines ...`: Layerlab without a browser, for scripts, tests and benchmarks.
 
 Every command turns a `LayerlabError` into its message on stderr and exit status 1: the same
-words a page would show, never a traceback.
+words a page would show, never a traceback. Any other exception, the last guard, becomes a short
+`error:` line too, with the traceback appended to `<home>/logs/cli.log`.
 """
 from __future__ import annotations
 
 import argparse
 import sys
+import time
+import traceback
 from pathlib import Path
 
-from pipelines.cli.commands import (cmd_resume, cmd_runs, cmd_show, cmd_stop, cmd_train, cmd_validate,
-                                    cmd_worker)
+from pipelines import paths
+from pipelines.cli.commands import (cmd_resume, cmd_runs, cmd_show, cmd_stop, cmd_store_check, cmd_store_rebuild,
+                                    cmd_train, cmd_validate, cmd_worker)
 from pipelines.data.catalog import CATALOG
 from pipelines.errors import LayerlabError
+
+_SHORT_MESSAGE = 300
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,6 +68,14 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "show":
             command.add_argument("--json", action="store_true", help="the run as JSON, with the keys of `runs --json`")
 
+    store = sub.add_parser("store", help="check the run store, or rebuild it from the run folders")
+    store_sub = store.add_subparsers(dest="store_command", required=True)
+    check = store_sub.add_parser("check", parents=[common], help="print OK or what is wrong (exit 1)")
+    check.set_defaults(func=cmd_store_check)
+    rebuild = store_sub.add_parser("rebuild", parents=[common],
+                                   help="write a fresh runs.db from the run folders (the old file is kept)")
+    rebuild.set_defaults(func=cmd_store_rebuild)
+
     worker = sub.add_parser("worker", parents=[common], help=argparse.SUPPRESS)
     worker.add_argument("--max-running", type=int, default=1)
     worker.add_argument("--idle-seconds", type=float, default=600.0)
@@ -69,7 +83,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _log_traceback(home: str | None, argv: list[str]) -> Path | None:
+    """Append the current exception's traceback to `<home>/logs/cli.log`; None if that fails too."""
+    try:
+        path = paths.home_dir(home) / "logs" / "cli.log"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a") as log:
+            log.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} python -m pipelines {' '.join(argv)}\n"
+                      f"{traceback.format_exc()}\n")
+        return path
+    except Exception:
+        return None
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     if args.home:
         args.home = str(Path(args.home).resolve())
@@ -77,4 +105,14 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except LayerlabError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # the last guard (RecursionError and MemoryError too): no traceback for a user
+        log_path = _log_traceback(args.home, argv)
+        text = (str(exc).strip().splitlines() or [""])[0][:_SHORT_MESSAGE]
+        detail = f": {text}" if text else ""
+        where = f" (the details are in {log_path})" if log_path else ""
+        print(f"error: unexpected {type(exc).__name__}{detail}{where}", file=sys.stderr)
         return 1

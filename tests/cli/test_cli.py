@@ -1,12 +1,16 @@
-"""The CLI's read commands print one schema for a run, whichever command prints it."""
+"""The CLI: its read commands print one schema for a run, whichever command prints it; they read on
+a full disk; `store check` / `store rebuild`; and the last guard that keeps tracebacks from users."""
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from pipelines.cli.main import main
+from pipelines.execution.scheduler import Scheduler
 from pipelines.runs.entities import RunStatus
 from pipelines.runs.results import FINAL_KEYS, RECORD_KEYS
 from pipelines.runs.sqlite_store import SQLiteRunStore
@@ -61,3 +65,64 @@ def test_a_bad_run_id_is_one_line_and_exit_1(home_with_runs):
     shown = cli("show", "../../etc", home=home)
     assert shown.returncode == 1 and "Traceback" not in shown.stderr
     assert shown.stderr.startswith("error: ") and len(shown.stderr.strip().splitlines()) == 1
+
+
+def test_store_check_and_rebuild_after_the_store_was_deleted(home_with_runs):
+    home, done_id, queued_id = home_with_runs
+    assert cli("store", "check", home=home).stdout.startswith("OK: ")
+    os.remove(home / "runs.db")  # the fault
+    listed = cli("runs", home=home)
+    assert listed.returncode == 1 and listed.stderr.startswith(f"error: The run store {home / 'runs.db'} is missing")
+    assert "Traceback" not in listed.stderr and not (home / "runs.db").exists()
+    check = cli("store", "check", home=home)
+    assert check.returncode == 1 and "store rebuild" in check.stdout
+    rebuilt = cli("store", "rebuild", home=home)
+    assert rebuilt.returncode == 0 and "recovered 2 run(s)" in rebuilt.stdout, rebuilt.stderr
+    records = {record["id"]: record for record in json.loads(cli("runs", "--json", home=home).stdout)}
+    assert records[done_id]["status"] == "COMPLETED" and records[done_id]["metrics"]["test_accuracy"] == 0.9
+    assert records[queued_id]["status"] == "QUEUED" and records[queued_id]["queue_position"] == 1
+
+
+def test_store_rebuild_keeps_a_damaged_file(home_with_runs):
+    home, _, _ = home_with_runs
+    (home / "runs.db").write_bytes(b"\xff" * 8192)  # the fault
+    assert cli("store", "check", home=home).stdout.startswith(f"The run store {home / 'runs.db'} is damaged")
+    rebuilt = cli("store", "rebuild", home=home)
+    assert "the previous file is kept as" in rebuilt.stdout
+    assert [p.read_bytes() for p in home.glob("runs.db.corrupt-*")] == [b"\xff" * 8192]
+
+
+def test_read_commands_work_when_settling_runs_cannot_write(home_with_runs, monkeypatch, capsys):
+    home, done_id, _ = home_with_runs
+
+    def full(self, **kwargs):
+        raise sqlite3.OperationalError("database or disk is full")  # the fault, as a full disk raises it
+
+    monkeypatch.setattr(Scheduler, "reap", full)
+    for command in (["runs"], ["show", done_id], ["runs", "--json"]):
+        assert main([*command, "--home", str(home)]) == 0
+        out, err = capsys.readouterr()
+        assert done_id in out and err.startswith("warning: runs whose worker ended could not be updated")
+        assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("fault", [RecursionError, MemoryError, KeyError])
+def test_an_unexpected_error_is_one_line_and_the_traceback_goes_to_cli_log(home_with_runs, monkeypatch, capsys,
+                                                                           fault):
+    home, _, _ = home_with_runs
+
+    def recurse(args, depth=0):
+        return recurse(args, depth + 1)
+
+    def broken(args):
+        if fault is RecursionError:
+            return recurse(args)  # a real one
+        raise fault("the injected fault")
+
+    monkeypatch.setattr(sys.modules["pipelines.cli.main"], "cmd_runs", broken)
+    assert main(["runs", "--home", str(home)]) == 1
+    _, err = capsys.readouterr()
+    assert len(err.strip().splitlines()) == 1 and err.startswith(f"error: unexpected {fault.__name__}")
+    assert f"(the details are in {home / 'logs' / 'cli.log'})" in err and "Traceback" not in err
+    log = (home / "logs" / "cli.log").read_text()
+    assert "Traceback" in log and fault.__name__ in log and "python -m pipelines runs" in log

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from pipelines.execution.processes import pid_alive
 from pipelines.execution.scheduler import Scheduler, SchedulerSettings
 from pipelines.modelspec.presets import get_preset
 from pipelines.runs.entities import RunStatus
@@ -159,11 +160,12 @@ def test_stop_request_ends_stopped_by_the_worker_and_resume_finishes(env):
     scheduler = Scheduler(store, SchedulerSettings(data_dir=data_dir))
     run = scheduler.submit(_slow_spec(), "mnist")
     scheduler.ensure_workers()
-    _wait(lambda: store.get_run(run.id).progress.step > 10, timeout=120)
+    worker_pid = _wait(lambda: (r := store.get_run(run.id)).progress.step > 10 and r.worker_pid, timeout=120)
     asked = time.monotonic()
     stopped = scheduler.stop(run.id, wait=10)
     assert stopped.status == RunStatus.STOPPED and stopped.error is None
     assert time.monotonic() - asked < 9.0  # honoured by the worker (error None), not killed; how fast: bench/first_point.py
+    _wait(lambda: not pid_alive(worker_pid), timeout=2.0, poll=0.05)  # the process leaves within 2 s of STOPPED
     assert (store.run_dir(run.id) / MODEL_FILE).exists()
     # Only whole epochs count: one cut short by the stop is not finished, and resume redoes it.
     assert {p.epoch for p in store.get_metrics(run.id, kind="epoch")} == set(range(stopped.epochs_done))
