@@ -5,6 +5,9 @@ read-only. Keras models are never kept here or in session state.
 """
 from __future__ import annotations
 
+import threading
+import time
+
 import numpy as np
 import streamlit as st
 
@@ -23,6 +26,29 @@ def store() -> SQLiteRunStore:
 def scheduler() -> Scheduler:
     """One scheduler per server: every session's page reaps and spawns through it."""
     return Scheduler(store())
+
+
+class Throttle:
+    """Lets one caller through per `seconds`, across every session of the server."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._lock = threading.Lock()
+        self._last = float("-inf")
+
+    def ready(self) -> bool:
+        with self._lock:
+            now = time.monotonic()
+            if now - self._last < self.seconds:
+                return False
+            self._last = now
+            return True
+
+
+@st.cache_resource
+def worker_upkeep() -> Throttle:
+    """Reaping and spawning once a second is enough for the whole server, however many pages tick."""
+    return Throttle(1.0)
 
 
 @st.cache_data(show_spinner="Loading the dataset ...", max_entries=3)

@@ -126,7 +126,10 @@ def keep_workers_on_a_timer() -> None:
 
 
 def keep_workers() -> None:
-    """Start workers for queued runs, keep one warm spare, and mark runs whose worker died."""
+    """Start workers for queued runs, keep one warm spare, and mark runs whose worker died; at most
+    once a second for the whole server, however many sessions are open."""
+    if not resources.worker_upkeep().ready():
+        return
     try:
         resources.scheduler().ensure_workers(spare=1)
     except LayerlabError as exc:

@@ -12,7 +12,6 @@ import time
 import streamlit as st
 
 from components import live_chart, resources, run_list, state
-from components.figures.curves import curves_figure
 from components.guard import guard
 from components.text import plain
 from pipelines.runs import artifacts
@@ -106,19 +105,14 @@ def selected_run(store: RunStore, run_id: str, live: bool) -> None:
             return
         if run.status.is_active != live:
             st.rerun()  # started or ended: redraw, so the refresh starts or stops with it
-        feed = live_chart.metric_feed(str(store.home), run.id)
-        points = feed.update(store, run)
+        figure, feed, point_count = live_chart.curves(store, run)
         heading(run)
         where_it_is(store, run, feed)
         actions(store, run)
         if run.status.is_terminal:
             results(store, run)
-        st.plotly_chart(
-            curves_figure(points, best_epoch=run.best_epoch,
-                          steps_per_epoch=run.progress.steps_per_epoch, revision=run.id),
-            key=state.key("train", "chart"), config={"displaylogo": False},
-        )
-        if not points and run.status.is_active:
+        st.plotly_chart(figure, key=state.key("train", "chart"), config={"displaylogo": False})
+        if not point_count and run.status.is_active:
             st.caption("The curves appear with the first batch.")
 
     run_view()

@@ -97,3 +97,14 @@ def test_axes_are_titled_per_panel():
     assert [layout.xaxis.title.text, layout.xaxis2.title.text] == ["epoch", "epoch"]
     assert [layout.yaxis.title.text, layout.yaxis2.title.text] == ["loss", "accuracy"]
     assert len(curves_figure(two_epochs()).data) == 6  # per panel: batches, train, validation
+
+
+def test_batch_points_are_thinned_to_a_bound_keeping_the_newest():
+    from components.figures.curves import MAX_BATCH_POINTS, thinned
+
+    points = [MetricPoint("batch", i // 100, i % 100 + 1, "loss", float(i), 0.0) for i in range(10_000)]
+    kept = thinned(points)
+    assert len(kept) <= MAX_BATCH_POINTS + 1 and kept[-1] is points[-1] and kept[0] is points[0]
+    assert thinned(points[:10]) == points[:10]
+    figure = curves_figure(points + [MetricPoint("epoch", 99, 100, "loss", 0.5, 0.0)], steps_per_epoch=100)
+    assert max(len(trace.x) for trace in figure.data) <= MAX_BATCH_POINTS + 1
