@@ -21,6 +21,16 @@ from pipelines.errors import LayerlabError
 _SHORT_MESSAGE = 300
 
 
+def _add_store_commands(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    store = sub.add_parser("store", help="check the run store, or rebuild it from the run folders")
+    store_sub = store.add_subparsers(dest="store_command", required=True)
+    check = store_sub.add_parser("check", parents=[common], help="print OK or what is wrong (exit 1)")
+    check.set_defaults(func=cmd_store_check)
+    rebuild = store_sub.add_parser("rebuild", parents=[common],
+                                   help="write a fresh runs.db from the run folders (the old file is kept)")
+    rebuild.set_defaults(func=cmd_store_rebuild)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m pipelines", description="Layerlab without the browser.")
     common = argparse.ArgumentParser(add_help=False)
@@ -54,8 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     runs.add_argument("--limit", type=int)
     runs.set_defaults(func=cmd_runs)
 
+    resume_help = "resume a STOPPED or INTERRUPTED run, or a FAILED one that kept a checkpoint"
     for name, func, helptext in (("show", cmd_show, "one run as JSON"), ("stop", cmd_stop, "stop a run"),
-                                 ("resume", cmd_resume, "resume a STOPPED or INTERRUPTED run")):
+                                 ("resume", cmd_resume, resume_help)):
         command = sub.add_parser(name, parents=[common], help=helptext)
         command.add_argument("run", help="a run id, or a unique prefix of one")
         command.set_defaults(func=func)
@@ -68,14 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "show":
             command.add_argument("--json", action="store_true", help="the run as JSON, with the keys of `runs --json`")
 
-    store = sub.add_parser("store", help="check the run store, or rebuild it from the run folders")
-    store_sub = store.add_subparsers(dest="store_command", required=True)
-    check = store_sub.add_parser("check", parents=[common], help="print OK or what is wrong (exit 1)")
-    check.set_defaults(func=cmd_store_check)
-    rebuild = store_sub.add_parser("rebuild", parents=[common],
-                                   help="write a fresh runs.db from the run folders (the old file is kept)")
-    rebuild.set_defaults(func=cmd_store_rebuild)
-
+    _add_store_commands(sub, common)
     worker = sub.add_parser("worker", parents=[common], help=argparse.SUPPRESS)
     worker.add_argument("--max-running", type=int, default=1)
     worker.add_argument("--idle-seconds", type=float, default=600.0)

@@ -228,7 +228,8 @@ class Scheduler:
         return run
 
     def resume(self, run_id: str, *, spare: int = 0) -> Run:
-        """Queue a STOPPED or INTERRUPTED run again; it continues from its last finished epoch."""
+        """Queue a STOPPED or INTERRUPTED run (or a FAILED one that kept a checkpoint) again; it
+        continues from its last usable checkpoint."""
         run = self.store.request_resume(run_id)
         self.ensure_workers(spare=spare)
         return run
