@@ -7,6 +7,7 @@ import json
 import os
 import sqlite3
 import subprocess
+import sys
 import time
 
 import pytest
@@ -261,3 +262,20 @@ def test_a_failed_run_with_a_checkpoint_can_resume(home):
     assert store.can_resume(store.get_run(run.id))
     resumed = store.request_resume(run.id)
     assert resumed.status is RunStatus.QUEUED and resumed.error is None and resumed.resume_count == 1
+
+
+def test_rebuild_keeps_a_run_whose_worker_still_trains(home, new_process):
+    worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "pipelines", "worker"])
+    try:
+        store = SQLiteRunStore(home)
+        run = store.create_run("live", "mnist", SPEC)
+        store.claim_next_run(worker.pid, 1)
+        store.close()
+        os.remove(home / "runs.db")  # the fault, while this stand-in worker still runs
+        before = time.time()
+        assert rebuild_store(home) == 1
+        live = SQLiteRunStore(home).get_run(run.id)
+        assert live.status is RunStatus.RUNNING and live.worker_pid == worker.pid and live.heartbeat_at >= before
+    finally:
+        worker.kill()
+        worker.wait()
