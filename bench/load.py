@@ -5,7 +5,8 @@ N = 1, 4, 8 sessions (one Debian chromium, one context per session) opens /train
 measures, over a fixed window:
 - time from opening the page to the first curve point drawn, per session (p50 / p95);
 - the interval between chart updates in each session (p50 / p95; the page refreshes every 0.5 s);
-- the server's resident memory, sampled every second (start / max / end).
+- the server's CPU use while watching (share of one core) and its resident memory, sampled every
+  second (start / max / end). The browser, the server and the training worker share the machine.
 
     PYTHONPATH=. LAYERLAB_DATA_DIR=../shared/datasets .venv/bin/python bench/load.py [--sessions 1 4 8]
 """
@@ -39,12 +40,19 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 # Records, in the page, when the chart's point count changes (checked every 50 ms).
+COUNT = """(x) => {  // an array, or Plotly's base64 encoding of a numpy array ({dtype, bdata})
+    if (!x) return 0;
+    if (x.length !== undefined) return x.length;
+    const size = {f8: 8, f4: 4, i4: 4, u4: 4, i2: 2, u2: 2, i1: 1, u1: 1}[x.dtype] || 8;
+    return x.bdata ? Math.floor(atob(x.bdata).length / size) : 0;
+  }"""
 WATCH_CHART = """() => {
   window.__updates = [];
   let last = -1;
+  const count = """ + COUNT + """;
   setInterval(() => {
     const plot = document.querySelector('.st-key-train_chart .js-plotly-plot');
-    const n = plot && plot.data ? plot.data.reduce((s, t) => s + (t.x ? t.x.length : 0), 0) : 0;
+    const n = plot && plot.data ? plot.data.reduce((s, t) => s + count(t.x), 0) : 0;
     if (n !== last) { last = n; if (n > 0) window.__updates.push(performance.now()); }
   }, 50);
 }"""
@@ -61,6 +69,12 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (from /proc, in clock ticks)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def start_server(home: Path, data_dir: Path) -> tuple[subprocess.Popen, str]:
@@ -108,10 +122,13 @@ def measure(browser, url: str, run_id: str, sessions: int, window: float, server
     for page, at in zip(pages, opened):
         page.wait_for_selector(".st-key-train_chart .js-plotly-plot", timeout=180_000)
         page.wait_for_function("() => { const p = document.querySelector('.st-key-train_chart .js-plotly-plot');"
-                               " return p && p.data && p.data.some(t => t.x && t.x.length); }", timeout=180_000)
+                               " const count = " + COUNT + ";"
+                               " return p && p.data && p.data.some(t => count(t.x) > 0); }", timeout=180_000)
         first.append(time.monotonic() - at)
         page.evaluate(WATCH_CHART)
+    cpu_before, watched_from = cpu_seconds(server_pid), time.monotonic()
     time.sleep(window)
+    server_cpu = (cpu_seconds(server_pid) - cpu_before) / (time.monotonic() - watched_from)
     intervals = []
     for page in pages:
         stamps = page.evaluate("() => window.__updates")
@@ -120,7 +137,7 @@ def measure(browser, url: str, run_id: str, sessions: int, window: float, server
     sampler.join()
     for context in contexts:
         context.close()
-    return {"first": first, "intervals": intervals, "rss": rss}
+    return {"first": first, "intervals": intervals, "rss": rss, "server_cpu": server_cpu}
 
 
 def report(sessions: int, figures: dict) -> None:
@@ -128,7 +145,8 @@ def report(sessions: int, figures: dict) -> None:
     print(f"{sessions} session(s): first curve point p50 {statistics.median(first):.2f} s, "
           f"p95 {percentile(first, 0.95):.2f} s; chart update interval p50 "
           f"{percentile(intervals, 0.5):.2f} s, p95 {percentile(intervals, 0.95):.2f} s "
-          f"({len(intervals)} updates); server RSS {rss[0]:.0f} -> max {max(rss):.0f} -> {rss[-1]:.0f} MB",
+          f"({len(intervals)} updates); server CPU {figures['server_cpu']:.0%} of a core; "
+          f"server RSS {rss[0]:.0f} -> max {max(rss):.0f} -> {rss[-1]:.0f} MB",
           flush=True)
 
 

@@ -17,7 +17,9 @@ from typing import ParamSpec, TypeVar
 import streamlit as st
 from streamlit.errors import FragmentHandledException
 
+from components.store_recovery import offer_rebuild
 from components.text import plain
+from pipelines.errors import StoreUnavailableError
 
 log = logging.getLogger("layerlab.dashboard")
 if not log.handlers:  # the server's stderr is its log; Streamlit configures only its own loggers
@@ -44,6 +46,9 @@ def guarded(where: str) -> Iterator[None]:
         yield
     except FragmentHandledException:
         raise  # an unguarded fragment failed, and Streamlit has shown that already
+    except StoreUnavailableError as exc:  # a fault a user can repair: say so, and offer the repair
+        log.warning("The run store is unavailable in %s: %s", where, exc)
+        offer_rebuild(exc, where)
     except Exception:
         incident = secrets.token_hex(4)
         log.exception("Unexpected error in %s (incident %s)", where, incident)
