@@ -74,6 +74,16 @@ def set_spec(new: ModelSpec, *, refresh_widgets: bool = False) -> None:
         _bump_revision()
 
 
+def open_in_build(new: ModelSpec, dataset_name: str, notice: str | None = None) -> None:
+    """Put a run's spec (or a changed copy of it) on the Build page, undoable, with a notice to show
+    there; the caller then switches to Build (`st.switch_page("views/build.py")`)."""
+    set_dataset(dataset_name)
+    set_spec(new, refresh_widgets=True)
+    select_layer(None)
+    if notice:
+        push_notice(notice)
+
+
 def can_undo() -> bool:
     return bool(st.session_state.get(_UNDO))
 
