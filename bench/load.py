@@ -9,6 +9,7 @@ measures, over a fixed window:
   second (start / max / end). The browser, the server and the training worker share the machine.
 
     PYTHONPATH=. LAYERLAB_DATA_DIR=../shared/datasets .venv/bin/python bench/load.py [--sessions 1 4 8]
+        [--compare-with ../layerlab-before]   # a worktree of an older commit, measured side by side
 """
 from __future__ import annotations
 
@@ -77,15 +78,27 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def start_server(home: Path, data_dir: Path) -> tuple[subprocess.Popen, str]:
+def browser_cpu_seconds() -> float:
+    """CPU time of every chromium process so far (the browser shares the machine with the server)."""
+    total = 0.0
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and b"chromium" in (proc / "cmdline").read_bytes():
+                total += cpu_seconds(int(proc.name))
+        except OSError:
+            continue
+    return total
+
+
+def start_server(home: Path, data_dir: Path, root: Path = REPO_ROOT) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    env = child_env({"LAYERLAB_HOME": str(home), "LAYERLAB_DATA_DIR": str(data_dir)})
+    env = child_env({"LAYERLAB_HOME": str(home), "LAYERLAB_DATA_DIR": str(data_dir), "PYTHONPATH": str(root)})
     log = open(home / "server.log", "wb")
     server = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.port", str(port),
          "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false",
          "--server.fileWatcherType", "none"],
-        cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -126,9 +139,11 @@ def measure(browser, url: str, run_id: str, sessions: int, window: float, server
                                " return p && p.data && p.data.some(t => count(t.x) > 0); }", timeout=180_000)
         first.append(time.monotonic() - at)
         page.evaluate(WATCH_CHART)
-    cpu_before, watched_from = cpu_seconds(server_pid), time.monotonic()
+    cpu_before, browser_before, watched_from = cpu_seconds(server_pid), browser_cpu_seconds(), time.monotonic()
     time.sleep(window)
-    server_cpu = (cpu_seconds(server_pid) - cpu_before) / (time.monotonic() - watched_from)
+    elapsed = time.monotonic() - watched_from
+    server_cpu = (cpu_seconds(server_pid) - cpu_before) / elapsed
+    browser_cpu = (browser_cpu_seconds() - browser_before) / elapsed
     intervals = []
     for page in pages:
         stamps = page.evaluate("() => window.__updates")
@@ -137,15 +152,16 @@ def measure(browser, url: str, run_id: str, sessions: int, window: float, server
     sampler.join()
     for context in contexts:
         context.close()
-    return {"first": first, "intervals": intervals, "rss": rss, "server_cpu": server_cpu}
+    return {"first": first, "intervals": intervals, "rss": rss, "server_cpu": server_cpu, "browser_cpu": browser_cpu}
 
 
-def report(sessions: int, figures: dict) -> None:
+def report(label: str, sessions: int, figures: dict) -> None:
     first, intervals, rss = figures["first"], figures["intervals"], figures["rss"]
-    print(f"{sessions} session(s): first curve point p50 {statistics.median(first):.2f} s, "
+    print(f"{label}{sessions} session(s): first curve point p50 {statistics.median(first):.2f} s, "
           f"p95 {percentile(first, 0.95):.2f} s; chart update interval p50 "
           f"{percentile(intervals, 0.5):.2f} s, p95 {percentile(intervals, 0.95):.2f} s "
-          f"({len(intervals)} updates); server CPU {figures['server_cpu']:.0%} of a core; "
+          f"({len(intervals)} updates); server CPU {figures['server_cpu']:.0%} of a core, browser "
+          f"{figures['browser_cpu']:.0%}; "
           f"server RSS {rss[0]:.0f} -> max {max(rss):.0f} -> {rss[-1]:.0f} MB",
           flush=True)
 
@@ -155,6 +171,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sessions", type=int, nargs="+", default=[1, 4, 8])
     parser.add_argument("--window", type=float, default=20.0, help="seconds each N is watched")
     parser.add_argument("--data-dir")
+    parser.add_argument("--compare-with", type=Path,
+                        help="another checkout (e.g. a git worktree of an older commit) whose server is "
+                             "measured side by side, on the same run, before this one at each N")
     args = parser.parse_args(argv)
     data_dir = paths.data_dir(args.data_dir)
     if data_dir is None:
@@ -164,8 +183,11 @@ def main(argv: list[str] | None = None) -> int:
     home = Path(tempfile.mkdtemp(prefix="layerlab-load-")).resolve()
     store = SQLiteRunStore(home)
     scheduler = Scheduler(store, SchedulerSettings(data_dir=data_dir.resolve()))
-    server, url = start_server(home, data_dir.resolve())
-    print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}; server {url}", flush=True)
+    servers = [("", *start_server(home, data_dir.resolve()))]
+    if args.compare_with:
+        servers.insert(0, (f"[{args.compare_with.name}] ", *start_server(home, data_dir.resolve(),
+                                                                          args.compare_with.resolve())))
+    print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}", flush=True)
     run = None
     try:
         spec = get_preset("mlp-128x2").spec.with_fit(epochs=200)
@@ -174,13 +196,15 @@ def main(argv: list[str] | None = None) -> int:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
             for sessions in args.sessions:
-                report(sessions, measure(browser, url, run.id, sessions, args.window, server.pid))
+                for label, server, url in servers:
+                    report(label, sessions, measure(browser, url, run.id, sessions, args.window, server.pid))
             browser.close()
     finally:
         if run is not None:
             scheduler.stop(run.id, wait=10)
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=20)
+        for _, server, _ in servers:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=20)
         scheduler.end_workers()
         shutil.rmtree(home, ignore_errors=True)
     return 0
