@@ -1,0 +1,143 @@
+"""Comparing runs: one row per run with the settings and results that tell runs apart, the best
+epoch's figures (early stopping makes "last" misleading), differences from a baseline, which
+setting mattered, and run-to-run noise across repeats. Pure pandas over runs and their points.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from pipelines.errors import SpecError
+from pipelines.modelspec.describe import architecture
+from pipelines.runs.entities import MetricPoint, Run
+
+SETTING_COLUMNS = ("optimizer", "learning_rate", "batch_size", "epochs", "seed")
+RESULT_COLUMNS = ("final_val_accuracy", "best_val_accuracy", "best_epoch", "test_accuracy", "wall_seconds",
+                  "samples_per_second")
+LOG_SETTINGS = ("learning_rate",)  # compared on a log scale: 1e-4 .. 1e-1 are steps of equal weight
+
+
+def best_epoch(points: Sequence[MetricPoint]) -> tuple[float | None, int | None, float | None]:
+    """(best validation accuracy, its epoch counted from 1, the last epoch's) from epoch points;
+    training accuracy stands in when the run kept no validation split."""
+    series = [p for p in points if p.kind == "epoch" and p.name == "val_accuracy"] or \
+             [p for p in points if p.kind == "epoch" and p.name == "accuracy"]
+    finite = [p for p in series if math.isfinite(p.value)]
+    if not finite:
+        return None, None, None
+    best = max(finite, key=lambda p: p.value)
+    return best.value, best.epoch + 1, finite[-1].value
+
+
+def run_row(run: Run, points: Sequence[MetricPoint]) -> dict:
+    """The comparable facts of one run."""
+    try:
+        spec = run.model_spec
+    except SpecError:
+        spec = None
+    best, at, final = best_epoch(points)
+    return {
+        "id": run.id, "name": run.name, "dataset": run.dataset, "status": run.status.value,
+        "sweep": getattr(run, "sweep_id", None), "tags": ", ".join(getattr(run, "tags", ()) or ()),
+        "architecture": architecture(spec) if spec else "?",
+        "parameters": run.metrics.get("parameters"),
+        "optimizer": spec.compile.optimizer if spec else None,
+        "learning_rate": spec.compile.learning_rate if spec else None,
+        "batch_size": spec.fit.batch_size if spec else None,
+        "epochs": spec.fit.epochs if spec else None,
+        "seed": spec.fit.seed if spec else None,
+        "final_val_accuracy": final, "best_val_accuracy": best, "best_epoch": at,
+        "test_accuracy": run.metrics.get("test_accuracy"),
+        "wall_seconds": run.metrics.get("wall_seconds"),
+        "samples_per_second": run.metrics.get("samples_per_second"),
+        "created_at": pd.Timestamp(run.created_at, unit="s"),
+    }
+
+
+def runs_frame(runs: Sequence[Run], points: Mapping[str, Sequence[MetricPoint]]) -> pd.DataFrame:
+    """One row per run (in the order given), indexed by run id."""
+    frame = pd.DataFrame([run_row(run, points.get(run.id, ())) for run in runs])
+    return frame.set_index("id", drop=False) if not frame.empty else frame
+
+
+def differences(frame: pd.DataFrame, baseline_id: str, columns: Sequence[str] = RESULT_COLUMNS) -> pd.DataFrame:
+    """Each run's numeric results minus the baseline run's (the baseline's own row is zeros)."""
+    if baseline_id not in frame.index:
+        raise KeyError(baseline_id)
+    numeric = frame[list(columns)].apply(pd.to_numeric, errors="coerce")
+    return numeric - numeric.loc[baseline_id]
+
+
+def varied_settings(frame: pd.DataFrame, columns: Sequence[str] = SETTING_COLUMNS) -> list[str]:
+    """The settings that take more than one value among the rows."""
+    return [c for c in columns if c in frame and frame[c].nunique(dropna=True) > 1]
+
+
+def setting_correlations(frame: pd.DataFrame, metric: str = "best_val_accuracy") -> pd.Series:
+    """Pearson correlation of each varied numeric setting with `metric` (learning rate on a log
+    scale); NaN-free, largest effect first. Categorical settings (the optimizer) are left out."""
+    result = {}
+    target = pd.to_numeric(frame[metric], errors="coerce")
+    for column in varied_settings(frame):
+        values = pd.to_numeric(frame[column], errors="coerce")
+        if values.isna().all():
+            continue
+        if column in LOG_SETTINGS:
+            values = np.log10(values.where(values > 0))
+        both = pd.concat([values, target], axis=1).dropna()
+        if len(both) >= 3 and both.iloc[:, 0].nunique() > 1 and both.iloc[:, 1].nunique() > 1:
+            result[column] = float(both.iloc[:, 0].corr(both.iloc[:, 1]))
+    series = pd.Series(result, dtype=float)
+    return series.reindex(series.abs().sort_values(ascending=False).index)
+
+
+def repeat_key(row: pd.Series) -> tuple:
+    """What makes two runs repeats of each other: everything but the seed."""
+    return (row["dataset"], row["architecture"], row["optimizer"], row["learning_rate"], row["batch_size"],
+            row["epochs"])
+
+
+def repeats(frame: pd.DataFrame, metric: str = "best_val_accuracy") -> pd.DataFrame:
+    """Groups of runs that differ only by seed (two or more): count, mean, std, min, max of `metric`
+    and the ids, so a learner sees run-to-run noise before calling a difference real."""
+    if frame.empty:
+        return pd.DataFrame(columns=["runs", "mean", "std", "min", "max", "ids"])
+    keys = frame.apply(repeat_key, axis=1)
+    rows = []
+    for key, members in frame.groupby(keys, sort=False):
+        if len(members) < 2:
+            continue
+        values = pd.to_numeric(members[metric], errors="coerce").dropna()
+        rows.append({"group": " · ".join(str(part) for part in key[1:]), "runs": len(members),
+                     "mean": values.mean(), "std": values.std(ddof=1) if len(values) > 1 else float("nan"),
+                     "min": values.min(), "max": values.max(), "ids": list(members.index)})
+    return pd.DataFrame(rows)
+
+
+def ema(values: Sequence[float], smoothing: float) -> np.ndarray:
+    """TensorBoard's smoothing: an exponential moving average, debiased so the start is not pulled
+    towards zero. `smoothing` 0 leaves the values as they are; 0.99 is very smooth."""
+    if not 0 <= smoothing < 1:
+        raise ValueError(f"`smoothing` must be in [0, 1). Received: smoothing={smoothing!r}")
+    out, last, weight = [], 0.0, 0.0
+    for value in values:
+        last = last * smoothing + (1 - smoothing) * value
+        weight = weight * smoothing + (1 - smoothing)
+        out.append(last / weight if weight else value)
+    return np.array(out, dtype=float)
+
+
+def curve(points: Sequence[MetricPoint], metric: str, *, by: str = "epoch") -> tuple[np.ndarray, np.ndarray]:
+    """One epoch-level series of a run: x as the epoch (from 1) or seconds since its first point."""
+    series = [p for p in points if p.kind == "epoch" and p.name == metric and math.isfinite(p.value)]
+    if by == "epoch":
+        x = np.array([p.epoch + 1 for p in series], dtype=float)
+    elif by == "time":
+        start = min((p.timestamp for p in points), default=0.0)
+        x = np.array([p.timestamp - start for p in series], dtype=float)
+    else:
+        raise ValueError(f"`by` must be 'epoch' or 'time'. Received: by={by!r}")
+    return x, np.array([p.value for p in series], dtype=float)

@@ -1,0 +1,84 @@
+"""The comparison table: best-epoch values, baseline differences, which setting mattered, repeats."""
+import math
+
+import numpy as np
+import pytest
+
+from pipelines.modelspec.presets import get_preset
+from pipelines.runs.compare import (best_epoch, curve, differences, ema, repeats, runs_frame,
+                                    setting_correlations, varied_settings)
+from pipelines.runs.entities import MetricPoint, RunStatus
+from pipelines.runs.sqlite_store import SQLiteRunStore
+
+MLP = get_preset("mlp-128x2").spec
+
+
+def epoch_points(val_accuracy, start=0.0):
+    return [MetricPoint("epoch", e, 10, "val_accuracy", v, start + e) for e, v in enumerate(val_accuracy)]
+
+
+def test_best_epoch_is_not_the_last():
+    assert best_epoch(epoch_points([0.80, 0.86, 0.84])) == (0.86, 2, 0.84)
+    train_only = [MetricPoint("epoch", 0, 10, "accuracy", 0.7, 0.0)]
+    assert best_epoch(train_only) == (0.7, 1, 0.7)
+    assert best_epoch([]) == (None, None, None)
+
+
+@pytest.fixture
+def sweep(tmp_path):
+    """Four finished runs: learning rates 1e-4..1e-1 (the last one twice more, by seed)."""
+    store = SQLiteRunStore(tmp_path)
+    runs, points = [], {}
+    settings = [(1e-4, 0, [0.70, 0.75]), (1e-3, 0, [0.80, 0.86]), (1e-2, 0, [0.84, 0.85]),
+                (1e-1, 0, [0.30, 0.20]), (1e-1, 1, [0.35, 0.25]), (1e-1, 2, [0.40, 0.30])]
+    for lr, seed, val in settings:
+        spec = MLP.with_compile(learning_rate=lr).with_fit(seed=seed, epochs=2)
+        run = store.create_run(f"lr {lr} seed {seed}", "fashion_mnist", spec.to_dict(), total_epochs=2)
+        store.claim_next_run(1, 1)
+        store.finish_run(run.id, RunStatus.COMPLETED, metrics={"test_accuracy": val[-1] - 0.01})
+        runs.append(store.get_run(run.id))
+        points[run.id] = epoch_points(val)
+    return runs, points
+
+
+def test_frame_has_the_settings_and_the_best_epoch(sweep):
+    runs, points = sweep
+    frame = runs_frame(runs, points)
+    row = frame.loc[runs[1].id]
+    assert (row["architecture"], row["optimizer"], row["learning_rate"]) == ("D128-D128-D10", "adam", 1e-3)
+    assert (row["best_val_accuracy"], row["best_epoch"], row["final_val_accuracy"]) == (0.86, 2, 0.86)
+    assert frame.loc[runs[2].id, "best_epoch"] == 2 and frame.loc[runs[3].id, "best_epoch"] == 1
+    assert varied_settings(frame) == ["learning_rate", "seed"]
+
+
+def test_differences_from_a_baseline(sweep):
+    runs, points = sweep
+    delta = differences(runs_frame(runs, points), runs[1].id)
+    assert delta.loc[runs[1].id, "best_val_accuracy"] == 0
+    assert delta.loc[runs[0].id, "best_val_accuracy"] == pytest.approx(-0.11)
+
+
+def test_correlation_of_each_setting_with_the_metric(sweep):
+    runs, points = sweep
+    correlations = setting_correlations(runs_frame(runs[:4], points))
+    assert list(correlations.index) == ["learning_rate"]
+    assert -1 <= correlations["learning_rate"] < 0  # larger rates did worse here
+
+
+def test_repeats_show_the_noise(sweep):
+    runs, points = sweep
+    groups = repeats(runs_frame(runs, points))
+    assert len(groups) == 1
+    group = groups.iloc[0]
+    assert group["runs"] == 3 and group["mean"] == pytest.approx(0.35)
+    assert group["std"] == pytest.approx(0.05) and (group["min"], group["max"]) == (0.30, 0.40)
+
+
+def test_ema_and_curves():
+    np.testing.assert_allclose(ema([1.0, 1.0, 1.0], 0.9), [1.0, 1.0, 1.0])  # debiased: no pull to 0
+    assert ema([0.0, 10.0], 0.0).tolist() == [0.0, 10.0]
+    with pytest.raises(ValueError, match="smoothing"):
+        ema([1.0], 1.0)
+    x, y = curve(epoch_points([0.5, 0.6], start=100.0), "val_accuracy", by="time")
+    assert x.tolist() == [0.0, 1.0] and y.tolist() == [0.5, 0.6]
+    assert curve(epoch_points([0.5, math.nan]), "val_accuracy")[1].tolist() == [0.5]
