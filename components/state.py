@@ -193,3 +193,35 @@ def set_widget_value(widget_key: str, value) -> None:
     """Set a widget's value from a callback (before the widget is drawn again), e.g. to make two
     widgets that choose the same thing agree."""
     st.session_state[widget_key] = value
+
+
+# --- Compare: the selected runs live in the URL (`/compare?runs=ID,ID`), so a comparison can be
+# shared and survives a refresh. Values that are not run ids are dropped, never shown.
+_RUNS_PARAM = "runs"
+COMPARE_MAX_RUNS = 20
+
+
+def compare_selection() -> list[str]:
+    """The run ids `?runs=` names, in order, well-formed ones only, at most COMPARE_MAX_RUNS."""
+    raw = st.query_params.get(_RUNS_PARAM) or ""
+    chosen: list[str] = []
+    for part in raw.split(",")[: 4 * COMPARE_MAX_RUNS]:
+        try:
+            run_id = validate_run_id(part.strip())
+        except LayerlabError:
+            continue
+        if run_id not in chosen:
+            chosen.append(run_id)
+    return chosen[:COMPARE_MAX_RUNS]
+
+
+def set_compare_selection(run_ids: list[str]) -> None:
+    if run_ids:
+        st.query_params[_RUNS_PARAM] = ",".join(run_ids[:COMPARE_MAX_RUNS])
+    elif _RUNS_PARAM in st.query_params:
+        del st.query_params[_RUNS_PARAM]
+
+
+def compare_query(run_ids: list[str]) -> dict[str, str]:
+    """Query params for `st.switch_page` to open Compare on these runs."""
+    return {_RUNS_PARAM: ",".join(run_ids[:COMPARE_MAX_RUNS])}

@@ -1,0 +1,187 @@
+"""The Compare page's parts: the runs table with filters and a multi-row selection kept in the URL,
+and, for the selected runs, overlaid curves, a baseline, what differs, parallel coordinates, which
+setting mattered, repeats, and two runs compared prediction by prediction.
+"""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from components import evaluation_view, model_cache, state
+from components.figures import compare as figures
+from components.text import plain
+from pipelines.data.catalog import get_info
+from pipelines.errors import LayerlabError
+from pipelines.modelspec.diff import differing_settings, layer_changes
+from pipelines.runs import compare
+from pipelines.runs.entities import Run
+from pipelines.runs.store import RunStore
+
+METRICS = {"validation accuracy": "val_accuracy", "validation loss": "val_loss",
+           "training accuracy": "accuracy", "training loss": "loss"}
+TABLE_COLUMNS = {
+    "name": st.column_config.TextColumn("Name", width="medium"),
+    "tags": st.column_config.TextColumn("Tags"),
+    "dataset": st.column_config.TextColumn("Dataset"),
+    "status": st.column_config.TextColumn("Status"),
+    "architecture": st.column_config.TextColumn("Architecture"),
+    "parameters": st.column_config.NumberColumn("Params", format="localized"),
+    "optimizer": st.column_config.TextColumn("Optimizer"),
+    "learning_rate": st.column_config.NumberColumn("Learning rate", format="%.0e"),
+    "batch_size": st.column_config.NumberColumn("Batch"),
+    "epochs": st.column_config.NumberColumn("Epochs"),
+    "final_val_accuracy": st.column_config.NumberColumn("Val acc (last)", format="percent"),
+    "best_val_accuracy": st.column_config.NumberColumn("Val acc (best)", format="percent"),
+    "best_epoch": st.column_config.NumberColumn("Best epoch"),
+    "test_accuracy": st.column_config.NumberColumn("Test acc", format="percent"),
+    "wall_seconds": st.column_config.NumberColumn("Wall s", format="%.0f"),
+    "samples_per_second": st.column_config.NumberColumn("Samples/s", format="localized"),
+    "sweep": st.column_config.TextColumn("Sweep"),
+}
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _frame(home: str, signature: tuple) -> pd.DataFrame:
+    """The table for a set of runs in a given state (`signature`); re-read only when a run changes."""
+    from components import resources
+
+    store = resources.store()
+    runs = [store.get_run(run_id) for run_id, *_ in signature]
+    points = {run.id: store.get_metrics(run.id, kind="epoch") for run in runs}
+    return compare.runs_frame(runs, points)
+
+
+def runs_table(store: RunStore) -> pd.DataFrame:
+    """Every run, as the comparison table (newest first)."""
+    runs = store.list_runs()
+    signature = tuple((run.id, run.status.value, run.resume_count, run.epochs_done, run.name,
+                       tuple(sorted(run.metrics.items()))) for run in runs)
+    return _frame(str(store.home), signature)
+
+
+def filtered(frame: pd.DataFrame) -> pd.DataFrame:
+    """The table narrowed by the filters above it."""
+    if frame.empty:
+        return frame
+    columns = st.columns([2, 2, 2, 3])
+    datasets = columns[0].multiselect("Dataset", sorted(frame["dataset"].unique()), key=state.key("compare", "ds"))
+    statuses = columns[1].multiselect("Status", sorted(frame["status"].unique()), key=state.key("compare", "st"))
+    sweeps = sorted(s for s in frame["sweep"].dropna().unique() if s)
+    chosen_sweeps = columns[2].multiselect("Sweep", sweeps, key=state.key("compare", "sw"))
+    text = columns[3].text_input("Search names, tags and architectures", key=state.key("compare", "q"))
+    keep = pd.Series(True, index=frame.index)
+    if datasets:
+        keep &= frame["dataset"].isin(datasets)
+    if statuses:
+        keep &= frame["status"].isin(statuses)
+    if chosen_sweeps:
+        keep &= frame["sweep"].isin(chosen_sweeps)
+    if text:
+        haystack = frame["name"].str.cat([frame["tags"], frame["architecture"]], sep=" ").str.lower()
+        keep &= haystack.str.contains(text.lower(), regex=False)
+    return frame[keep]
+
+
+def selectable_table(frame: pd.DataFrame) -> list[str]:
+    """The table with multi-row selection; the selection is kept in `?runs=` and returned."""
+    selected = [run_id for run_id in state.compare_selection() if run_id in frame.index]
+    rows = [frame.index.get_loc(run_id) for run_id in selected]
+    event = st.dataframe(
+        frame[[c for c in TABLE_COLUMNS if c in frame]], hide_index=True, column_config=TABLE_COLUMNS,
+        on_select="rerun", selection_mode="multi-row", key=state.key("compare", "table", len(frame)),
+        selection_default={"selection": {"rows": rows}} if rows else None, height=min(38 * (len(frame) + 1), 420))
+    chosen = [frame.index[i] for i in event.selection.rows][: state.COMPARE_MAX_RUNS]
+    state.set_compare_selection(chosen)  # also drops what was not a run id from the URL
+    return chosen
+
+
+def _curve(run_id: str, frame: pd.DataFrame, points: dict, metric: str, by: str, smoothing: float) -> figures.Curve:
+    x, y = compare.curve(points[run_id], metric, by=by)
+    best = None
+    epoch = frame.loc[run_id, "best_epoch"]
+    if by == "epoch" and pd.notna(epoch) and int(epoch) in x:
+        best = (float(epoch), float(y[list(x).index(int(epoch))]))
+    return figures.Curve(frame.loc[run_id, "name"], x, compare.ema(y, smoothing) if len(y) else y, best)
+
+
+def curves(store: RunStore, frame: pd.DataFrame, selected: list[str]) -> None:
+    """The chosen metric of every selected run, on one chart; repeats optionally as mean and band."""
+    left, middle, right, far = st.columns([3, 2, 3, 2])
+    label = left.selectbox("Metric", list(METRICS), key=state.key("compare", "metric"))
+    by = middle.radio("X axis", ["epoch", "time"], horizontal=True, key=state.key("compare", "by"))
+    smoothing = right.slider("Smoothing (EMA)", 0.0, 0.95, 0.0, 0.05, key=state.key("compare", "ema"))
+    log_y = far.toggle("Log scale", key=state.key("compare", "log"))
+    points = {run_id: store.get_metrics(run_id, kind="epoch") for run_id in selected}
+    items = [_curve(run_id, frame, points, METRICS[label], by, smoothing) for run_id in selected]
+    x_title = "epoch" if by == "epoch" else "seconds since the run's first point"
+    st.plotly_chart(figures.overlaid_curves(items, y_title=label, x_title=x_title, log_y=log_y),
+                    key=state.key("compare", "curves"), config={"displaylogo": False})
+
+
+def baseline_and_differences(store: RunStore, frame: pd.DataFrame, selected: list[str]) -> None:
+    """A baseline run, every other run's results against it, and what differs in their specs."""
+    names = {run_id: frame.loc[run_id, "name"] for run_id in selected}
+    baseline = st.selectbox("Baseline", selected, format_func=lambda i: f"{names[i]} ({i})",
+                            key=state.key("compare", "baseline"))
+    delta = compare.differences(frame.loc[selected], baseline)
+    delta.insert(0, "name", [names[i] for i in delta.index])
+    st.caption("Each run's results minus the baseline's (accuracy in points of 1.0).")
+    st.dataframe(delta, hide_index=True, key=state.key("compare", "delta"))
+    runs = {run_id: store.get_run(run_id) for run_id in selected}
+    specs = {run_id: run.model_spec for run_id, run in runs.items()}
+    settings = differing_settings([specs[i] for i in selected])
+    st.markdown("**What differs**")
+    if settings:
+        table = pd.DataFrame(settings, index=[names[i] for i in selected])
+        st.dataframe(table, key=state.key("compare", "differs"))
+    else:
+        st.caption("The training settings are the same in every selected run.")
+    for run_id in selected:
+        if run_id == baseline:
+            continue
+        changes = layer_changes(specs[baseline], specs[run_id])
+        if changes:
+            st.text(f"{names[run_id]} against the baseline: " + "; ".join(c.text() for c in changes))
+
+
+def settings_effects(frame: pd.DataFrame, selected: list[str]) -> None:
+    """Parallel coordinates of the varied settings, and each one's correlation with the result."""
+    chosen = frame.loc[selected]
+    varied = compare.varied_settings(chosen)
+    if not varied:
+        st.caption("The selected runs vary no numeric setting: nothing to correlate.")
+        return
+    st.plotly_chart(figures.parallel_coordinates(chosen, varied, "best_val_accuracy"),
+                    key=state.key("compare", "parcoords"))
+    correlations = compare.setting_correlations(chosen)
+    if len(correlations):
+        st.markdown("**Which setting mattered** (correlation with the best validation accuracy)")
+        st.plotly_chart(figures.correlation_bars(correlations, "best_val_accuracy"),
+                        key=state.key("compare", "correlation"))
+    groups = compare.repeats(chosen)
+    if len(groups):
+        st.markdown("**Repeats**: runs that differ only by their seed")
+        shown = groups.assign(best_val_accuracy=[f"{m:.2%} ± {s:.2%}" for m, s in zip(groups["mean"], groups["std"])])
+        st.dataframe(shown[["group", "runs", "best_val_accuracy", "min", "max"]], hide_index=True,
+                     key=state.key("compare", "repeats"))
+
+
+def predictions(store: RunStore, first: Run, second: Run) -> None:
+    """Two runs on the same test set: both confusion matrices' difference, and the flipped examples."""
+    try:
+        a, b = model_cache.evaluation(store, first), model_cache.evaluation(store, second)
+    except LayerlabError as exc:
+        st.warning(plain(exc, keep_code=True))
+        return
+    st.plotly_chart(figures.confusion_difference(a.confusion, b.confusion, a.class_names, (first.name, second.name)),
+                    key=state.key("compare", "confusion"))
+    images = model_cache.evaluation_data(first.dataset).x_test
+    names = get_info(first.dataset).class_names
+    for title, right, wrong in ((first.name, a, b), (second.name, b, a)):
+        flipped = [i for i in range(len(right.labels))
+                   if right.predicted[i] == right.labels[i] and wrong.predicted[i] != wrong.labels[i]]
+        st.markdown(f"**Right in {plain(title)}, wrong in the other**: {len(flipped):,} test images")
+        captions = [f"true {names[right.labels[i]]}: {names[right.predicted[i]]} {right.confidence[i]:.0%} vs "
+                    f"{names[wrong.predicted[i]]} {wrong.confidence[i]:.0%}" for i in flipped[:12]]
+        if flipped:
+            evaluation_view.gallery(images[flipped[:12]], captions)

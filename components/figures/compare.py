@@ -1,0 +1,111 @@
+"""Figures that compare runs: overlaid curves (with repeats as a mean and a band), parallel
+coordinates of the varied settings, which setting mattered, and two confusion matrices' difference.
+
+Pure functions from data to Plotly figures; run names appear whole in legends and hovers.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import plotly.colors
+import plotly.graph_objects as go
+
+PALETTE = plotly.colors.qualitative.Plotly + plotly.colors.qualitative.D3
+HEIGHT = 420
+
+
+@dataclass(frozen=True)
+class Curve:
+    """One run's (or one repeat group's) series. `low`/`high` draw a band (repeats' min-max or
+    mean ± std); `best` marks the run's best epoch as (x, y)."""
+
+    name: str
+    x: np.ndarray
+    y: np.ndarray
+    best: tuple[float, float] | None = None
+    low: np.ndarray | None = None
+    high: np.ndarray | None = None
+
+
+def _rgba(hex_color: str, alpha: float) -> str:
+    red, green, blue = plotly.colors.hex_to_rgb(hex_color)
+    return f"rgba({red},{green},{blue},{alpha})"
+
+
+def overlaid_curves(curves: Sequence[Curve], *, y_title: str, x_title: str = "epoch",
+                    log_y: bool = False) -> go.Figure:
+    """Every curve on one chart, each run's best epoch starred, bands shaded under their line."""
+    figure = go.Figure()
+    for index, item in enumerate(curves):
+        color = PALETTE[index % len(PALETTE)]
+        if item.low is not None and item.high is not None:
+            figure.add_trace(go.Scatter(
+                x=np.concatenate([item.x, item.x[::-1]]), y=np.concatenate([item.high, item.low[::-1]]),
+                fill="toself", fillcolor=_rgba(color, 0.18), line={"width": 0}, hoverinfo="skip",
+                showlegend=False, legendgroup=str(index)))
+        figure.add_trace(go.Scatter(
+            x=item.x, y=item.y, name=item.name, legendgroup=str(index), mode="lines+markers",
+            line={"color": color, "width": 2}, marker={"size": 5},
+            hovertemplate="%{fullData.name}<br>" + x_title + " %{x:.4g}<br>" + y_title + " %{y:.4f}<extra></extra>"))
+        if item.best is not None:
+            figure.add_trace(go.Scatter(
+                x=[item.best[0]], y=[item.best[1]], mode="markers", legendgroup=str(index), showlegend=False,
+                marker={"symbol": "star", "size": 14, "color": color, "line": {"color": "white", "width": 1}},
+                hovertemplate=f"best epoch of {item.name}" + "<br>%{y:.4f}<extra></extra>"))
+    figure.update_layout(height=HEIGHT, margin={"l": 10, "r": 10, "t": 30, "b": 10}, hovermode="closest",
+                         legend={"orientation": "h", "y": -0.2}, xaxis_title=x_title, yaxis_title=y_title)
+    if log_y:
+        figure.update_yaxes(type="log")
+    return figure
+
+
+def parallel_coordinates(frame: pd.DataFrame, settings: Sequence[str], metric: str) -> go.Figure:
+    """One line per run through its varied settings and `metric`; the learning rate on a log axis."""
+    dimensions = []
+    for column in settings:
+        values = frame[column]
+        if column == "learning_rate":
+            logs = np.log10(pd.to_numeric(values, errors="coerce").astype(float))
+            ticks = sorted(set(np.round(logs.dropna(), 6)))
+            dimensions.append({"label": "learning rate (log)", "values": logs, "tickvals": ticks,
+                               "ticktext": [f"{10 ** t:.0e}" for t in ticks]})
+        elif pd.api.types.is_numeric_dtype(values):
+            dimensions.append({"label": column.replace("_", " "), "values": values.astype(float)})
+        else:
+            codes, labels = pd.factorize(values.astype(str))
+            dimensions.append({"label": column.replace("_", " "), "values": codes,
+                               "tickvals": list(range(len(labels))), "ticktext": list(labels)})
+    target = pd.to_numeric(frame[metric], errors="coerce").astype(float)
+    dimensions.append({"label": metric.replace("_", " "), "values": target})
+    figure = go.Figure(go.Parcoords(line={"color": target, "colorscale": "Viridis", "showscale": True},
+                                    dimensions=dimensions))
+    figure.update_layout(height=HEIGHT, margin={"l": 60, "r": 60, "t": 40, "b": 20})
+    return figure
+
+
+def correlation_bars(correlations: pd.Series, metric: str) -> go.Figure:
+    """Each varied setting's correlation with `metric`, from -1 to 1."""
+    colors = ["#2ca02c" if value >= 0 else "#d62728" for value in correlations.values]
+    figure = go.Figure(go.Bar(x=correlations.values, y=[name.replace("_", " ") for name in correlations.index],
+                              orientation="h", marker_color=colors,
+                              hovertemplate="%{y}: %{x:.2f}<extra></extra>"))
+    figure.update_layout(height=120 + 40 * len(correlations), margin={"l": 10, "r": 10, "t": 10, "b": 10},
+                         xaxis={"range": [-1, 1], "title": f"correlation with {metric.replace('_', ' ')}"})
+    return figure
+
+
+def confusion_difference(first: np.ndarray, second: np.ndarray, class_names: Sequence[str],
+                         names: tuple[str, str]) -> go.Figure:
+    """second - first per cell: where the second run puts more (green on the diagonal is good)."""
+    delta = np.asarray(second, dtype=int) - np.asarray(first, dtype=int)
+    bound = max(1, int(np.abs(delta).max()))
+    figure = go.Figure(go.Heatmap(
+        z=delta, x=list(class_names), y=list(class_names), zmin=-bound, zmax=bound, colorscale="RdBu",
+        text=delta, texttemplate="%{text}",
+        hovertemplate=f"true %{{y}}, predicted %{{x}}: %{{z:+d}} ({names[1]} vs {names[0]})<extra></extra>"))
+    figure.update_layout(height=HEIGHT, margin={"l": 10, "r": 10, "t": 30, "b": 10},
+                         xaxis_title="predicted", yaxis={"title": "true", "autorange": "reversed"})
+    return figure

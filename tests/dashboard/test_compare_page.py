@@ -1,0 +1,72 @@
+"""The Compare page through AppTest, on finished runs written directly into a temp store."""
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from components import resources
+from components.compare_view import _frame
+from pipelines.modelspec import edit
+from pipelines.modelspec.presets import get_preset
+from pipelines.runs.entities import MetricPoint, RunStatus
+from pipelines.runs.sqlite_store import SQLiteRunStore
+
+APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
+MLP = get_preset("mlp-128x2").spec
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    monkeypatch.setenv("LAYERLAB_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr("pipelines.execution.scheduler.Scheduler.ensure_workers", lambda *a, **k: [])
+    for cache in (resources.store, resources.scheduler, _frame):
+        cache.clear()
+    with SQLiteRunStore(tmp_path / "home") as store:
+        yield store
+    for cache in (resources.store, resources.scheduler, _frame):
+        cache.clear()
+
+
+def finished(store, name, spec, val_accuracy):
+    run = store.create_run(name, "fashion_mnist", spec.to_dict(), total_epochs=len(val_accuracy))
+    store.claim_next_run(1, 1)
+    store.log_metrics(run.id, [MetricPoint("epoch", e, 10, metric, value, 100.0 + e)
+                               for e, v in enumerate(val_accuracy)
+                               for metric, value in (("val_accuracy", v), ("val_loss", 1 - v),
+                                                     ("accuracy", v), ("loss", 1 - v))])
+    store.finish_run(run.id, RunStatus.COMPLETED, metrics={"test_accuracy": val_accuracy[-1]})
+    return run
+
+
+def open_compare(run_ids=()):
+    at = AppTest.from_file(APP, default_timeout=60)
+    if run_ids:
+        at.query_params["runs"] = ",".join(run_ids)
+    return at.switch_page("views/compare.py").run()
+
+
+def test_no_runs_says_where_to_start(store):
+    at = open_compare()
+    assert not at.exception
+    assert "No runs yet" in at.info[0].value
+
+
+def test_selected_runs_from_the_url_are_compared(store):
+    slow = finished(store, "adam 1e-4", MLP.with_compile(learning_rate=1e-4), [0.70, 0.75, 0.78])
+    fast = finished(store, "adam 1e-3", MLP, [0.80, 0.86, 0.85])
+    wide = finished(store, "wide", edit.set_param(MLP, 1, "units", 512), [0.82, 0.87, 0.86])
+    at = open_compare([slow.id, fast.id, wide.id, "../../etc", "zzz"])
+    assert not at.exception
+    assert at.subheader[0].value == "3 runs"
+    curves = at.get("plotly_chart")[0]
+    assert "adam 1e-4" in curves.proto.spec and "adam 1e-3" in curves.proto.spec
+    texts = " ".join(t.value for t in at.text)
+    assert "layer 2 Dense: units 128 -> 512" in texts
+    assert at.query_params["runs"] in (f"{slow.id},{fast.id},{wide.id}", [f"{slow.id},{fast.id},{wide.id}"])  # malformed ids dropped
+
+
+def test_fewer_than_two_selected_asks_for_more(store):
+    run = finished(store, "only", MLP, [0.8])
+    at = open_compare([run.id])
+    assert not at.exception
+    assert any("Select two or more runs" in c.value for c in at.caption)
