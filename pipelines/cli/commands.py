@@ -20,6 +20,7 @@ from pipelines.errors import LayerlabError, SpecError
 from pipelines.execution.scheduler import Scheduler, SchedulerSettings
 from pipelines.modelspec.presets import get_preset
 from pipelines.modelspec.spec import OPTIMIZERS, ModelSpec
+from pipelines.runs.doctor import Finding, diagnose_run
 from pipelines.runs.entities import Run, RunStatus
 from pipelines.runs.results import run_record, summary
 from pipelines.runs.sqlite_recovery import DB_NAME, rebuild
@@ -136,7 +137,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
     store = _store_for_reading(args)
     runs = store.list_runs(limit=args.limit)
     if args.json:
-        print(json.dumps([run_record(r, store.queue_position(r.id)) for r in runs]))
+        print(json.dumps([_record(store, r)[0] for r in runs]))
         return 0
     print(f"{'id':<10}  {'status':<11} {'dataset':<13} {'created':<19} {'test acc':>8}  name")
     for r in runs:
@@ -147,10 +148,18 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _record(store: SQLiteRunStore, run: Run) -> tuple[dict, list[Finding]]:
+    """The run's JSON record with the training doctor's findings, which `runs --json` and
+    `show --json` both print; and the findings themselves."""
+    findings = diagnose_run(run, store.get_metrics(run.id))
+    return run_record(run, store.queue_position(run.id), [f.to_dict() for f in findings]), findings
+
+
 def cmd_show(args: argparse.Namespace) -> int:
+    """The run's record, one `key value` line each; then the doctor's findings, each with its fix."""
     store = _store_for_reading(args)
     run = store.get_run(store.resolve_run_id(args.run))
-    record = run_record(run, store.queue_position(run.id))
+    record, findings = _record(store, run)
     if args.json:
         print(json.dumps(record, indent=2))
         return 0
@@ -158,8 +167,12 @@ def cmd_show(args: argparse.Namespace) -> int:
         if key == "metrics":
             for name, figure in value.items():
                 print(f"{name:<20} {'' if figure is None else f'{figure:.4f}'}")
-        elif key != "spec":
+        elif key not in ("spec", "findings"):
             print(f"{key:<20} {'' if value is None else value}")
+    for finding in findings:
+        print(f"{'finding':<20} {finding.message} (epochs {finding.start:.1f}-{finding.end:.1f}, {finding.severity})")
+        if finding.remedy is not None:
+            print(f"{'':<20} fix: {finding.remedy.label}")
     return 0
 
 

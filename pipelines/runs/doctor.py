@@ -11,9 +11,11 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from pipelines.data.catalog import CATALOG
 from pipelines.errors import SpecError
 from pipelines.modelspec.spec import ModelSpec
-from pipelines.runs.entities import MetricPoint
+from pipelines.runs.entities import MetricPoint, Run
+from pipelines.runs.feed import batch_values
 
 DIVERGENCE_FACTOR = 10.0  # a loss this many times its start has diverged
 CHANCE_MARGIN = 1.5  # accuracy under this many times chance is "near chance"
@@ -34,6 +36,10 @@ class Remedy:
     changes: tuple[tuple[str, object], ...]
 
 
+KIND_TITLES = {"diverged": "Diverged", "not_learning": "Not learning", "overfitting": "Overfitting",
+               "plateau": "Plateau", "underfitting": "Underfitting"}
+
+
 @dataclass(frozen=True)
 class Finding:
     """One diagnosis, over the stretch [start, end] of the epoch axis."""
@@ -44,6 +50,18 @@ class Finding:
     end: float
     message: str
     remedy: Remedy | None = None
+
+    @property
+    def title(self) -> str:
+        """One or two words for a label on the chart: "Diverged", "Overfitting"."""
+        return KIND_TITLES.get(self.kind, self.kind)
+
+    def to_dict(self) -> dict:
+        """The finding as plain JSON data (the CLI's `show --json` prints a list of these)."""
+        remedy = None if self.remedy is None else {
+            "label": self.remedy.label, "changes": {setting: value for setting, value in self.remedy.changes}}
+        return {"kind": self.kind, "severity": self.severity, "start": round(self.start, 3),
+                "end": round(self.end, 3), "message": self.message, "remedy": remedy}
 
 
 def _series(points: Sequence[MetricPoint], kind: str, name: str) -> list[MetricPoint]:
@@ -67,8 +85,13 @@ def _lr_remedy(spec: ModelSpec | None, factor: float) -> Remedy | None:
 
 
 def _diverged(points, steps, num_classes, spec, error) -> Finding | None:
-    """The loss grew by an order of magnitude over where it started (or over chance's), or became NaN."""
-    losses = [p for p in _series(points, "batch", "loss") or _series(points, "epoch", "loss") if math.isfinite(p.value)]
+    """A batch's loss an order of magnitude over where it started (or over chance's), or a NaN.
+
+    The batch losses are per-batch values (`batch_values`), not Keras' running means: a running
+    mean dilutes a jump of the loss over the batches before it, and restarts every epoch.
+    """
+    losses = [p for p in (batch_values(_series(points, "batch", "loss")) or _series(points, "epoch", "loss"))
+              if math.isfinite(p.value)]
     failed_nan = bool(error) and ("NaN" in error or " inf " in f" {error} ")
     if not losses and not failed_nan:
         return None
@@ -78,11 +101,16 @@ def _diverged(points, steps, num_classes, spec, error) -> Finding | None:
         return None
     first_x = _x(over, steps) if over is not None else (_x(losses[-1], steps) if losses else 0.0)
     end_x = max((_x(p, steps) for p in points), default=first_x)
-    peak = max(p.value for p in losses) if losses else math.nan
-    what = "became NaN" if failed_nan and over is None else f"rose from {start:.3g} to {peak:.3g}"
+    if over is None:
+        what = f"the loss became {'NaN' if 'NaN' in error else 'infinite'}"
+    else:
+        peak = max(p.value for p in losses)
+        what = f"the loss jumped from {losses[0].value:.3g} to {peak:.3g}"
+    marker = over or (losses[-1] if losses else None)
+    epoch = marker.epoch + 1 if marker is not None else 1
     return Finding("diverged", "error", first_x, end_x,
-                   f"Diverged: the loss {what} from epoch {first_x:.1f}. The steps are too big: lower the "
-                   "learning rate.", _lr_remedy(spec, 0.1))
+                   f"Diverged in epoch {epoch}: {what}. The steps are too big: lower the learning rate.",
+                   _lr_remedy(spec, 0.1))
 
 
 def _not_learning(points, num_classes, spec) -> Finding | None:
@@ -159,10 +187,11 @@ def _underfitting(points, spec) -> Finding | None:
 
 
 def diagnose(points: Sequence[MetricPoint], *, num_classes: int, spec: ModelSpec | None = None,
-             error: str | None = None, steps_per_epoch: int = 0) -> list[Finding]:
+             error: str | None = None, steps_per_epoch: int = 0, finished: bool = True) -> list[Finding]:
     """Every finding for one run's points (in store order), worst first; [] for a healthy run.
 
     A diverged run is only reported as diverged: what follows a divergence says nothing more.
+    Underfitting ("still falling at the end") waits until the run has `finished`.
     """
     diverged = _diverged(points, steps_per_epoch, num_classes, spec, error)
     if diverged is not None:
@@ -170,8 +199,22 @@ def diagnose(points: Sequence[MetricPoint], *, num_classes: int, spec: ModelSpec
     findings = [_not_learning(points, num_classes, spec)]
     if findings[0] is None:
         overfitting = _overfitting(points, spec)
-        findings += [overfitting, None if overfitting else _plateau(points, spec), _underfitting(points, spec)]
+        findings += [overfitting, None if overfitting else _plateau(points, spec),
+                     _underfitting(points, spec) if finished else None]
     return [f for f in findings if f is not None]
+
+
+def diagnose_run(run: Run, points: Sequence[MetricPoint]) -> list[Finding]:
+    """`diagnose` for a run as the store holds it: its dataset's classes, its spec (None when the
+    stored spec no longer reads), its error, and whether it has ended."""
+    try:
+        spec = run.model_spec
+    except SpecError:
+        spec = None
+    info = CATALOG.get(run.dataset)
+    steps = run.progress.steps_per_epoch or max((p.step for p in points if p.kind == "epoch"), default=0)
+    return diagnose(points, num_classes=info.num_classes if info else 0, spec=spec, error=run.error,
+                    steps_per_epoch=steps, finished=run.status.is_terminal)
 
 
 COMPILE_SETTINGS = ("learning_rate",)

@@ -43,9 +43,11 @@ FINAL_KEYS = tuple(FIELDS)
 GROUPS = ("train", "validation", "test", "speed")
 
 # Every key of a run's JSON record, in order: `runs --json` and `show --json` print exactly these.
+# `findings` is the training doctor's diagnosis (`pipelines.runs.doctor`, each `Finding.to_dict()`),
+# None where the run's curves were not read (its run.json).
 RECORD_KEYS = ("id", "name", "status", "dataset", "error", "created_at", "started_at", "finished_at",
                "epochs_done", "total_epochs", "best_epoch", "resume_count", "queue_position",
-               "metrics", "spec")
+               "metrics", "spec", "findings")
 
 
 def fit_results(history: dict[str, list[float]]) -> dict[str, float]:
@@ -66,9 +68,11 @@ def test_results(evaluation: dict[str, float]) -> dict[str, float]:
     return {f"test_{name}": float(value) for name, value in evaluation.items()}
 
 
-def run_record(run: Run, queue_position: int | None = None) -> dict[str, Any]:
+def run_record(run: Run, queue_position: int | None = None,
+               findings: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """A run as plain JSON data with exactly RECORD_KEYS; every final figure of the schema is
-    present in `metrics` (None when the run has not recorded it)."""
+    present in `metrics` (None when the run has not recorded it). `findings` are the doctor's, as
+    plain data; None when the caller did not read the run's curves."""
     metrics = {key: run.metrics.get(key) for key in FINAL_KEYS}
     metrics.update({key: value for key, value in run.metrics.items() if key not in metrics})
     record = {
@@ -77,7 +81,7 @@ def run_record(run: Run, queue_position: int | None = None) -> dict[str, Any]:
         "finished_at": run.finished_at, "epochs_done": run.epochs_done,
         "total_epochs": run.progress.total_epochs, "best_epoch": run.best_epoch,
         "resume_count": run.resume_count, "queue_position": queue_position, "metrics": metrics,
-        "spec": run.spec,
+        "spec": run.spec, "findings": findings,
     }
     return record
 

@@ -49,6 +49,39 @@ def test_runs_json_and_show_json_print_the_same_keys(home_with_runs):
     assert records[done_id]["metrics"]["test_accuracy"] == 0.9
     assert records[done_id]["metrics"]["train_loss"] is None  # in the schema, not recorded
     assert records[queued_id]["queue_position"] == 1 and records[queued_id]["total_epochs"] == 3
+    assert records[done_id]["findings"] == [] and records[queued_id]["findings"] == []
+
+
+@pytest.fixture
+def home_with_a_diverged_run(tmp_path):
+    """A COMPLETED run whose batch losses jumped from 2.3 to 5e4 (Keras' running means, as recorded)."""
+    from pipelines.modelspec.presets import get_preset
+    from pipelines.runs.entities import MetricPoint, Progress
+
+    home = tmp_path / "home"
+    spec = get_preset("mlp-128x2").spec.with_compile(learning_rate=1.0).with_fit(epochs=1)
+    with SQLiteRunStore(home) as store:
+        run = store.create_run("lr 1", "mnist", spec.to_dict(), total_epochs=1)
+        store.claim_next_run(1, 1)
+        store.update_progress(run.id, Progress(0, 1, 4, 4))
+        store.log_metrics(run.id, [MetricPoint("batch", 0, step, "loss", mean, 0.0)
+                                   for step, mean in ((1, 2.3), (2, 25001.15), (3, 16667.4), (4, 12500.6))])
+        store.finish_run(run.id, RunStatus.COMPLETED, metrics={"test_accuracy": 0.1})
+    return home, run.id
+
+
+def test_show_prints_the_doctors_findings_and_json_lists_them(home_with_a_diverged_run):
+    home, run_id = home_with_a_diverged_run
+    shown = cli("show", run_id, home=home)
+    assert shown.returncode == 0, shown.stderr
+    assert "finding              Diverged in epoch 1: the loss jumped from 2.3 to 5e+04" in shown.stdout
+    assert "fix: Lower the learning rate to 0.1" in shown.stdout
+    record = json.loads(cli("show", run_id, "--json", home=home).stdout)
+    [finding] = record["findings"]
+    assert finding["kind"] == "diverged" and finding["start"] == 0.5 and finding["end"] == 1.0
+    assert finding["remedy"] == {"label": "Lower the learning rate to 0.1", "changes": {"learning_rate": 0.1}}
+    [listed] = json.loads(cli("runs", "--json", home=home).stdout)
+    assert listed == record
 
 
 def test_show_without_json_prints_the_record_as_lines(home_with_runs):

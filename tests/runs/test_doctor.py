@@ -26,7 +26,13 @@ def epochs(**series: list[float]) -> list[MetricPoint]:
 
 
 def batches(losses: list[float], steps: int = 100) -> list[MetricPoint]:
-    return [MetricPoint("batch", i // steps, i % steps + 1, "loss", value, 0.0) for i, value in enumerate(losses)]
+    """Batch points as the worker records them: Keras' running mean of each epoch so far."""
+    points = []
+    for i, _ in enumerate(losses):
+        epoch, step = divmod(i, steps)
+        so_far = losses[epoch * steps:i + 1]
+        points.append(MetricPoint("batch", epoch, step + 1, "loss", sum(so_far) / len(so_far), 0.0))
+    return points
 
 
 HEALTHY = epochs(loss=[0.55, 0.40, 0.36], accuracy=[0.81, 0.86, 0.87], val_loss=[0.45, 0.40, 0.38],
@@ -45,13 +51,27 @@ def test_divergence_from_batch_losses_lowers_the_learning_rate():
     points = batches([2.3, 2.2, 2.6, 40.0, 5e4, 3e4]) + epochs(loss=[1e4], accuracy=[0.1])
     [finding] = diagnose(points, num_classes=10, spec=SPEC.with_compile(learning_rate=1.0), steps_per_epoch=100)
     assert finding.kind == "diverged" and finding.severity == "error"
-    assert finding.start == pytest.approx(0.04) and "rose from 2.3 to 5e+04" in finding.message
+    assert finding.start == pytest.approx(0.04) and "Diverged in epoch 1: the loss jumped from 2.3 to 5e+04" \
+        in finding.message
     assert finding.remedy.changes == (("learning_rate", 0.1),)
+
+
+def test_divergence_is_judged_per_batch_not_on_keras_running_means():
+    """One batch at 30 among twenty at 2.3: its running mean (3.7) hides it, its own value does not."""
+    points = batches([2.3] * 10 + [30.0] + [2.3] * 10, steps=21)
+    [finding] = diagnose(points, num_classes=10, spec=SPEC, steps_per_epoch=21)
+    assert finding.start == pytest.approx(11 / 21) and "jumped from 2.3 to 30" in finding.message
+
+
+def test_a_second_epoch_starting_lower_than_the_first_ended_is_no_divergence():
+    """Keras' running mean restarts each epoch: epoch 1's mean of 2.0 then epoch 2's first batch of 0.3."""
+    points = batches([2.3, 2.0, 1.7, 0.4, 0.3, 0.3], steps=3)
+    assert diagnose(points, num_classes=10, spec=SPEC, steps_per_epoch=3) == []
 
 
 def test_a_nan_failure_is_a_divergence():
     [finding] = diagnose(batches([2.3, 2.1]), num_classes=10, error="loss became NaN at epoch 1, batch 3: ...")
-    assert finding.kind == "diverged" and "became NaN" in finding.message and finding.remedy is None
+    assert finding.kind == "diverged" and "the loss became NaN" in finding.message and finding.remedy is None
 
 
 def test_accuracy_near_chance_is_not_learning():
@@ -88,6 +108,22 @@ def test_underfitting_when_still_falling_and_still_poor():
     points = epochs(loss=[1.5, 1.2], accuracy=[0.5, 0.6], val_loss=[1.6, 1.3])
     [finding] = diagnose(points, num_classes=10, spec=SPEC.with_fit(epochs=2))
     assert finding.kind == "underfitting" and finding.remedy.changes == (("epochs", 4),)
+
+
+def test_underfitting_waits_for_the_end_of_the_run():
+    points = epochs(loss=[1.5, 1.2], accuracy=[0.5, 0.6], val_loss=[1.6, 1.3])
+    assert diagnose(points, num_classes=10, spec=SPEC, finished=False) == []
+
+
+def test_a_finding_as_json_data():
+    points = batches([2.3, 2.2, 2.6, 40.0, 5e4, 3e4]) + epochs(loss=[1e4], accuracy=[0.1])
+    [finding] = diagnose(points, num_classes=10, spec=SPEC.with_compile(learning_rate=1.0), steps_per_epoch=100)
+    record = finding.to_dict()
+    assert record == {"kind": "diverged", "severity": "error", "start": 0.04, "end": 1.0,
+                      "message": finding.message,
+                      "remedy": {"label": "Lower the learning rate to 0.1", "changes": {"learning_rate": 0.1}}}
+    assert json.loads(json.dumps(record)) == record
+    assert finding.title == "Diverged"
 
 
 def test_apply_remedy_changes_the_spec_and_refuses_unknown_settings():
