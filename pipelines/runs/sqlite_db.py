@@ -13,7 +13,7 @@ import os
 import shutil
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 from pipelines.errors import DiskFullError, LayerlabError, StoreUnavailableError
@@ -98,14 +98,17 @@ class SQLiteDatabase:
     takes the database's write lock up front, so a read-then-write is atomic across processes.
     A missing file is created unless `refuse_create()` returns the reason not to; `recovery` is
     appended to every message about a missing or damaged file. The first open in a process runs
-    SQLite's quick_check.
+    SQLite's quick_check. A file at an older version is migrated: `migrations[n]` holds the
+    statements that take version n - 1 to n, all run in one transaction.
     """
 
     def __init__(self, path: Path, schema: str, version: int, *, what: str,
-                 refuse_create: Callable[[], str | None] | None = None, recovery: str = "") -> None:
+                 refuse_create: Callable[[], str | None] | None = None, recovery: str = "",
+                 migrations: Mapping[int, str] | None = None) -> None:
         self.path = path
         self.what = what
         self._schema, self._version = schema, version
+        self._migrations = dict(migrations or {})
         self._refuse_create = refuse_create or (lambda: None)
         self._recovery = recovery
         self._local = threading.local()
@@ -245,7 +248,17 @@ class SQLiteDatabase:
         with self.write() as db:
             if self._check_version(db):
                 return  # another process wrote it meanwhile
-            for statement in self._schema.split(";"):
-                if statement.strip():
-                    db.execute(statement)
+            found = db.execute("PRAGMA user_version").fetchone()[0]
+            steps = [self._schema] if found == 0 else [self._migration(version)
+                                                       for version in range(found + 1, self._version + 1)]
+            for script in steps:
+                for statement in script.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
             db.execute(f"PRAGMA user_version = {self._version}")
+
+    def _migration(self, version: int) -> str:
+        if version not in self._migrations:
+            raise LayerlabError(f"{self.path} has schema version {version - 1}, which this Layerlab cannot "
+                                f"migrate to version {self._version}. Use another home.")
+        return self._migrations[version]

@@ -1,9 +1,10 @@
 """Checking the run store, and rebuilding it from the run folders when it is lost or damaged.
 
 `check_store(home)` says in words what is wrong (None if nothing is); `rebuild_store(home)` writes a
-fresh `runs.db` from each folder's run.json, keeping everything the old file still holds when it
-can be read (rows, batch-level points) and moving the old file aside as `runs.db.corrupt-<time>`,
-never deleting it. The CLI's `store check` / `store rebuild` and the dashboard call these.
+fresh `runs.db` from each folder's run.json (and the sweeps from `<home>/sweeps/*.json`, or from
+their runs when that record is lost), keeping everything the old file still holds when it can be
+read (rows, batch-level points) and moving the old file aside as `runs.db.corrupt-<time>`, never
+deleting it. The CLI's `store check` / `store rebuild` and the dashboard call these.
 """
 from __future__ import annotations
 
@@ -16,10 +17,12 @@ from pathlib import Path
 from pipelines import paths
 from pipelines.errors import LayerlabError
 from pipelines.runs.artifacts import RECORD_FILE
-from pipelines.runs.entities import MetricPoint, Run
-from pipelines.runs.records import history_points, read_run_record, recovered, run_folders
+from pipelines.runs.entities import MetricPoint, Run, Sweep
+from pipelines.runs.records import (history_points, read_run_record, read_sweep_records, recovered, run_folders,
+                                    sweep_from_runs)
 from pipelines.runs.sqlite_db import SQLiteDatabase
-from pipelines.runs.sqlite_schema import SCHEMA, SCHEMA_VERSION, insert_points, insert_run, run_from_row
+from pipelines.runs.sqlite_schema import (MIGRATIONS, SCHEMA, SCHEMA_VERSION, insert_points, insert_run,
+                                          insert_sweep, run_from_row, sweep_from_row)
 
 DB_NAME = "runs.db"
 REBUILD_HINT = ("Rebuild it from the run folders with `python -m pipelines store rebuild` "
@@ -34,6 +37,7 @@ class RebuildReport:
     runs: list[Run]
     skipped: list[str]
     moved_aside: Path | None
+    sweeps: list[Sweep] = dataclasses.field(default_factory=list)
 
 
 def missing_store_problem(home: Path) -> str | None:
@@ -49,7 +53,8 @@ def missing_store_problem(home: Path) -> str | None:
 
 def _open(home: Path) -> SQLiteDatabase:
     return SQLiteDatabase(home / DB_NAME, SCHEMA, SCHEMA_VERSION, what="run store",
-                          refuse_create=lambda: missing_store_problem(home), recovery=REBUILD_HINT)
+                          refuse_create=lambda: missing_store_problem(home), recovery=REBUILD_HINT,
+                          migrations=MIGRATIONS)
 
 
 def check_store(home: str | os.PathLike | None = None) -> str | None:
@@ -80,32 +85,36 @@ def check_store(home: str | os.PathLike | None = None) -> str | None:
             f"{len(rebuildable)} of them hold a run.json to rebuild from. {REBUILD_HINT}")
 
 
-def _read_old(path: Path) -> tuple[dict[str, Run], dict[str, list[_OldPoint]]]:
-    """Rows and points of the old database if it is still sound; nothing if it is not."""
+def _read_old(path: Path) -> tuple[dict[str, Run], dict[str, list[_OldPoint]], dict[str, Sweep]]:
+    """Rows, points and sweeps of the old database if it is still sound; nothing if it is not."""
     if not path.exists() or path.stat().st_size == 0:
-        return {}, {}
+        return {}, {}, {}
     try:
         connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=10.0)
     except sqlite3.Error:
-        return {}, {}
+        return {}, {}, {}
     try:
         connection.row_factory = sqlite3.Row
         if connection.execute("PRAGMA quick_check").fetchone()[0] != "ok":
-            return {}, {}
+            return {}, {}, {}
         runs = {row["id"]: run_from_row(row) for row in connection.execute("SELECT * FROM runs")}
         points: dict[str, list[_OldPoint]] = {}
         for row in connection.execute("SELECT * FROM metrics ORDER BY id"):
             points.setdefault(row["run_id"], []).append(
                 (row["id"], row["kind"], row["epoch"], row["step"], row["name"], row["value"], row["timestamp"]))
-        return runs, points
-    except (sqlite3.Error, ValueError, KeyError):
-        return {}, {}
+        has_sweeps = connection.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sweeps'").fetchone()
+        sweeps = {row["id"]: sweep_from_row(row)
+                  for row in connection.execute("SELECT * FROM sweeps")} if has_sweeps else {}
+        return runs, points, sweeps
+    except (sqlite3.Error, ValueError, KeyError, TypeError):
+        return {}, {}, {}
     finally:
         connection.close()
 
 
 def _write_fresh(path: Path, runs: list[Run], old_points: dict[str, list[_OldPoint]],
-                 new_points: dict[str, list[MetricPoint]]) -> None:
+                 new_points: dict[str, list[MetricPoint]], sweeps: list[Sweep]) -> None:
     """A complete database at `path` (rollback journal, so it is one file until first opened)."""
     path.unlink(missing_ok=True)
     connection = sqlite3.connect(path, isolation_level=None)
@@ -114,6 +123,8 @@ def _write_fresh(path: Path, runs: list[Run], old_points: dict[str, list[_OldPoi
         connection.execute("BEGIN")
         for order, run in enumerate(sorted(runs, key=lambda r: r.created_at), start=1):
             insert_run(connection, run, order)
+        for sweep in sweeps:
+            insert_sweep(connection, sweep)
         connection.executemany(
             "INSERT INTO metrics (id, run_id, kind, epoch, step, name, value, timestamp)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -158,7 +169,7 @@ def rebuild(home: str | os.PathLike | None = None) -> RebuildReport:
     """Write a fresh run store from the run folders; see the module docstring."""
     home = paths.home_dir(home)
     path = home / DB_NAME
-    old_runs, old_points = _read_old(path)
+    old_runs, old_points, old_sweeps = _read_old(path)
     now = time.time()
     runs: dict[str, Run] = {}
     new_points: dict[str, list[MetricPoint]] = {}
@@ -178,16 +189,33 @@ def rebuild(home: str | os.PathLike | None = None) -> RebuildReport:
     for run_id, run in old_runs.items():  # listed but without a folder: queued by an older Layerlab
         runs.setdefault(run_id, recovered(run, home / "runs" / run_id, now))
     kept_points = {run_id: points for run_id, points in old_points.items() if run_id in runs}
+    sweeps = _sweeps(home, runs, old_sweeps, skipped)
     fresh = home / f"{DB_NAME}.rebuilding-{os.getpid()}"
     try:
-        _write_fresh(fresh, list(runs.values()), kept_points, new_points)
+        _write_fresh(fresh, list(runs.values()), kept_points, new_points, list(sweeps.values()))
         moved = _move_aside(path)
         os.replace(fresh, path)
     finally:
         fresh.unlink(missing_ok=True)
     _open(home).close()  # WAL mode, and proof that it opens
     return RebuildReport(runs=sorted(runs.values(), key=lambda r: r.created_at), skipped=skipped,
-                         moved_aside=moved)
+                         moved_aside=moved, sweeps=sorted(sweeps.values(), key=lambda s: s.created_at))
+
+
+def _sweeps(home: Path, runs: dict[str, Run], old_sweeps: dict[str, Sweep], skipped: list[str]) -> dict[str, Sweep]:
+    """The sweeps their records (or the old database) name, and one pieced together from its runs
+    for every sweep id a run names that neither knows."""
+    recorded, problems = read_sweep_records(home)
+    skipped.extend(problems)
+    sweeps = {**old_sweeps, **{sweep.id: sweep for sweep in recorded}}
+    members: dict[str, list[Run]] = {}
+    for run in runs.values():
+        if run.sweep_id:
+            members.setdefault(run.sweep_id, []).append(run)
+    for sweep_id, sweep_runs in members.items():
+        if sweep_id not in sweeps:
+            sweeps[sweep_id] = sweep_from_runs(sweep_id, sweep_runs)
+    return sweeps
 
 
 def rebuild_store(home: str | os.PathLike | None = None) -> int:

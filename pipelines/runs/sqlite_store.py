@@ -6,6 +6,7 @@ in a home without run folders: over existing runs a missing store is an error, n
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -13,17 +14,20 @@ import sqlite3
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 from pipelines import paths
 from pipelines.errors import DiskFullError, LayerlabError, RunNotFoundError, RunStateError
 from pipelines.runs.artifacts import disk_full_message, is_disk_full
-from pipelines.runs.entities import (METRIC_KINDS, MetricPoint, Progress, Run, RunStatus, new_run_id,
-                                     validate_run_id)
-from pipelines.runs.records import write_run_record
+from pipelines.runs.entities import (METRIC_KINDS, MetricPoint, PlannedRun, Progress, Run, RunStatus, Sweep,
+                                     clean_name, clean_note, clean_tags, new_run_id, spec_seed, validate_executor,
+                                     validate_run_id, validate_sweep_id)
+from pipelines.runs.records import write_run_record, write_sweep_record
 from pipelines.runs.sqlite_db import SQLiteDatabase
 from pipelines.runs.sqlite_recovery import (REBUILD_HINT, check_store, missing_store_problem,
                                             rebuild_store)
-from pipelines.runs.sqlite_schema import SCHEMA, SCHEMA_VERSION, insert_points, run_from_row
+from pipelines.runs.sqlite_schema import (MIGRATIONS, SCHEMA, SCHEMA_VERSION, insert_points, insert_sweep,
+                                          run_from_row, sweep_from_row)
 from pipelines.runs.store import RunStore
 
 __all__ = ["SCHEMA_VERSION", "SQLiteRunStore", "check_store", "rebuild_store"]
@@ -37,7 +41,8 @@ class SQLiteRunStore(RunStore):
         self.home = paths.home_dir(home)
         self.db_path = self.home / "runs.db"
         self._db = SQLiteDatabase(self.db_path, SCHEMA, SCHEMA_VERSION, what="run store",
-                                  refuse_create=lambda: missing_store_problem(self.home), recovery=REBUILD_HINT)
+                                  refuse_create=lambda: missing_store_problem(self.home), recovery=REBUILD_HINT,
+                                  migrations=MIGRATIONS)
         self._connection = self._db.connection
         self._write = self._db.write
 
@@ -68,13 +73,39 @@ class SQLiteRunStore(RunStore):
         so a run.json that cannot be written rolls the change back)."""
         run = run_from_row(self._fetch_row(db, run_id))
         folder = self._run_folder(run_id)
-        try:
+        with self._record_errors(folder):
             write_run_record(folder, run)
+        return run
+
+    @contextlib.contextmanager
+    def _record_errors(self, folder: Path):
+        """A record file that cannot be written is a LayerlabError (DiskFullError on a full disk)."""
+        try:
+            yield
         except OSError as exc:
             if is_disk_full(exc):
                 raise DiskFullError(disk_full_message(folder, "try again")) from exc
-            raise LayerlabError(f"Cannot write the run record in {folder}: {exc.strerror or exc}") from exc
-        return run
+            raise LayerlabError(f"Cannot write the record in {folder}: {exc.strerror or exc}") from exc
+
+    def _fetch_sweep(self, db: sqlite3.Connection, sweep_id: str) -> Sweep:
+        row = db.execute("SELECT * FROM sweeps WHERE id = ?", (validate_sweep_id(sweep_id),)).fetchone()
+        if row is None:
+            raise RunNotFoundError(f"No sweep with id {sweep_id!r} in {self.db_path}.")
+        return sweep_from_row(row)
+
+    def _recorded_sweep(self, db: sqlite3.Connection, sweep_id: str) -> Sweep:
+        """The sweep as it now is, after writing `<home>/sweeps/<id>.json` (inside the transaction)."""
+        sweep = self._fetch_sweep(db, sweep_id)
+        with self._record_errors(self.home / "sweeps"):
+            write_sweep_record(self.home, sweep)
+        return sweep
+
+    def _update_recorded(self, run_id: str, sql: str, params: tuple) -> Run:
+        """A single-row UPDATE keyed on the id (the last parameter), recorded in run.json."""
+        with self._write() as db:
+            self._require_run(db, run_id)
+            db.execute(sql, params)
+            return self._recorded(db, run_id)
 
     @staticmethod
     def _next_queue_order(db: sqlite3.Connection) -> int:
@@ -83,43 +114,73 @@ class SQLiteRunStore(RunStore):
 
     # -- runs ---------------------------------------------------------------------------------
 
-    def create_run(self, name: str, dataset: str, spec: dict, *, total_epochs: int = 0) -> Run:
+    @staticmethod
+    def _spec_json(spec: Any) -> str:
         if not isinstance(spec, dict):
             raise LayerlabError(f"A run's `spec` must be a dict. Received: spec={spec!r}")
         try:
-            spec_json = json.dumps(spec)
+            return json.dumps(spec)
         except (TypeError, ValueError) as error:
             raise LayerlabError(f"A run's `spec` must be plain JSON data: {error}") from None
-        now = time.time()
+
+    def _insert_run(self, db: sqlite3.Connection, name: str, dataset: str, spec: dict, *, now: float,
+                    total_epochs: int, tags: Sequence[str] = (), note: str = "", sweep_id: str | None = None,
+                    sweep_settings: dict | None = None, repeat_group: str | None = None,
+                    seed: int | None = None, executor: str = "local") -> str:
+        """Insert a QUEUED run at the back of the queue; returns its id."""
+        spec_json = self._spec_json(spec)
+        try:
+            settings_json = json.dumps(sweep_settings or {})
+        except (TypeError, ValueError) as error:
+            raise LayerlabError(f"A run's sweep settings must be plain JSON data: {error}") from None
         name = (name or "").strip() or f"{dataset} {time.strftime('%b %d %H:%M:%S', time.localtime(now))}"
+        tags_json = json.dumps(list(clean_tags(tags)))
+        note = clean_note(note)
+        seed = spec_seed(spec) if seed is None else seed
+        while True:
+            run_id = new_run_id()
+            try:
+                db.execute(
+                    "INSERT INTO runs (id, name, status, dataset, spec, created_at, queue_order, total_epochs,"
+                    " tags, note, sweep_id, sweep_settings, repeat_group, seed, executor)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (run_id, name, RunStatus.QUEUED.value, dataset, spec_json, now, self._next_queue_order(db),
+                     total_epochs, tags_json, note, sweep_id, settings_json, repeat_group, seed,
+                     validate_executor(executor)),
+                )
+                return run_id
+            except sqlite3.IntegrityError:
+                continue  # 40 random bits collided with an existing id: draw again.
+
+    def create_run(self, name: str, dataset: str, spec: dict, *, total_epochs: int = 0,
+                   tags: Sequence[str] = (), note: str = "", repeat_group: str | None = None,
+                   executor: str = "local") -> Run:
         with self._write() as db:
-            while True:
-                run_id = new_run_id()
-                try:
-                    db.execute(
-                        "INSERT INTO runs (id, name, status, dataset, spec, created_at, queue_order,"
-                        " total_epochs) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                        (run_id, name, RunStatus.QUEUED.value, dataset, spec_json, now,
-                         self._next_queue_order(db), total_epochs),
-                    )
-                    break
-                except sqlite3.IntegrityError:
-                    continue  # 40 random bits collided with an existing id: draw again.
+            run_id = self._insert_run(db, name, dataset, spec, now=time.time(), total_epochs=total_epochs,
+                                      tags=tags, note=note, repeat_group=repeat_group, executor=executor)
             return self._recorded(db, run_id)
 
     def get_run(self, run_id: str) -> Run:
         return run_from_row(self._fetch_row(self._connection(), run_id))
 
     def list_runs(
-        self, statuses: Iterable[RunStatus] | None = None, limit: int | None = None
+        self, statuses: Iterable[RunStatus] | None = None, limit: int | None = None, *,
+        sweep_id: str | None = None, repeat_group: str | None = None,
     ) -> list[Run]:
-        sql, params = "SELECT * FROM runs", []
+        conditions, params = [], []
         if statuses is not None:
             wanted = [RunStatus(status).value for status in statuses]
             if not wanted:
                 return []
-            sql += f" WHERE status IN ({', '.join('?' * len(wanted))})"
+            conditions.append(f"status IN ({', '.join('?' * len(wanted))})")
             params += wanted
+        if sweep_id is not None:
+            conditions.append("sweep_id = ?")
+            params.append(validate_sweep_id(sweep_id))
+        if repeat_group is not None:
+            conditions.append("repeat_group = ?")
+            params.append(str(repeat_group))
+        sql = "SELECT * FROM runs" + (f" WHERE {' AND '.join(conditions)}" if conditions else "")
         sql += " ORDER BY created_at DESC, rowid DESC"
         if limit is not None:
             if not isinstance(limit, int) or limit < 0:
@@ -130,7 +191,7 @@ class SQLiteRunStore(RunStore):
 
     def queue_position(self, run_id: str) -> int | None:
         row = self._connection().execute(
-            "SELECT r.status, (SELECT COUNT(*) FROM runs q WHERE q.status = ?"
+            "SELECT r.status, (SELECT COUNT(*) FROM runs q WHERE q.status = ? AND q.executor = r.executor"
             " AND q.queue_order <= r.queue_order) AS position FROM runs r WHERE r.id = ?",
             (RunStatus.QUEUED.value, validate_run_id(run_id)),
         ).fetchone()
@@ -138,23 +199,27 @@ class SQLiteRunStore(RunStore):
             raise RunNotFoundError(f"No run with id {run_id!r} in {self.db_path}.")
         return row["position"] if row["status"] == RunStatus.QUEUED.value else None
 
-    def claim_next_run(self, worker_pid: int, max_running: int) -> Run | None:
+    def claim_next_run(self, worker_pid: int, max_running: int, *, executor: str = "local",
+                       sweep_id: str | None = None) -> Run | None:
         if not isinstance(max_running, int) or max_running < 0:
             raise LayerlabError(
                 f"`max_running` must be a non-negative integer. Received: max_running={max_running!r}"
             )
+        validate_executor(executor)
+        if sweep_id is not None:
+            validate_sweep_id(sweep_id)
         now = time.time()
         with self._write() as db:
             running = db.execute(
-                "SELECT COUNT(*) FROM runs WHERE status = ?", (RunStatus.RUNNING.value,)
+                "SELECT COUNT(*) FROM runs WHERE status = ? AND executor = ?", (RunStatus.RUNNING.value, executor)
             ).fetchone()[0]
             if running >= max_running:
                 return None
             row = db.execute(
-                "SELECT id FROM runs WHERE status = ? ORDER BY queue_order LIMIT 1",
-                (RunStatus.QUEUED.value,),
+                "SELECT id, sweep_id FROM runs WHERE status = ? AND executor = ? ORDER BY queue_order LIMIT 1",
+                (RunStatus.QUEUED.value, executor),
             ).fetchone()
-            if row is None:
+            if row is None or (sweep_id is not None and row["sweep_id"] != sweep_id):
                 return None
             db.execute(
                 "UPDATE runs SET status = ?, worker_pid = ?, started_at = COALESCE(started_at, ?),"
@@ -280,7 +345,9 @@ class SQLiteRunStore(RunStore):
                 self._recorded(db, run_id)
             return changed
 
-    def request_resume(self, run_id: str) -> Run:
+    def request_resume(self, run_id: str, *, executor: str | None = None) -> Run:
+        if executor is not None:
+            validate_executor(executor)
         with self._write() as db:
             run = run_from_row(self._fetch_row(db, run_id))
             if not self.can_resume(run):
@@ -292,10 +359,85 @@ class SQLiteRunStore(RunStore):
             db.execute("DELETE FROM metrics WHERE run_id = ? AND epoch >= ?", (run_id, run.epochs_done))
             db.execute(
                 "UPDATE runs SET status = ?, error = NULL, finished_at = NULL, stop_requested = 0,"
-                " worker_pid = NULL, resume_count = resume_count + 1, queue_order = ? WHERE id = ?",
-                (RunStatus.QUEUED.value, self._next_queue_order(db), run_id),
+                " worker_pid = NULL, resume_count = resume_count + 1, queue_order = ?,"
+                " executor = COALESCE(?, executor) WHERE id = ?",
+                (RunStatus.QUEUED.value, self._next_queue_order(db), executor, run_id),
             )
             return self._recorded(db, run_id)
+
+    # -- for comparing runs -------------------------------------------------------------------
+
+    def rename_run(self, run_id: str, name: str) -> Run:
+        return self._update_recorded(run_id, "UPDATE runs SET name = ? WHERE id = ?", (clean_name(name), run_id))
+
+    def set_tags(self, run_id: str, tags: Sequence[str]) -> Run:
+        return self._update_recorded(run_id, "UPDATE runs SET tags = ? WHERE id = ?",
+                                     (json.dumps(list(clean_tags(tags))), run_id))
+
+    def set_note(self, run_id: str, note: str) -> Run:
+        return self._update_recorded(run_id, "UPDATE runs SET note = ? WHERE id = ?", (clean_note(note), run_id))
+
+    def set_repeat_group(self, run_id: str, group: str | None) -> Run:
+        if group is not None and (not isinstance(group, str) or not group.strip() or len(group) > 64):
+            raise LayerlabError(f"A repeat group is a short text (at most 64 characters). Received: group={group!r}")
+        return self._update_recorded(run_id, "UPDATE runs SET repeat_group = ? WHERE id = ?", (group, run_id))
+
+    # -- sweeps -------------------------------------------------------------------------------
+
+    def create_sweep(self, name: str, dataset: str, spec: dict, axes: Sequence[tuple[str, Sequence[Any]]],
+                     runs: Sequence[PlannedRun], *, repeats: int = 1, executor: str = "local") -> Sweep:
+        if not runs:
+            raise LayerlabError("A sweep needs at least one run.")
+        if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+            raise LayerlabError(f"`repeats` must be a positive integer. Received: repeats={repeats!r}")
+        now = time.time()
+        name = (name or "").strip() or f"sweep {time.strftime('%b %d %H:%M:%S', time.localtime(now))}"
+        axes = tuple((str(setting), tuple(values)) for setting, values in axes)
+        with self._write() as db:
+            while True:
+                sweep = Sweep(id=new_run_id(), name=name, dataset=dataset, spec=spec, axes=axes, repeats=repeats,
+                              created_at=now, executor=validate_executor(executor))
+                try:
+                    insert_sweep(db, sweep)
+                    break
+                except sqlite3.IntegrityError:
+                    continue
+                except (TypeError, ValueError) as error:
+                    raise LayerlabError(f"A sweep's spec and axes must be plain JSON data: {error}") from None
+            # A microsecond apart: a rebuild, which knows no queue order, queues them by creation time.
+            run_ids = [self._insert_run(db, planned.name, dataset, planned.spec, now=now + index * 1e-6,
+                                        total_epochs=planned.total_epochs, sweep_id=sweep.id,
+                                        sweep_settings=planned.sweep_settings, repeat_group=planned.repeat_group,
+                                        seed=planned.seed, executor=executor)
+                       for index, planned in enumerate(runs)]
+            for run_id in run_ids:
+                self._recorded(db, run_id)
+            return self._recorded_sweep(db, sweep.id)
+
+    def get_sweep(self, sweep_id: str) -> Sweep:
+        return self._fetch_sweep(self._connection(), sweep_id)
+
+    def list_sweeps(self) -> list[Sweep]:
+        rows = self._connection().execute("SELECT * FROM sweeps ORDER BY created_at DESC, rowid DESC")
+        return [sweep_from_row(row) for row in rows]
+
+    def cancel_sweep(self, sweep_id: str) -> Sweep:
+        now = time.time()
+        with self._write() as db:
+            self._fetch_sweep(db, sweep_id)
+            db.execute("UPDATE sweeps SET cancelled_at = COALESCE(cancelled_at, ?) WHERE id = ?", (now, sweep_id))
+            queued = [row["id"] for row in db.execute(
+                "SELECT id FROM runs WHERE sweep_id = ? AND status = ?", (sweep_id, RunStatus.QUEUED.value))]
+            db.execute(
+                "UPDATE runs SET status = ?, finished_at = ?, stop_requested = ?, error = ?"
+                " WHERE sweep_id = ? AND status = ?",
+                (RunStatus.STOPPED.value, now, now, "Its sweep was cancelled before it started.", sweep_id,
+                 RunStatus.QUEUED.value))
+            db.execute("UPDATE runs SET stop_requested = ? WHERE sweep_id = ? AND status = ? AND stop_requested = 0",
+                       (now, sweep_id, RunStatus.RUNNING.value))
+            for run_id in queued:
+                self._recorded(db, run_id)
+            return self._recorded_sweep(db, sweep_id)
 
     def delete_run(self, run_id: str) -> None:
         with self._write() as db:

@@ -9,11 +9,12 @@ from __future__ import annotations
 import abc
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 from pipelines.errors import RunNotFoundError
 from pipelines.runs.artifacts import has_checkpoint
-from pipelines.runs.entities import (RUN_ID_PREFIX_PATTERN, MetricPoint, Progress, Run, RunStatus,
-                                     validate_run_id)
+from pipelines.runs.entities import (RUN_ID_PREFIX_PATTERN, MetricPoint, PlannedRun, Progress, Run, RunStatus,
+                                     Sweep, validate_run_id)
 
 
 class RunStore(abc.ABC):
@@ -22,9 +23,12 @@ class RunStore(abc.ABC):
     home: Path  # the Layerlab home the store belongs to (worker processes are started with it)
 
     @abc.abstractmethod
-    def create_run(self, name: str, dataset: str, spec: dict, *, total_epochs: int = 0) -> Run:
+    def create_run(self, name: str, dataset: str, spec: dict, *, total_epochs: int = 0,
+                   tags: Sequence[str] = (), note: str = "", repeat_group: str | None = None,
+                   executor: str = "local") -> Run:
         """Queue a new run of `spec` (plain JSON data) planned for `total_epochs`; an empty name
-        becomes "<dataset> <date time>"."""
+        becomes "<dataset> <date time>". Its seed is the spec's fit seed. `executor` says who
+        may claim it ("local" workers, or the "ray" driver)."""
 
     @abc.abstractmethod
     def get_run(self, run_id: str) -> Run:
@@ -32,21 +36,66 @@ class RunStore(abc.ABC):
 
     @abc.abstractmethod
     def list_runs(
-        self, statuses: Iterable[RunStatus] | None = None, limit: int | None = None
+        self, statuses: Iterable[RunStatus] | None = None, limit: int | None = None, *,
+        sweep_id: str | None = None, repeat_group: str | None = None,
     ) -> list[Run]:
-        """Runs newest first, optionally only those with one of `statuses`."""
+        """Runs newest first, optionally only those with one of `statuses`, of one sweep, or of
+        one repeat group."""
 
     @abc.abstractmethod
     def queue_position(self, run_id: str) -> int | None:
-        """1-based place in the queue (next to be claimed is 1); None if the run is not queued."""
+        """1-based place in its executor's queue (next to be claimed is 1); None if the run is not
+        queued."""
 
     @abc.abstractmethod
-    def claim_next_run(self, worker_pid: int, max_running: int) -> Run | None:
-        """Atomically move the oldest queued run to RUNNING for this worker.
+    def claim_next_run(self, worker_pid: int, max_running: int, *, executor: str = "local",
+                       sweep_id: str | None = None) -> Run | None:
+        """Atomically move the oldest queued run of `executor` to RUNNING for this worker.
 
-        None if the queue is empty or `max_running` runs are already RUNNING. No two callers,
+        None if that queue is empty or `max_running` runs of `executor` are already RUNNING; with
+        `sweep_id`, also None unless the oldest queued run belongs to that sweep (a worker that
+        trained one run of a sweep takes the next only if it is the sweep's turn). No two callers,
         in any processes, ever get the same run.
         """
+
+    # -- for comparing runs ---------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def rename_run(self, run_id: str, name: str) -> Run:
+        """Give the run a new name (one line, stripped, not empty); any status."""
+
+    @abc.abstractmethod
+    def set_tags(self, run_id: str, tags: Sequence[str]) -> Run:
+        """Replace the run's tags (stripped; empty ones dropped; duplicates, ignoring case, once)."""
+
+    @abc.abstractmethod
+    def set_note(self, run_id: str, note: str) -> Run:
+        """Replace the run's note (free text; "" removes it)."""
+
+    @abc.abstractmethod
+    def set_repeat_group(self, run_id: str, group: str | None) -> Run:
+        """Put the run in a repeat group (runs of one setting with different seeds), or out of one."""
+
+    # -- sweeps ---------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def create_sweep(self, name: str, dataset: str, spec: dict, axes: Sequence[tuple[str, Sequence[Any]]],
+                     runs: Sequence[PlannedRun], *, repeats: int = 1, executor: str = "local") -> Sweep:
+        """Record a sweep and queue all of its `runs` at once (all or none), in order, each with the
+        sweep's id."""
+
+    @abc.abstractmethod
+    def get_sweep(self, sweep_id: str) -> Sweep:
+        """The sweep, or RunNotFoundError naming the id."""
+
+    @abc.abstractmethod
+    def list_sweeps(self) -> list[Sweep]:
+        """Sweeps newest first."""
+
+    @abc.abstractmethod
+    def cancel_sweep(self, sweep_id: str) -> Sweep:
+        """Mark the sweep cancelled, end its queued runs STOPPED and ask its running ones to stop,
+        in one transaction (no worker claims one of its runs meanwhile). Cancelling twice is fine."""
 
     @abc.abstractmethod
     def heartbeat(self, run_id: str) -> None:
@@ -111,10 +160,11 @@ class RunStore(abc.ABC):
         """RUNNING -> INTERRUPTED (its worker died); False if the run was no longer RUNNING."""
 
     @abc.abstractmethod
-    def request_resume(self, run_id: str) -> Run:
+    def request_resume(self, run_id: str, *, executor: str | None = None) -> Run:
         """Queue a STOPPED or INTERRUPTED run again, at the back of the queue, dropping the metric
         points of its unfinished epoch (the resumed worker trains that epoch again). A FAILED run
-        may resume too if it kept a checkpoint (`can_resume`); RunStateError for any other."""
+        may resume too if it kept a checkpoint (`can_resume`); RunStateError for any other.
+        `executor` hands it to another executor (a Ray run resumed where no cluster is configured)."""
 
     def can_resume(self, run: Run) -> bool:
         """Whether `run` may be resumed: STOPPED or INTERRUPTED, or FAILED with a checkpoint left

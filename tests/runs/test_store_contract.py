@@ -13,7 +13,8 @@ import time
 import pytest
 
 from pipelines.errors import LayerlabError, RunNotFoundError, RunStateError
-from pipelines.runs.entities import MetricPoint, Progress, RunStatus, validate_run_id
+from pipelines.runs.entities import MetricPoint, PlannedRun, Progress, RunStatus, validate_run_id
+from pipelines.runs.sqlite_schema import SCHEMA_VERSION
 from pipelines.runs.sqlite_store import SQLiteRunStore
 
 IMPLEMENTATIONS = [SQLiteRunStore]
@@ -103,7 +104,13 @@ def test_create_and_get_round_trip(store):
     assert run.worker_pid is None and run.error is None and run.metrics == {}
     assert run.progress == Progress(total_epochs=5)
     assert (run.epochs_done, run.best_epoch, run.stop_requested, run.resume_count) == (0, None, False, 0)
+    assert (run.tags, run.note, run.sweep_id, run.sweep_settings, run.repeat_group) == ((), "", None, {}, None)
+    assert run.executor == "local" and run.seed is None  # SPEC names no seed
     assert store.get_run(run.id) == run
+    seeded = store.create_run("seeded", "mnist", {**SPEC, "fit": {"epochs": 1, "seed": 7}}, tags=[" a ", "b"],
+                              note="first try", repeat_group="g")
+    assert (seeded.seed, seeded.tags, seeded.note, seeded.repeat_group) == (7, ("a", "b"), "first try", "g")
+    assert store.get_run(seeded.id) == seeded
 
 
 def test_create_run_defaults_name_and_plans_no_epochs_unless_told(store):
@@ -153,9 +160,12 @@ def test_get_unknown_run_names_the_id(store):
         lambda s, i: s.get_metrics(i),
         lambda s, i: s.queue_position(i),
         lambda s, i: s.heartbeat(i),
+        lambda s, i: s.rename_run(i, "x"),
+        lambda s, i: s.set_tags(i, ["x"]),
+        lambda s, i: s.set_note(i, "x"),
     ],
     ids=["get_run", "run_dir", "delete_run", "request_stop", "finish_run", "log_metrics",
-         "get_metrics", "queue_position", "heartbeat"],
+         "get_metrics", "queue_position", "heartbeat", "rename_run", "set_tags", "set_note"],
 )
 def test_malformed_ids_rejected_everywhere(store, call, bad):
     with pytest.raises(RunNotFoundError, match="must be 10 hexadecimal characters"):
@@ -433,6 +443,118 @@ def test_resume_refused_unless_stopped_or_interrupted(store, status):
         store.request_resume(run.id)
 
 
+# -- names, tags, notes, repeat groups ----------------------------------------------------------
+
+
+def test_rename_tag_and_note_any_run_and_record_them(store):
+    run = _running(store)
+    renamed = store.rename_run(run.id, "  lr 1e-3, the good one  ")
+    assert renamed.name == "lr 1e-3, the good one" and renamed.status is RunStatus.RUNNING
+    assert store.set_tags(run.id, ["best", " lr ", "BEST", ""]).tags == ("best", "lr")
+    assert store.set_note(run.id, "kept its lead over 3 seeds\n").note == "kept its lead over 3 seeds"
+    store.finish_run(run.id, RunStatus.COMPLETED)
+    after = store.get_run(run.id)
+    assert (after.name, after.tags, after.note) == ("lr 1e-3, the good one", ("best", "lr"), "kept its lead over 3 seeds")
+    assert store.set_tags(run.id, []).tags == () and store.set_note(run.id, "").note == ""
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda s, i: s.rename_run(i, "   "), "non-empty"),
+    (lambda s, i: s.rename_run(i, "two\nlines"), "one line"),
+    (lambda s, i: s.rename_run(i, "x" * 201), "at most 200"),
+    (lambda s, i: s.set_tags(i, "best"), "list of texts"),
+    (lambda s, i: s.set_tags(i, ["a,b"]), "without commas"),
+    (lambda s, i: s.set_tags(i, [f"t{n}" for n in range(21)]), "at most 20 tags"),
+    (lambda s, i: s.set_note(i, None), "must be a text"),
+    (lambda s, i: s.set_note(i, "x" * 10_001), "at most 10,000"),
+])
+def test_bad_names_tags_and_notes_are_refused_and_change_nothing(store, call, message):
+    run = store.create_run("r", "mnist", SPEC, tags=["keep"])
+    with pytest.raises(LayerlabError, match=message):
+        call(store, run.id)
+    assert store.get_run(run.id) == run
+
+
+def test_repeat_groups_list_together(store):
+    first = store.create_run("seed 0", "mnist", SPEC)
+    store.set_repeat_group(first.id, first.id)
+    second = store.create_run("seed 1", "mnist", SPEC, repeat_group=first.id)
+    store.create_run("other", "mnist", SPEC)
+    assert {r.id for r in store.list_runs(repeat_group=first.id)} == {first.id, second.id}
+
+
+# -- sweeps ------------------------------------------------------------------------------------
+
+
+def _plan(lrs, repeats=1):
+    return [PlannedRun(f"lr {lr} seed {seed}", {**SPEC, "fit": {"epochs": 5, "seed": seed}}, 5, {"lr": lr},
+                       f"group-{lr}" if repeats > 1 else None, seed)
+            for lr in lrs for seed in range(repeats)]
+
+
+def test_create_sweep_queues_its_runs_in_order_grouped(store):
+    single = store.create_run("single", "mnist", SPEC)
+    sweep = store.create_sweep("lr", "mnist", SPEC, [("lr", [1e-3, 1e-2])], _plan([1e-3, 1e-2], repeats=2), repeats=2)
+    assert (sweep.name, sweep.dataset, sweep.axes, sweep.repeats, sweep.cancelled) == (
+        "lr", "mnist", (("lr", (1e-3, 1e-2)),), 2, False)
+    assert store.get_sweep(sweep.id) == sweep and store.list_sweeps() == [sweep]
+    runs = store.list_runs(sweep_id=sweep.id)
+    assert [r.name for r in reversed(runs)] == ["lr 0.001 seed 0", "lr 0.001 seed 1", "lr 0.01 seed 0", "lr 0.01 seed 1"]
+    assert all(r.sweep_id == sweep.id and r.status is RunStatus.QUEUED for r in runs)
+    assert [(r.sweep_settings, r.seed, r.repeat_group) for r in reversed(runs)][1] == ({"lr": 1e-3}, 1, "group-0.001")
+    assert [store.queue_position(r.id) for r in reversed(runs)] == [2, 3, 4, 5]
+    assert store.list_runs(sweep_id=sweep.id, statuses=[RunStatus.RUNNING]) == []
+    assert single.id not in {r.id for r in runs}
+    with pytest.raises(RunNotFoundError, match="No sweep with id 'abcdef0123'"):
+        store.get_sweep("abcdef0123")
+    with pytest.raises(RunNotFoundError, match="Sweep id must be 10 hexadecimal"):
+        store.list_runs(sweep_id="../x")
+
+
+def test_a_sweep_that_cannot_be_stored_queues_nothing(store):
+    bad = [PlannedRun("ok", SPEC, 5), PlannedRun("bad", {"fit": {"epochs": object()}}, 5)]
+    with pytest.raises(LayerlabError, match="plain JSON"):
+        store.create_sweep("s", "mnist", SPEC, [("lr", [1])], bad)
+    assert store.list_runs() == [] and store.list_sweeps() == []
+
+
+def test_cancel_sweep_stops_queued_runs_and_asks_running_ones(store):
+    sweep = store.create_sweep("lr", "mnist", SPEC, [("lr", [1, 2, 3])], _plan([1, 2, 3]))
+    other = store.create_run("not in the sweep", "mnist", SPEC)
+    running = store.claim_next_run(worker_pid=os.getpid(), max_running=1)
+    cancelled = store.cancel_sweep(sweep.id)
+    assert cancelled.cancelled and store.get_sweep(sweep.id).cancelled_at == cancelled.cancelled_at
+    statuses = {r.id: r.status for r in store.list_runs(sweep_id=sweep.id)}
+    assert statuses[running.id] is RunStatus.RUNNING and store.is_stop_requested(running.id)
+    assert sorted(s.value for s in statuses.values()) == ["RUNNING", "STOPPED", "STOPPED"]
+    assert store.get_run(other.id).status is RunStatus.QUEUED
+    assert store.cancel_sweep(sweep.id).cancelled_at == cancelled.cancelled_at  # twice is fine
+
+
+def test_claims_keep_executors_apart_and_follow_a_sweep_only_in_its_turn(store):
+    ray_run = store.create_run("ray", "mnist", SPEC, executor="ray")
+    sweep = store.create_sweep("s", "mnist", SPEC, [("lr", [1, 2])], _plan([1, 2]))
+    later = store.create_run("later", "mnist", SPEC)
+    first, second = reversed(store.list_runs(sweep_id=sweep.id))
+    assert store.queue_position(ray_run.id) == 1 and store.queue_position(first.id) == 1
+    assert store.claim_next_run(1, 1, executor="ray").id == ray_run.id
+    assert store.claim_next_run(2, 1).id == first.id  # a running Ray run takes no local slot
+    store.finish_run(first.id, RunStatus.COMPLETED)
+    assert store.claim_next_run(2, 1, sweep_id=sweep.id).id == second.id
+    store.finish_run(second.id, RunStatus.COMPLETED)
+    assert store.claim_next_run(2, 1, sweep_id=sweep.id) is None  # next is not the sweep's
+    assert store.claim_next_run(3, 1).id == later.id
+    with pytest.raises(LayerlabError, match="executor='gpu'"):
+        store.claim_next_run(1, 1, executor="gpu")
+
+
+def test_resume_can_hand_a_run_to_another_executor(store):
+    store.create_run("r", "mnist", SPEC, executor="ray")
+    run = store.claim_next_run(1, 1, executor="ray")
+    store.mark_interrupted(run.id, "node died")
+    assert store.request_resume(run.id, executor="local").executor == "local"
+
+
 # -- artifacts and deletion --------------------------------------------------------------------
 
 
@@ -485,7 +607,7 @@ def test_sqlite_uses_wal_and_schema_version(tmp_path):
     connection = sqlite3.connect(tmp_path / "runs.db")
     try:
         assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert connection.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert connection.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     finally:
         connection.close()
 

@@ -14,9 +14,9 @@ import pytest
 
 from pipelines.errors import DiskFullError, RunStateError, StoreUnavailableError
 from pipelines.runs import artifacts, sqlite_db
-from pipelines.runs.entities import MetricPoint, RunStatus
+from pipelines.runs.entities import MetricPoint, PlannedRun, RunStatus
 from pipelines.runs.records import read_run_record
-from pipelines.runs.sqlite_schema import SCHEMA
+from pipelines.runs.sqlite_schema import SCHEMA, SCHEMA_VERSION
 from pipelines.runs.sqlite_store import SQLiteRunStore, check_store, rebuild_store
 
 SPEC = {"layers": [], "fit": {"epochs": 4}}
@@ -156,7 +156,7 @@ def test_rebuild_merges_a_readable_store_that_lost_runs(home, new_process):
     os.remove(home / "runs.db")
     connection = sqlite3.connect(home / "runs.db")  # the fault: an older Layerlab made an empty store here
     connection.executescript(SCHEMA)
-    connection.execute("PRAGMA user_version = 1")
+    connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
     connection.close()
     assert "5 run folder(s)" in check_store(home) and "not in the run store" in check_store(home)
     assert rebuild_store(home) == 5
@@ -204,6 +204,48 @@ def test_run_json_follows_every_status_change(home):
     assert (record()["status"], record()["resume_count"]) == ("QUEUED", 1)
     store.request_stop(run.id)
     assert record()["status"] == "STOPPED"
+
+
+def test_rebuild_keeps_names_tags_notes_sweeps_and_repeat_groups(home, new_process):
+    store = SQLiteRunStore(home)
+    sweep = store.create_sweep("lr sweep", "mnist", SPEC, [("lr", (0.01, 0.1))], [
+        PlannedRun("a", {**SPEC, "fit": {"epochs": 4, "seed": 0}}, 4, {"lr": 0.01}, "g1", 0),
+        PlannedRun("b", {**SPEC, "fit": {"epochs": 4, "seed": 1}}, 4, {"lr": 0.01}, "g1", 1),
+        PlannedRun("c", {**SPEC, "fit": {"epochs": 4, "seed": 0}}, 4, {"lr": 0.1}, "g2", 0)], repeats=2)
+    a, b, c = sorted(store.list_runs(sweep_id=sweep.id), key=lambda run: run.name)
+    store.rename_run(a.id, "renamed")
+    store.set_tags(a.id, ["baseline", "lr"])
+    store.set_note(b.id, "the noisy one")
+    store.cancel_sweep(sweep.id)
+    before = {run.id: run for run in store.list_runs()}
+    store.close()
+    (home / "runs.db").write_bytes(b"garbage" * 1000)  # the fault
+    from pipelines.runs.sqlite_recovery import rebuild
+
+    report = rebuild(home)
+    assert [found.id for found in report.sweeps] == [sweep.id]
+    with SQLiteRunStore(home) as rebuilt:
+        for run in rebuilt.list_runs():
+            was = before[run.id]
+            assert (run.name, run.tags, run.note, run.sweep_id, run.sweep_settings, run.repeat_group, run.seed) == (
+                was.name, was.tags, was.note, was.sweep_id, was.sweep_settings, was.repeat_group, was.seed)
+        assert rebuilt.get_run(a.id).name == "renamed" and rebuilt.get_run(a.id).tags == ("baseline", "lr")
+        again = rebuilt.get_sweep(sweep.id)
+        assert (again.name, again.axes, again.repeats, again.cancelled) == ("lr sweep", (("lr", (0.01, 0.1)),), 2, True)
+        assert {run.id for run in rebuilt.list_runs(sweep_id=sweep.id)} == {a.id, b.id, c.id}
+
+
+def test_a_sweep_whose_record_is_lost_is_pieced_together_from_its_runs(home, new_process):
+    store = SQLiteRunStore(home)
+    sweep = store.create_sweep("s", "mnist", SPEC, [("units@2", (64, 128))], [
+        PlannedRun("a", SPEC, 4, {"units@2": 64}), PlannedRun("b", SPEC, 4, {"units@2": 128})])
+    store.close()
+    os.remove(home / "runs.db")
+    os.remove(home / "sweeps" / f"{sweep.id}.json")
+    assert rebuild_store(home) == 2
+    with SQLiteRunStore(home) as rebuilt:
+        again = rebuilt.get_sweep(sweep.id)
+        assert again.axes == (("units@2", (64, 128)),) and again.dataset == "mnist"
 
 
 # -- full disk -----------------------------------------------------------------------------------
