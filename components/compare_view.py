@@ -63,12 +63,14 @@ def filtered(frame: pd.DataFrame) -> pd.DataFrame:
     """The table narrowed by the filters above it."""
     if frame.empty:
         return frame
-    columns = st.columns([2, 2, 2, 3])
+    columns = st.columns([2, 2, 2, 2, 3])
     datasets = columns[0].multiselect("Dataset", sorted(frame["dataset"].unique()), key=state.key("compare", "ds"))
     statuses = columns[1].multiselect("Status", sorted(frame["status"].unique()), key=state.key("compare", "st"))
+    all_tags = sorted({tag.strip() for tags in frame["tags"] for tag in tags.split(",") if tag.strip()})
+    tags = columns[2].multiselect("Tag", all_tags, key=state.key("compare", "tag"))
     sweeps = sorted(s for s in frame["sweep"].dropna().unique() if s)
-    chosen_sweeps = columns[2].multiselect("Sweep", sweeps, key=state.key("compare", "sw"))
-    text = columns[3].text_input("Search names, tags and architectures", key=state.key("compare", "q"))
+    chosen_sweeps = columns[3].multiselect("Sweep", sweeps, key=state.key("compare", "sw"))
+    text = columns[4].text_input("Search names, tags and architectures", key=state.key("compare", "q"))
     keep = pd.Series(True, index=frame.index)
     if datasets:
         keep &= frame["dataset"].isin(datasets)
@@ -76,6 +78,8 @@ def filtered(frame: pd.DataFrame) -> pd.DataFrame:
         keep &= frame["status"].isin(statuses)
     if chosen_sweeps:
         keep &= frame["sweep"].isin(chosen_sweeps)
+    if tags:
+        keep &= frame["tags"].apply(lambda text: bool(set(tags) & {t.strip() for t in text.split(",")}))
     if text:
         haystack = frame["name"].str.cat([frame["tags"], frame["architecture"]], sep=" ").str.lower()
         keep &= haystack.str.contains(text.lower(), regex=False)
@@ -185,3 +189,41 @@ def predictions(store: RunStore, first: Run, second: Run) -> None:
                     f"{names[wrong.predicted[i]]} {wrong.confidence[i]:.0%}" for i in flipped[:12]]
         if flipped:
             evaluation_view.gallery(images[flipped[:12]], captions)
+
+
+def _apply(change, *args) -> None:
+    """A callback: make a change to the store, and show the result (or why not) after the rerun."""
+    try:
+        change(*args)
+    except LayerlabError as exc:
+        state.push_notice(str(exc))
+
+
+def _delete_runs(store: RunStore, run_ids: list[str]) -> None:
+    for run_id in run_ids:
+        store.delete_run(run_id)
+    state.set_compare_selection([])
+    state.push_notice(f"Deleted {len(run_ids)} run(s) and their files.")
+
+
+def manage(store: RunStore, frame: pd.DataFrame, selected: list[str]) -> None:
+    """Rename, tag, note or delete the selected runs (delete asks first: the files go too)."""
+    with st.expander(f"Rename, tag, write a note, or delete ({len(selected)} selected)"):
+        if len(selected) == 1:
+            run = store.get_run(selected[0])
+            name = st.text_input("Name", run.name, key=state.key("compare", "name", run.id), max_chars=200)
+            note = st.text_area("Note", run.note, key=state.key("compare", "note", run.id), max_chars=2000)
+            if st.button("Save name and note", key=state.key("compare", "save", run.id)):
+                _apply(store.rename_run, run.id, name)
+                _apply(store.set_note, run.id, note)
+                st.rerun()
+        tags = st.text_input("Tags for the selected runs (comma-separated; replaces their tags)",
+                             key=state.key("compare", "tags"), max_chars=500)
+        if st.button("Set tags", key=state.key("compare", "set_tags")):
+            for run_id in selected:
+                _apply(store.set_tags, run_id, [t for t in tags.split(",") if t.strip()])
+            st.rerun()
+        sure = st.checkbox(f"Yes, delete the {len(selected)} selected run(s) and their files",
+                           key=state.key("compare", "sure"))
+        st.button("Delete", key=state.key("compare", "delete"), disabled=not sure, type="primary",
+                  on_click=_apply, args=(_delete_runs, store, selected))

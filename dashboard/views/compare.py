@@ -4,14 +4,19 @@ prediction. The selection lives in the URL (`/compare?runs=ID,ID`), so a compari
 import streamlit as st
 
 from components import compare_view, resources, state
+from components.text import plain
 
 st.title("Compare")
+if notice := state.pop_notice():
+    st.info(plain(notice, keep_code=True))
 store = resources.store()
 table = compare_view.runs_table(store)
 if table.empty:
     st.info("No runs yet. Train a model on the Build page, or start a sweep there, then compare here.")
     st.stop()
 selected = compare_view.selectable_table(compare_view.filtered(table))
+if selected:
+    compare_view.manage(store, table, selected)
 if len(selected) < 2:
     st.caption("Select two or more runs in the table (up to 20) to compare them.")
     st.stop()

@@ -41,7 +41,7 @@ def run_row(run: Run, points: Sequence[MetricPoint]) -> dict:
     best, at, final = best_epoch(points)
     return {
         "id": run.id, "name": run.name, "dataset": run.dataset, "status": run.status.value,
-        "sweep": getattr(run, "sweep_id", None), "tags": ", ".join(getattr(run, "tags", ()) or ()),
+        "sweep": run.sweep_id, "tags": ", ".join(run.tags), "note": run.note, "repeat_group": run.repeat_group,
         "architecture": architecture(spec) if spec else "?",
         "parameters": run.metrics.get("parameters"),
         "optimizer": spec.compile.optimizer if spec else None,
@@ -95,7 +95,10 @@ def setting_correlations(frame: pd.DataFrame, metric: str = "best_val_accuracy")
 
 
 def repeat_key(row: pd.Series) -> tuple:
-    """What makes two runs repeats of each other: everything but the seed."""
+    """What makes two runs repeats of each other: the repeat group a sweep gave them, else the same
+    everything but the seed."""
+    if isinstance(row.get("repeat_group"), str) and row["repeat_group"]:
+        return ("group", row["repeat_group"])
     return (row["dataset"], row["architecture"], row["optimizer"], row["learning_rate"], row["batch_size"],
             row["epochs"])
 
@@ -111,7 +114,8 @@ def repeats(frame: pd.DataFrame, metric: str = "best_val_accuracy") -> pd.DataFr
         if len(members) < 2:
             continue
         values = pd.to_numeric(members[metric], errors="coerce").dropna()
-        rows.append({"group": " · ".join(str(part) for part in key[1:]), "runs": len(members),
+        label = members.iloc[0]["name"] if key[0] == "group" else " · ".join(str(part) for part in key[1:])
+        rows.append({"group": label, "runs": len(members),
                      "mean": values.mean(), "std": values.std(ddof=1) if len(values) > 1 else float("nan"),
                      "min": values.min(), "max": values.max(), "ids": list(members.index)})
     return pd.DataFrame(rows)

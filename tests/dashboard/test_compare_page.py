@@ -70,3 +70,24 @@ def test_fewer_than_two_selected_asks_for_more(store):
     at = open_compare([run.id])
     assert not at.exception
     assert any("Select two or more runs" in c.value for c in at.caption)
+
+
+def test_rename_tag_note_and_delete_with_confirmation(store):
+    first = finished(store, "first", MLP, [0.8, 0.82])
+    second = finished(store, "second", MLP.with_compile(learning_rate=1e-2), [0.7, 0.72])
+    at = open_compare([first.id])
+    at.text_input(key=f"compare_name_{first.id}").set_value("![x](http://127.0.0.1:9/t) renamed")
+    at.text_area(key=f"compare_note_{first.id}").set_value("baseline for the lr sweep")
+    at.button(key=f"compare_save_{first.id}").click().run()
+    assert not at.exception
+    renamed = store.get_run(first.id)
+    assert renamed.name == "![x](http://127.0.0.1:9/t) renamed" and renamed.note == "baseline for the lr sweep"
+    at.text_input(key="compare_tags").set_value("lr, keep").run()
+    at.button(key="compare_set_tags").click().run()
+    assert store.get_run(first.id).tags == ("lr", "keep")
+    assert at.button(key="compare_delete").disabled
+    at.checkbox(key="compare_sure").check().run()
+    at.button(key="compare_delete").click().run()
+    assert not at.exception
+    assert [run.id for run in store.list_runs()] == [second.id]
+    assert not (store.home / "runs" / first.id).exists()
