@@ -2,11 +2,16 @@
 
 Pages and components ask here for what the user is working on (the spec being built, the
 dataset, the selected run) instead of touching `st.session_state` themselves, so a key is
-spelled once and every page agrees on it. Widget keys carry their page's prefix (`build_`,
-`train_`, ...) and, for the Build page, a revision number: bumping it after an undo, a preset or
-a fix gives every widget a fresh key, so none shows a value the spec no longer holds.
+spelled once and every page agrees on it. What Build holds is also kept on disk as a draft
+(`pipelines.runs.drafts`), named in the URL, so it survives a refresh and a server restart.
+
+Widget keys carry their page's prefix (`build_`, `train_`, ...) and, for the Build page, a
+revision number: bumping it after an undo, a preset or a fix gives every widget a fresh key, so
+none shows a value the spec no longer holds.
 """
 from __future__ import annotations
+
+import logging
 
 import numpy as np
 import streamlit as st
@@ -15,19 +20,27 @@ from pipelines.data.catalog import CATALOG
 from pipelines.errors import LayerlabError
 from pipelines.modelspec.presets import get_preset
 from pipelines.modelspec.spec import ModelSpec
+from pipelines.runs.drafts import (MAX_HISTORY, MAX_RUN_NAME, Draft, DraftError, DraftStore, new_draft_id,
+                                   validate_draft_id)
 from pipelines.runs.entities import validate_run_id
 
 # Stored values use a `_state_` infix so they can never collide with a widget key.
 _DATASET = "app_state_dataset"
 _SPEC = "build_state_spec"
 _UNDO = "build_state_history"
-_SELECTED = "build_state_selected"
+_SELECTED = "build_state_selected"  # the name of the layer new ones go after
+_RUN_NAME = "build_state_run_name"  # the name the user typed for the next run; "" means the default
+_DRAFT_ID = "build_state_draft"
 _REVISION = "build_state_revision"
 _NOTICE = "app_state_notice"
 _RUN_PARAM = "run"
-UNDO_DEPTH = 50
+_DRAFT_PARAM = "draft"
+UNDO_DEPTH = MAX_HISTORY
 DEFAULT_DATASET = "fashion_mnist"
 DEFAULT_PRESET = "mlp-128x2"
+MALFORMED_DRAFT_LINK = "This link's draft id is not one Layerlab makes, so Build shows your most recent draft."
+DAMAGED_DRAFT = "The draft this link names could not be read, so Build shows your most recent one."
+log = logging.getLogger("layerlab.dashboard")
 
 
 def key(page: str, *parts: object) -> str:
@@ -44,25 +57,87 @@ def widget_value(widget_key: str):
     return st.session_state.get(widget_key)
 
 
+# --- the Build draft ---------------------------------------------------------------------------
+# Session state is the working copy; every change is also written to the draft store (see
+# pipelines/runs/drafts.py), so a refresh, a new tab or a server restart finds it again.
+
+def _ensure_draft() -> None:
+    """On a session's first look at what is being built, adopt the draft its URL names, or else
+    resume the most recently edited one (a new tab). Without any, the session keeps its defaults."""
+    if _DRAFT_ID in st.session_state:
+        return
+    draft_id, found = _find_draft(st.query_params.get(_DRAFT_PARAM))
+    st.session_state[_DRAFT_ID] = draft_id
+    if found is not None:
+        st.session_state.update({_SPEC: found.spec, _UNDO: list(found.history), _DATASET: found.dataset,
+                                 _SELECTED: found.insert_after, _RUN_NAME: found.run_name})
+
+
+def _find_draft(wanted: str | None) -> tuple[str, Draft | None]:
+    """The id this session keeps its draft under, and the draft to start from. A valid id whose
+    file is gone (pruned, or never written) is kept, seeded from the newest draft."""
+    store = DraftStore.in_home()
+    draft_id = None
+    if wanted:
+        try:
+            draft_id = validate_draft_id(wanted)
+            found = store.load(draft_id)
+        except DraftError as exc:
+            log.warning("Not resuming the draft in the URL: %s", exc)
+            push_notice(DAMAGED_DRAFT if draft_id else MALFORMED_DRAFT_LINK)
+            found = None
+        if found is not None:
+            return draft_id, found
+    latest = store.latest()
+    return draft_id or new_draft_id(), latest[1] if latest else None
+
+
+def draft_id() -> str:
+    _ensure_draft()
+    return st.session_state[_DRAFT_ID]
+
+
+def keep_draft_in_url() -> None:
+    """Put `?draft=ID` in the Build page's URL, so a refresh or a bookmark reopens this draft."""
+    if st.query_params.get(_DRAFT_PARAM) != draft_id():
+        st.query_params[_DRAFT_PARAM] = draft_id()
+
+
+def _save_draft() -> None:
+    """Write the draft after a change; a failure is said once on the page, never raised."""
+    draft = Draft(spec=spec(), dataset=dataset(), history=tuple(st.session_state.get(_UNDO, ())),
+                  insert_after=st.session_state.get(_SELECTED), run_name=run_name())
+    try:
+        DraftStore.in_home().save(draft_id(), draft)
+    except DraftError as exc:
+        push_notice(f"{exc} A refresh would lose the latest change: save the model as JSON.")
+    except OSError as exc:
+        log.warning("Could not save the Build draft", exc_info=True)
+        push_notice(f"Could not keep this model on disk ({exc.strerror or exc}). A refresh would lose the "
+                    "latest change: save the model as JSON.")
+
+
 def dataset() -> str:
+    _ensure_draft()
     return st.session_state.setdefault(_DATASET, DEFAULT_DATASET)
 
 
 def set_dataset(name: str) -> None:
     if name not in CATALOG:
         raise ValueError(name)
-    st.session_state[_DATASET] = name
+    if name != dataset():
+        st.session_state[_DATASET] = name
+        _save_draft()
 
 
 def spec() -> ModelSpec:
+    _ensure_draft()
     if _SPEC not in st.session_state:
         st.session_state[_SPEC] = get_preset(DEFAULT_PRESET).spec
     return st.session_state[_SPEC]
 
 
-def set_spec(new: ModelSpec, *, refresh_widgets: bool = False) -> None:
-    """Replace the spec, remembering the old one for undo. `refresh_widgets` after any change that
-    did not come from the widget showing it (presets, undo, fixes, imports, moves)."""
+def _replace_spec(new: ModelSpec, refresh_widgets: bool) -> None:
     old = spec()
     if new == old:
         return
@@ -74,25 +149,40 @@ def set_spec(new: ModelSpec, *, refresh_widgets: bool = False) -> None:
         _bump_revision()
 
 
+def set_spec(new: ModelSpec, *, refresh_widgets: bool = False) -> None:
+    """Replace the spec, remembering the old one for undo. `refresh_widgets` after any change that
+    did not come from the widget showing it (presets, undo, fixes, imports, moves)."""
+    if new != spec():
+        _replace_spec(new, refresh_widgets)
+        _save_draft()
+
+
 def open_in_build(new: ModelSpec, dataset_name: str, notice: str | None = None) -> None:
     """Put a run's spec (or a changed copy of it) on the Build page, undoable, with a notice to show
     there; the caller then switches to Build (`st.switch_page("views/build.py")`)."""
-    set_dataset(dataset_name)
-    set_spec(new, refresh_widgets=True)
-    select_layer(None)
+    if dataset_name not in CATALOG:
+        raise ValueError(dataset_name)
+    _ensure_draft()
+    st.session_state[_DATASET] = dataset_name
+    _replace_spec(new, refresh_widgets=True)
+    st.session_state[_SELECTED] = None
+    _save_draft()
     if notice:
         push_notice(notice)
 
 
 def can_undo() -> bool:
+    _ensure_draft()
     return bool(st.session_state.get(_UNDO))
 
 
 def undo() -> None:
+    _ensure_draft()
     history = st.session_state.get(_UNDO) or []
     if history:
         st.session_state[_SPEC] = history.pop()
         _bump_revision()
+        _save_draft()
 
 
 def _bump_revision() -> None:
@@ -100,14 +190,32 @@ def _bump_revision() -> None:
 
 
 def selected_layer() -> int | None:
-    """The card new layers are added after; None means 'at the end'."""
-    index = st.session_state.get(_SELECTED)
-    layers = spec().layers
-    return index if index is not None and 0 <= index < len(layers) else None
+    """The card new layers are added after; None means 'at the end'. It is kept by the layer's
+    name, so edits above it (a one-click fix inserting a Flatten) do not move it."""
+    name = st.session_state.get(_SELECTED)
+    names = [layer.name for layer in spec().layers]
+    return names.index(name) if name in names else None
 
 
 def select_layer(index: int | None) -> None:
-    st.session_state[_SELECTED] = index
+    layers = spec().layers
+    name = layers[index].name if index is not None and 0 <= index < len(layers) else None
+    if name != st.session_state.get(_SELECTED):
+        st.session_state[_SELECTED] = name
+        _save_draft()
+
+
+def run_name() -> str:
+    """The name the user gave the next run, or "" for the default (a description of the spec)."""
+    _ensure_draft()
+    return st.session_state.get(_RUN_NAME, "")
+
+
+def set_run_name(text: str | None) -> None:
+    name = " ".join(str(text or "").split())[:MAX_RUN_NAME]
+    if name != run_name():
+        st.session_state[_RUN_NAME] = name
+        _save_draft()
 
 
 def current_run_id() -> str | None:
