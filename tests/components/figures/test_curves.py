@@ -108,3 +108,42 @@ def test_batch_points_are_thinned_to_a_bound_keeping_the_newest():
     assert thinned(points[:10]) == points[:10]
     figure = curves_figure(points + [MetricPoint("epoch", 99, 100, "loss", 0.5, 0.0)], steps_per_epoch=100)
     assert max(len(trace.x) for trace in figure.data) <= MAX_BATCH_POINTS + 1
+
+
+def test_the_batch_curve_has_no_jump_at_epoch_boundaries():
+    """Keras logs running means that restart each epoch; drawn as they are, a falling loss jumps down
+    at each new epoch (from the mean of the whole epoch to one batch). Per-batch values do not."""
+    per_batch = [2.0 - 0.1 * i for i in range(20)]  # a steady fall over two epochs of 10 batches
+    points = []
+    for epoch in (0, 1):
+        seen = per_batch[epoch * STEPS:(epoch + 1) * STEPS]
+        points += [batch(epoch, step, "loss", sum(seen[:step]) / step) for step in range(1, STEPS + 1)]
+    (curve,) = [t for t in traces(curves_figure(points), "train (batches)") if t.xaxis == "x"]
+    assert list(curve.y) == pytest.approx(per_batch)
+    assert max(abs(b - a) for a, b in zip(curve.y, curve.y[1:])) == pytest.approx(0.1)
+
+
+def test_before_the_first_point_the_axes_show_the_planned_epochs_and_accuracy_from_0_to_1():
+    layout = curves_figure([], total_epochs=3).layout
+    assert list(layout.xaxis.range) == [0, 3] and list(layout.xaxis2.range) == [0, 3]
+    assert list(layout.yaxis2.range) == [0, 1] and list(layout.yaxis.range) == [0, 1]
+    with_points = curves_figure(two_epochs(), total_epochs=3).layout
+    assert list(with_points.xaxis.range) == [0, 3] and with_points.yaxis2.range is None  # data decides
+
+
+def test_a_loss_spanning_orders_of_magnitude_is_drawn_on_a_log_scale():
+    diverged = [batch(0, 1, "loss", 2.3), batch(0, 2, "loss", 25001.15), batch(0, 3, "loss", 16667.4)]
+    layout = curves_figure(diverged).layout
+    assert layout.yaxis.type == "log" and layout.yaxis.title.text == "loss (log scale)"
+    assert curves_figure(two_epochs()).layout.yaxis.type in (None, "-", "linear")
+
+
+def test_findings_are_shaded_over_their_stretch_with_their_title_and_sentence():
+    from pipelines.runs.doctor import Finding
+
+    finding = Finding("diverged", "error", 0.3, 2.0, "Diverged in epoch 1: the loss jumped from 2.3 to 5e+04.")
+    figure = curves_figure(two_epochs(), findings=[finding])
+    regions = [shape for shape in figure.layout.shapes if shape.type == "rect"]
+    assert len(regions) == 2 and {(r.x0, r.x1) for r in regions} == {(0.3, 2.0)}  # both panels
+    labels = [a for a in figure.layout.annotations if a.text == "Diverged"]
+    assert {a.xref for a in labels} == {"x", "x2"} and all(a.hovertext == finding.message for a in labels)
