@@ -1,11 +1,15 @@
-"""The run table, and the short texts that say where a run is: queue place, progress, ETA, results.
+"""The run table, and the short texts that say what a run is and where it is: its settings, queue
+place, progress, ETA, results.
 
 The table lives in a fragment of its own that refreshes every second while a run is queued or
 training (every few seconds otherwise, so runs queued from the CLI or another tab show up), and
-keeps the worker pool going on each tick. Selecting a row opens that run (`?run=ID`).
+keeps the worker pool going on each tick. Selecting a row opens that run (`?run=ID`). Runs of one
+preset differ in their settings, so the table shows what tells them apart: dataset, parameter
+count, optimizer, learning rate, epochs and the best validation accuracy.
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import hashlib
 import re
@@ -16,9 +20,12 @@ import streamlit as st
 from components import resources, state
 from components.guard import guard, log
 from components.text import plain
-from pipelines.errors import LayerlabError
+from pipelines.data.catalog import CATALOG
+from pipelines.errors import LayerlabError, SpecError
+from pipelines.modelspec.counting import count_parameters
+from pipelines.modelspec.describe import rate_text
+from pipelines.modelspec.spec import OPTIMIZERS, ModelSpec
 from pipelines.runs.entities import Run, RunStatus
-from pipelines.runs.feed import eta_seconds
 from pipelines.runs.results import FINAL_METRICS, GROUPS, ResultField
 from pipelines.runs.store import RunStore
 
@@ -35,10 +42,17 @@ STATUS_COLORS = {
     RunStatus.FAILED: "red",
     RunStatus.INTERRUPTED: "violet",
 }
+# Percentages are stored from 0 to 100 so that one printf format gives one decimal everywhere.
+PERCENT = "%.1f%%"
 COLUMNS = {
+    "Params": st.column_config.NumberColumn("Params", format="localized", help="Weights in the model"),
+    "Learning rate": st.column_config.TextColumn("Learning rate"),
+    "Epochs": st.column_config.NumberColumn("Epochs", help="Epochs planned", width="small"),
+    "Best val. accuracy": st.column_config.NumberColumn(
+        "Best val. accuracy", format=PERCENT, help="The highest validation accuracy of any epoch so far"),
+    "Test accuracy": st.column_config.NumberColumn("Test accuracy", format=PERCENT),
     "Queue": st.column_config.NumberColumn("Queue", help="Place in the queue (1 starts next)", width="small"),
-    "Progress": st.column_config.ProgressColumn("Progress", min_value=0.0, max_value=1.0, format="percent"),
-    "Test accuracy": st.column_config.NumberColumn("Test accuracy", format="percent"),
+    "Progress": st.column_config.ProgressColumn("Progress", min_value=0.0, max_value=100.0, format="%.0f%%"),
     "Created": st.column_config.DatetimeColumn("Created", format="MMM D, HH:mm:ss"),
 }
 MALFORMED_RUN_LINK = ("This link's `run` value is not a run id (10 lowercase hexadecimal characters), "
@@ -67,18 +81,90 @@ def run_to_show(store: RunStore) -> tuple[Run | None, str | None]:
     return (newest[0] if newest else None), None
 
 
-def runs_frame(runs: list[Run], positions: dict[str, int]) -> pd.DataFrame:
+def dataset_title(name: str) -> str:
+    """"Fashion-MNIST" for `fashion_mnist`: the name people know a dataset by."""
+    info = CATALOG.get(name)
+    return info.title if info else name
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """What tells runs of one model apart; None where the stored spec no longer reads."""
+
+    parameters: int | None
+    optimizer: str | None
+    learning_rate: str | None
+    epochs: int | None
+
+    def text(self) -> str:
+        """"100,480 params · Adam 1e-3 · 5 epochs"."""
+        parts = [f"{self.parameters:,} params" if self.parameters is not None else None,
+                 f"{self.optimizer} {self.learning_rate}" if self.optimizer else None,
+                 f"{self.epochs} epoch{'s' if self.epochs != 1 else ''}" if self.epochs else None]
+        return " · ".join(part for part in parts if part)
+
+
+@st.cache_data(max_entries=2000, show_spinner=False)
+def _settings(run_id: str, created_at: float, dataset: str, _spec: dict, parameters: float | None) -> Settings:
+    """A run's settings, once per run: its spec never changes."""
+    try:
+        spec = ModelSpec.from_dict(_spec)
+    except SpecError:
+        return Settings(None if parameters is None else int(parameters), None, None, None)
+    info = CATALOG.get(dataset)
+    count = parameters if parameters is not None else count_parameters(
+        spec, spec.input_shape or (info.input_shape if info else None))
+    return Settings(None if count is None else int(count), OPTIMIZERS[spec.compile.optimizer]["title"],
+                    rate_text(spec.compile.learning_rate), spec.fit.epochs)
+
+
+def settings(run: Run) -> Settings:
+    """The run's parameter count (as recorded, else counted from its spec), optimizer, learning rate, epochs."""
+    return _settings(run.id, run.created_at, run.dataset, run.spec, run.metrics.get("parameters"))
+
+
+@st.cache_data(max_entries=2000, show_spinner=False)
+def _best_val_accuracy(home: str, run_id: str, epochs_done: int, resume_count: int, _store: RunStore) -> float | None:
+    values = [p.value for p in _store.get_metrics(run_id, kind="epoch") if p.name == "val_accuracy"]
+    return max(values) if values else None
+
+
+def best_val_accuracy(store: RunStore, run: Run) -> float | None:
+    """The highest validation accuracy of any finished epoch, read once per epoch of the run."""
+    return _best_val_accuracy(str(store.home), run.id, run.epochs_done, run.resume_count, store)
+
+
+def _percent(value: float | None) -> float | None:
+    return None if value is None else 100 * value
+
+
+def runs_frame(store: RunStore, runs: list[Run], positions: dict[str, int]) -> pd.DataFrame:
     """One row per run, newest first, as the table shows it."""
+    facts = [settings(run) for run in runs]
     return pd.DataFrame({
         "Name": [run.name for run in runs],
-        "Dataset": [run.dataset for run in runs],
+        "Dataset": [dataset_title(run.dataset) for run in runs],
+        "Params": pd.array([f.parameters for f in facts], dtype="Int64"),
+        "Optimizer": [f.optimizer for f in facts],
+        "Learning rate": [f.learning_rate for f in facts],
+        "Epochs": pd.array([f.epochs for f in facts], dtype="Int64"),
+        "Best val. accuracy": [_percent(best_val_accuracy(store, run)) for run in runs],
+        "Test accuracy": [_percent(run.metrics.get("test_accuracy")) for run in runs],
         "Status": [run.status.value for run in runs],
         "Queue": pd.array([positions.get(run.id) for run in runs], dtype="Int64"),
-        "Progress": [1.0 if run.status is RunStatus.COMPLETED else run.progress.fraction for run in runs],
-        "Test accuracy": [run.metrics.get("test_accuracy") for run in runs],
+        "Progress": [100.0 if run.status is RunStatus.COMPLETED else 100 * run.progress.fraction for run in runs],
         "Created": [datetime.datetime.fromtimestamp(run.created_at) for run in runs],
         "Run": [run.id for run in runs],
     })
+
+
+def run_label(run: Run) -> str:
+    """A run in one line, for a picker (plain text, not Markdown): "mlp-512 · MNIST · 407,050 params ·
+    RMSprop 1e-3 · 5 epochs · 92.3% test accuracy · 1a2b3c4d5e"."""
+    accuracy = run.metrics.get("test_accuracy")
+    result = f"{accuracy:.1%} test accuracy" if accuracy is not None else run.status.value.lower()
+    return " · ".join(part for part in (run.name, dataset_title(run.dataset), settings(run).text(), result, run.id)
+                      if part)
 
 
 def show(store: RunStore, selected_id: str | None) -> None:
@@ -99,7 +185,7 @@ def show(store: RunStore, selected_id: str | None) -> None:
         positions = {run.id: store.queue_position(run.id) for run in runs if run.status is RunStatus.QUEUED}
         default = {"selection": {"rows": [ids.index(selected_id)]}} if selected_id in ids else None
         event = st.dataframe(
-            runs_frame(runs, positions), hide_index=True, column_config=COLUMNS, placeholder="",
+            runs_frame(store, runs, positions), hide_index=True, column_config=COLUMNS, placeholder="",
             height=ROW_PIXELS * (min(len(runs), TABLE_ROWS) + 1) + 3,
             # A new key whenever the set of runs changes, so the highlighted row follows its run.
             key=state.key("train", "runs", hashlib.sha1(" ".join(ids).encode()).hexdigest()[:8]),
@@ -149,25 +235,34 @@ def duration_text(seconds: float) -> str:
     return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
 
 
-def progress_text(run: Run, attempt_start: tuple[float, float] | None, now: float) -> str:
-    """"Epoch 2/3 · batch 120/1688 · ETA 12 s" for a running run."""
+def progress_text(run: Run, eta: float | None) -> str:
+    """"Epoch 2/3 · batch 120/1,688 · ETA 12 s" for a running run (`eta` in seconds, None if unknown)."""
     progress = run.progress
     if progress.steps_per_epoch == 0:
         return "Preparing the data and the model …"
     epoch = min(progress.epoch + 1, progress.total_epochs)
-    eta = eta_seconds(progress.fraction, attempt_start, now)
-    return (f"Epoch {epoch}/{progress.total_epochs} · batch {progress.step}/{progress.steps_per_epoch} · "
+    return (f"Epoch {epoch}/{progress.total_epochs} · batch {progress.step:,}/{progress.steps_per_epoch:,} · "
             f"ETA {'…' if eta is None else duration_text(eta)}")
 
 
 def metric_text(value: float, kind: str) -> str:
+    """A final figure as every page writes it: accuracies as percents with one decimal."""
     if kind == "accuracy":
-        return f"{value:.2%}"
+        return f"{value:.1%}"
     if kind == "seconds":
         return duration_text(value)
     if kind == "rate":
         return f"{value:,.0f}"
     return f"{value:.4f}"
+
+
+def again_name(name: str, taken: set[str]) -> str:
+    """The name of a run trained again: "mlp-512 (2)", or the next number no run has yet."""
+    stem = re.sub(r" \((\d+)\)$", "", name)
+    number = 2
+    while f"{stem} ({number})" in taken:
+        number += 1
+    return f"{stem} ({number})"
 
 
 def download_name(run: Run, file_name: str) -> str:

@@ -1,4 +1,5 @@
-"""Train: every run in a table, and the selected run live: progress, curves, stop or resume, results.
+"""Train: every run in a table, and the selected run live: progress, curves with the training
+doctor's findings, stop or resume, edit or train again, results.
 
 The page never trains: runs are worker processes, and everything here is read back from the run
 store, so closing the browser leaves a run going and reopening `?run=ID` finds it. Only the two
@@ -11,36 +12,46 @@ import time
 
 import streamlit as st
 
-from components import live_chart, resources, run_list, state
+from components import live_chart, model_cache, resources, run_list, state
 from components.guard import guard
+from components.live_chart import Curves
 from components.text import plain
+from pipelines.errors import LayerlabError, SpecError
 from pipelines.runs import artifacts
-from pipelines.errors import LayerlabError
+from pipelines.runs.doctor import Finding, Remedy, apply_remedy
 from pipelines.runs.entities import Run, RunStatus
-from pipelines.runs.feed import MetricFeed
 from pipelines.runs.store import RunStore
 
 LIVE_SECONDS = 0.5
+BUILD_PAGE = "views/build.py"
+FINDING_ICONS = {"error": ":material/error:", "warning": ":material/warning:"}
 
 
 def heading(run: Run) -> None:
     title, badge = st.columns([5, 1], vertical_alignment="center")
     title.subheader(plain(run.name), anchor=False)
     badge.badge(run.status.value, color=run_list.STATUS_COLORS[run.status])
-    batch_size = run.model_spec.fit.batch_size
+    batch_size = run.spec.get("fit", {}).get("batch_size", "?")
     created = time.strftime("%b %d %H:%M:%S", time.localtime(run.created_at))
-    st.caption(f"Run `{run.id}` · {plain(run.dataset)} · {run.progress.total_epochs} epoch(s) of batch "
-               f"{batch_size} · created {created}")
+    about = " · ".join(part for part in (run_list.dataset_title(run.dataset), run_list.settings(run).text()) if part)
+    st.caption(f"Run `{run.id}` · {plain(about)} of batch {batch_size} · created {created}")
 
 
-def where_it_is(store: RunStore, run: Run, feed: MetricFeed) -> None:
-    """The progress bar while queued or training; otherwise how the run ended, in words."""
+def where_it_is(store: RunStore, run: Run, curves: Curves) -> None:
+    """The progress bar while queued or training; otherwise how the run ended, in words. A run that
+    completed with a diagnosis says so here, not in green."""
     if run.status is RunStatus.QUEUED:
         st.progress(0.0, text=f"Queued · position {store.queue_position(run.id)} in the queue")
     elif run.status is RunStatus.RUNNING:
-        st.progress(run.progress.fraction, text=run_list.progress_text(run, feed.attempt_start, time.time()))
+        eta = curves.feed.eta_seconds(run, time.time())
+        st.progress(run.progress.fraction, text=run_list.progress_text(run, eta))
         if run.stop_requested:
             st.caption("Stop requested: the run ends after its current batch.")
+    elif run.status is RunStatus.COMPLETED and curves.findings:
+        worst, more = curves.findings[0], len(curves.findings) - 1
+        st.warning(plain(f"Completed {run.epochs_done} epoch(s), but {worst.verdict}: {worst.detail}"
+                         + (f" ({more} more finding(s) under the chart.)" if more else "")),
+                   icon=FINDING_ICONS.get(worst.severity))
     elif run.status is RunStatus.COMPLETED:
         st.success(f"Completed {run.epochs_done} epoch(s).")
     elif run.status is RunStatus.STOPPED:
@@ -53,24 +64,85 @@ def where_it_is(store: RunStore, run: Run, feed: MetricFeed) -> None:
 
 
 def actions(store: RunStore, run: Run) -> None:
-    """Stop while queued or training, Resume once stopped or interrupted; then redraw the page."""
-    stop = run.status.is_active and st.button(
+    """Stop while queued or training, Resume once stopped or interrupted; Edit in Build and Train
+    again for every run; Test for a run with a model. Each redraws the page or opens another."""
+    row = st.container(horizontal=True, vertical_alignment="center")
+    stop = run.status.is_active and row.button(
         "Stop", key=state.key("train", "stop"), icon=":material/stop:", disabled=run.stop_requested,
         help="End the run after its current batch; Resume continues it")
-    resume = run.status.can_resume and st.button(
+    resume = run.status.can_resume and row.button(
         "Resume", key=state.key("train", "resume"), icon=":material/play_arrow:", type="primary",
         help="Queue the run again; it continues from its last finished epoch")
-    if not (stop or resume):
-        return
+    readable = _spec_reads(run)
+    edit = row.button("Edit in Build", key=state.key("train", "edit"), icon=":material/stacks:", disabled=not readable,
+                      help="Open this run's model and settings on the Build page, to change them and train anew")
+    again = run.status.is_terminal and row.button(
+        "Train again", key=state.key("train", "again"), icon=":material/replay:", disabled=not readable,
+        help="Queue a new run of exactly this model, dataset and settings (the same seed, so the same curves); "
+             "to change something first, use Edit in Build")
+    if run.status in model_cache.USABLE_STATUSES and model_cache.model_path(store, run).is_file():
+        row.page_link("views/test.py", label="Test this model", icon=":material/search:",
+                      query_params=state.run_query(run.id))
+    if edit:
+        state.open_in_build(run.model_spec, run.dataset, f"Run {run.name} ({run.id}) is open in Build with its exact "
+                                                         "settings: change what you like and train it as a new run.")
+        st.switch_page(BUILD_PAGE)
     try:
         if stop:
             resources.scheduler().stop(run.id)
-        else:
+        elif resume:
             resources.scheduler().resume(run.id, spare=1)
+        elif again:
+            state.set_current_run(train_again(store, run).id)
+        else:
+            return
     except LayerlabError as exc:
         st.error(plain(exc, keep_code=True))
         return
     st.rerun()
+
+
+def _spec_reads(run: Run) -> bool:
+    try:
+        run.model_spec
+    except SpecError:
+        return False
+    return True
+
+
+def train_again(store: RunStore, run: Run) -> Run:
+    """Queue a copy of the run: the same spec, dataset and settings, named "<name> (2)" (or the next
+    free number), so the two are told apart in the list."""
+    scheduler = resources.scheduler()
+    taken = {other.name for other in store.list_runs()}
+    again = scheduler.submit(run.model_spec, run.dataset, name=run_list.again_name(run.name, taken))
+    scheduler.ensure_workers(spare=1)
+    return again
+
+
+def findings(run: Run, curves: Curves) -> None:
+    """The doctor's findings under the chart: what happened over which epochs, what to try, and a
+    one-click fix that opens Build with the change made."""
+    for index, finding in enumerate(curves.findings):
+        with st.container(border=True, key=state.key("train", "finding", index)):
+            text, fix = st.columns([4, 1], vertical_alignment="center")
+            text.markdown(f"{FINDING_ICONS.get(finding.severity, '')} **{plain(finding.title)}**, epochs "
+                          f"{finding.start:.1f}–{finding.end:.1f} (shaded on the chart): {plain(finding.message)}")
+            if finding.remedy is not None and fix.button(
+                    finding.remedy.label, key=state.key("train", "fix", index), icon=":material/build:",
+                    width="stretch", help="Opens Build with this change made to the run's model; train it from there"):
+                open_fix(run, finding, finding.remedy)
+
+
+def open_fix(run: Run, finding: Finding, remedy: Remedy) -> None:
+    try:
+        fixed = apply_remedy(run.model_spec, remedy)
+    except SpecError as exc:
+        st.error(plain(exc, keep_code=True))
+        return
+    state.open_in_build(fixed, run.dataset, f"{remedy.label}: run {run.name} ({run.id}) {finding.verdict}, and "
+                                            "this is its model with that change. Train it as a new run to compare.")
+    st.switch_page(BUILD_PAGE)
 
 
 def results(store: RunStore, run: Run) -> None:
@@ -105,15 +177,16 @@ def selected_run(store: RunStore, run_id: str, live: bool) -> None:
             return
         if run.status.is_active != live:
             st.rerun()  # started or ended: redraw, so the refresh starts or stops with it
-        figure, feed, point_count = live_chart.curves(store, run)
+        curves = live_chart.curves(store, run)
         heading(run)
-        where_it_is(store, run, feed)
+        where_it_is(store, run, curves)
         actions(store, run)
         if run.status.is_terminal:
             results(store, run)
-        st.plotly_chart(figure, key=state.key("train", "chart"), config={"displaylogo": False})
-        if not point_count and run.status.is_active:
+        st.plotly_chart(curves.figure, key=state.key("train", "chart"), config={"displaylogo": False})
+        if not curves.point_count and run.status.is_active:
             st.caption("The curves appear with the first batch.")
+        findings(run, curves)
 
     run_view()
 

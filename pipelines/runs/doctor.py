@@ -38,6 +38,9 @@ class Remedy:
 
 KIND_TITLES = {"diverged": "Diverged", "not_learning": "Not learning", "overfitting": "Overfitting",
                "plateau": "Plateau", "underfitting": "Underfitting"}
+# What the run did, to follow "Completed, but ...".
+KIND_VERDICTS = {"diverged": "diverged", "not_learning": "did not learn", "overfitting": "overfitted",
+                 "plateau": "stalled", "underfitting": "underfitted"}
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,16 @@ class Finding:
     def title(self) -> str:
         """One or two words for a label on the chart: "Diverged", "Overfitting"."""
         return KIND_TITLES.get(self.kind, self.kind)
+
+    @property
+    def verdict(self) -> str:
+        """What the run did, to follow "Completed, but": "diverged", "overfitted"."""
+        return KIND_VERDICTS.get(self.kind, self.kind)
+
+    @property
+    def detail(self) -> str:
+        """The message without its heading: what happened and what to try."""
+        return self.message.split(": ", 1)[-1]
 
     def to_dict(self) -> dict:
         """The finding as plain JSON data (the CLI's `show --json` prints a list of these)."""
@@ -125,7 +138,7 @@ def _not_learning(points, num_classes, spec) -> Finding | None:
     if spec is not None:
         remedy = _lr_remedy(spec, 10.0) if spec.compile.learning_rate < 1e-4 else _lr_remedy(spec, 0.1)
     return Finding("not_learning", "error", 0.0, accuracy[-1].epoch + 1.0,
-                   f"Not learning: accuracy stays near chance ({chance:.0%}) after {len(accuracy)} epoch(s). "
+                   f"Not learning: accuracy stays near chance ({chance:.1%}) after {len(accuracy)} epoch(s). "
                    "The learning rate may be too low or too high, or the loss may not fit the last activation.",
                    remedy)
 
@@ -182,7 +195,7 @@ def _underfitting(points, spec) -> Finding | None:
     if spec is not None and spec.fit.epochs * 2 <= 1000:
         remedy = Remedy(f"Train {spec.fit.epochs * 2} epochs", (("epochs", spec.fit.epochs * 2),))
     return Finding("underfitting", "warning", train[-2].epoch + 1.0, train[-1].epoch + 1.0,
-                   f"Underfitting: accuracy is {accuracy[-1].value:.0%} and both losses were still falling at "
+                   f"Underfitting: accuracy is {accuracy[-1].value:.1%} and both losses were still falling at "
                    "the end. Train longer, or make the model bigger.", remedy)
 
 

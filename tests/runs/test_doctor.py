@@ -77,7 +77,7 @@ def test_a_nan_failure_is_a_divergence():
 def test_accuracy_near_chance_is_not_learning():
     points = epochs(loss=[2.30, 2.30], accuracy=[0.10, 0.11])
     [finding] = diagnose(points, num_classes=10, spec=SPEC.with_compile(learning_rate=1e-6))
-    assert finding.kind == "not_learning" and "near chance (10%)" in finding.message
+    assert finding.kind == "not_learning" and "near chance (10.0%)" in finding.message
     assert finding.remedy.changes == (("learning_rate", 1e-5),)  # too low: raise it
 
 
