@@ -1,4 +1,5 @@
-"""See inside: what each layer made of the current input (the drawing, or an upload).
+"""See inside: what each layer made of an input: the drawing, an upload, or any image of the test set
+(numbered as the Evaluate tab numbers them).
 
 Feature maps (layers that keep an image's layout) or one bar per unit (flat layers); the figures
 are `components.figures.activations`, pure functions of the layer's output.
@@ -7,14 +8,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import numpy as np
 import streamlit as st
 
 from components import model_cache, prediction_view, state
 from components.figures.activations import feature_maps_figure, unit_strip_figure
 from components.text import plain
+from pipelines.errors import LayerlabError
 
 if TYPE_CHECKING:
     from pipelines.inference.predict import Activation, LoadedModel
+
+TEST_IMAGE = "An image of the test set"
 
 
 def layer_label(activation: Activation) -> str:
@@ -22,17 +27,39 @@ def layer_label(activation: Activation) -> str:
     return f"{activation.index + 1}. {activation.name} ({activation.type}) → {shape}"
 
 
-def see_inside(loaded: LoadedModel, run_id: str) -> None:
-    """Pick an input and a layer; see that layer's output for it."""
+def test_image(loaded: LoadedModel, dataset: str, run_id: str) -> tuple[np.ndarray, str] | None:
+    """A test-set image picked by its number, scaled as training scaled it, and its caption; None
+    (with the reason on the page) when the test set cannot be read."""
+    try:
+        data = model_cache.evaluation_data(dataset)
+    except LayerlabError as exc:
+        st.error(plain(exc, keep_code=True))
+        return None
+    last = len(data.x_test) - 1
+    index = int(st.number_input(f"Test image number (0 to {last:,})", min_value=0, max_value=last, value=0, step=1,
+                                key=state.key("test", "inside", "index", run_id),
+                                help="The Evaluate tab shows each picture's number (#123) under it"))
+    image = data.x_test[index].astype(np.float32) / 255  # as training scales it
+    return image.reshape(loaded.input_shape), f"test image #{index}, truly {loaded.class_names[data.y_test[index]]}"
+
+
+def see_inside(loaded: LoadedModel, run_id: str, dataset: str) -> None:
+    """Pick an input (the drawing, an upload or a test-set image) and a layer; see that layer's output for it."""
     inputs = state.prepared_inputs(run_id)
     if not inputs:
-        st.info("Draw something on the **Draw** tab or upload a picture on the **Upload** tab: "
-                "its path through the model shows here.", icon=":material/layers:")
-        return
-    labels = list(inputs)
+        st.caption("Draw something on the **Draw** tab or upload a picture on the **Upload** tab to see its path "
+                   "through the model; meanwhile, here is an image of the test set.")
+    labels = [*inputs, TEST_IMAGE]
     choose_input, choose_layer = st.columns([1, 2])
-    label = choose_input.selectbox("Input", labels, key=state.key("test", "inside", "input", run_id))
-    x = inputs[label]
+    with choose_input:
+        label = st.selectbox("Input", labels, key=state.key("test", "inside", "input", run_id))
+        if label == TEST_IMAGE:
+            picked = test_image(loaded, dataset, run_id)
+            if picked is None:
+                return
+            x, caption = picked
+        else:
+            x, caption = inputs[label], label
     layers = model_cache.activations(loaded, x)
     # Start at the first feature maps, else at the first layer that does more than reshape.
     first = next((i for i, a in enumerate(layers) if a.values.ndim == 3),
@@ -43,7 +70,7 @@ def see_inside(loaded: LoadedModel, run_id: str) -> None:
 
     given, shown = st.columns([1, 5], gap="large")
     with given:
-        prediction_view.show_model_input(x, caption=f"{plain(label)}, as the model gets it")
+        prediction_view.show_model_input(x, caption=f"{plain(caption)}, as the model gets it")
     with shown:
         values = activation.values
         if values.ndim in (2, 3):

@@ -28,6 +28,11 @@ PEN_WIDTHS = (6, 40)
 DEFAULT_PEN = 20
 INPUT_COLUMN_PIXELS = 200
 DRAWING_LABEL = "Your drawing"
+# The canvas component (0.13) has its own toolbar (send, undo, redo, edit, reset) and no option to
+# hide it but `disabled`. It floats above the canvas' top edge, so a frame that clips its overflow
+# hides it, leaving Layerlab's Clear button as the one way to start over.
+CANVAS_FRAME = state.key("test", "canvas_frame")
+FRAME_STYLE = f"<style>.st-key-{CANVAS_FRAME} {{ overflow: hidden; position: relative; }}</style>"
 
 
 @dataclass(frozen=True, eq=False)
@@ -73,9 +78,11 @@ def drawing_pad(loaded: LoadedModel, run_id: str) -> None:
         with canvas_column:
             st.markdown(f"**{DRAWING_LABEL}**")
             pen = state.widget_value(state.key("test", "pen")) or DEFAULT_PEN
-            result = st_canvas(stroke_color="#FFFFFF", background_color="#000000", stroke_width=pen,
-                               height=CANVAS_PIXELS, width=CANVAS_PIXELS, drawing_mode="freedraw",
-                               return_image_data=True, update_streamlit=True, key=state.canvas_key())
+            st.html(FRAME_STYLE)
+            with st.container(key=CANVAS_FRAME):
+                result = st_canvas(stroke_color="#FFFFFF", background_color="#000000", stroke_width=pen,
+                                   height=CANVAS_PIXELS, width=CANVAS_PIXELS, drawing_mode="freedraw",
+                                   return_image_data=True, update_streamlit=True, key=state.canvas_key())
             with st.container(horizontal=True, vertical_alignment="bottom"):
                 st.slider("Pen width", *PEN_WIDTHS, DEFAULT_PEN, key=state.key("test", "pen"), width=170)
                 st.button("Clear", icon=":material/ink_eraser:", key=state.key("test", "clear"),

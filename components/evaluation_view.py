@@ -34,15 +34,15 @@ PER_CLASS_COLUMNS = {
     "Accuracy": st.column_config.ProgressColumn("Accuracy", min_value=0.0, max_value=1.0, format="percent",
                                                 width=120),
     "Right": st.column_config.TextColumn("Right", width=100, help="Images predicted right, of all of the class"),
-    "Most often taken for": st.column_config.TextColumn("Taken for", width=90,
-                                                        help="The wrong class it was most often predicted as, "
-                                                             "and how often"),
+    "Most common mistake": st.column_config.TextColumn("Most common mistake", width=170,
+                                                       help="The wrong class this class was most often predicted "
+                                                            "as, and how many of its test images that was"),
 }
 
 
 def per_class_frame(evaluation: Evaluation) -> pd.DataFrame:
     """One row per class: its accuracy, how many of its test images were right, and its likeliest
-    mistake."""
+    mistake in words ("predicted 6: 7 times"), which a bare "6 (7)" was not."""
     confusion = evaluation.confusion
     mistaken = confusion - np.diag(np.diag(confusion))
     rows = []
@@ -51,10 +51,19 @@ def per_class_frame(evaluation: Evaluation) -> pd.DataFrame:
         worst = int(np.argmax(mistaken[index]))
         rows.append({
             "Class": row["name"], "Accuracy": row["accuracy"], "Right": f"{row['correct']:,} / {row['count']:,}",
-            "Most often taken for": (f"{evaluation.class_names[worst]} ({mistaken[index, worst]})"
-                                     if mistaken[index, worst] else "—"),
+            "Most common mistake": (mistake_text(evaluation.class_names[worst], int(mistaken[index, worst]))
+                                    if mistaken[index, worst] else "—"),
         })
     return pd.DataFrame(rows)
+
+
+def mistake_text(predicted: str, count: int) -> str:
+    return f"predicted {predicted}: {count:,} time{'s' if count != 1 else ''}"
+
+
+def worst_caption(true_name: str, predicted_name: str, confidence: float) -> str:
+    """Under a wrong answer: "predicted 6, truly 7 · 98.0% sure"."""
+    return f"predicted {predicted_name}, truly {true_name} · {prediction_view.percent(confidence)} sure"
 
 
 def default_cell(confusion: np.ndarray) -> tuple[int, int]:
@@ -125,7 +134,7 @@ def evaluation(store: RunStore, run: Run) -> None:
         names = result.class_names
         mistakes = int((result.predicted != result.labels).sum())
         for column, (label, value) in zip(st.columns(4), (
-                ("Accuracy", f"{result.accuracy:.2%}"), ("Cross-entropy", f"{result.loss:.4f}"),
+                ("Accuracy", f"{result.accuracy:.1%}"), ("Cross-entropy", f"{result.loss:.4f}"),
                 ("Test images", f"{len(result.labels):,}"), ("Mistakes", f"{mistakes:,}"))):
             column.metric(label, value)
 
@@ -153,8 +162,8 @@ def evaluation(store: RunStore, run: Run) -> None:
         st.markdown("**Worst mistakes** · the wrong answers the model was surest of")
         worst = worst_mistakes(result, WORST_MISTAKES)
         if len(worst):
-            gallery(images[worst], [f"{names[result.labels[i]]} → {names[result.predicted[i]]} · "
-                                    f"{prediction_view.percent(result.confidence[i])}" for i in worst])
+            gallery(images[worst], [f"#{i} · " + worst_caption(names[result.labels[i]], names[result.predicted[i]],
+                                                               result.confidence[i]) for i in worst])
         else:
             st.success("No mistakes on the test set.")
 

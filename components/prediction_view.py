@@ -27,7 +27,7 @@ def top_classes(probabilities: np.ndarray, class_names: Sequence[str], k: int = 
 
 
 def top_class_text(probabilities: np.ndarray, class_names: Sequence[str]) -> str:
-    """"7 · 98%": the likeliest class and how sure the model is of it."""
+    """"7 · 98.0%": the likeliest class and how sure the model is of it."""
     name, probability = top_classes(probabilities, class_names, 1)[0]
     return f"{name} · {percent(probability)}"
 

@@ -16,14 +16,11 @@ BAR_PIXELS = 26  # chart height per class
 
 
 def percent(probability: float) -> str:
-    """98%, 9.6%, 0.3%, <0.1%: whole percents where that is precise enough, and never 100%."""
+    """98.0%, 9.6%, 0.3%, <0.1%: one decimal, as every percentage in Layerlab, and never 100%
+    (a model that is 99.97% sure is not certain)."""
     value = 100 * probability
-    if value >= 99.5:
-        return f"{min(value, 99.9):.1f}%"
-    if value >= 10:
-        return f"{value:.0f}%"
     if value >= 0.05:
-        return f"{value:.1f}%"
+        return f"{min(value, 99.9):.1f}%"
     return "<0.1%"
 
 

@@ -19,14 +19,9 @@ from pipelines.runs.entities import Run
 TABS = ("Draw", "Upload", "Evaluate", "See inside")
 
 
-def run_label(run: Run) -> str:
-    accuracy = run.metrics.get("test_accuracy")
-    result = f"{accuracy:.1%} test accuracy" if accuracy is not None else run.status.value.lower()
-    return f"{run.name} · {run.dataset} · {result} · {run.id}"
-
-
 def pick_run(runs: list[Run]) -> Run:
-    """The run `?run=` names, else the newest; picking another puts it in the URL."""
+    """The run `?run=` names (the Train page's "Test this model" carries it), else the newest;
+    picking another puts it in the URL. Each is shown with the settings that tell it apart."""
     by_id = {run.id: run for run in runs}
     requested = state.current_run_id()
     if state.run_param_is_malformed():
@@ -37,7 +32,7 @@ def pick_run(runs: list[Run]) -> Run:
     ids = list(by_id)
     picker = state.key("test", "run")
     chosen = st.selectbox("Model", ids, index=ids.index(requested if requested in by_id else ids[0]),
-                          format_func=lambda run_id: run_label(by_id[run_id]), key=picker,
+                          format_func=lambda run_id: run_list.run_label(by_id[run_id]), key=picker,
                           on_change=lambda: state.set_current_run(state.widget_value(picker)))
     return by_id[chosen]
 
@@ -45,8 +40,8 @@ def pick_run(runs: list[Run]) -> Run:
 def about(run: Run) -> None:
     info = get_info(run.dataset)
     text, link = st.columns([4, 1], vertical_alignment="center")
-    text.caption(f"{info.title} · {run.status.value.lower()} after {run.epochs_done} epoch(s) · "
-                 f"input {'×'.join(map(str, info.input_shape))} · classes: {', '.join(info.class_names)}")
+    text.caption(plain(f"{info.title} · {run.status.value.lower()} after {run.epochs_done} epoch(s) · "
+                       f"input {'×'.join(map(str, info.input_shape))} · classes: {', '.join(info.class_names)}"))
     link.page_link("views/train.py", label="Training details", icon=":material/monitoring:",
                    query_params=state.run_query(run.id))
 
@@ -80,4 +75,4 @@ if evaluate.open:
         evaluation_view.evaluation(store, run)
 if inside.open:
     with inside:
-        activation_view.see_inside(loaded, run.id)
+        activation_view.see_inside(loaded, run.id, run.dataset)

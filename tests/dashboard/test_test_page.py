@@ -18,7 +18,7 @@ from pipelines.runs.artifacts import MODEL_FILE, SPEC_FILE
 from pipelines.modelspec.presets import get_preset
 from pipelines.runs.entities import RunStatus
 from pipelines.runs.sqlite_store import SQLiteRunStore
-from tests.dashboard.rendered import HOSTILE, assert_shown_escaped, shown
+from tests.dashboard.rendered import HOSTILE, assert_shown_escaped, shown, showing
 
 REPO = Path(__file__).resolve().parents[2]
 APP = str(REPO / "dashboard" / "app.py")
@@ -32,7 +32,7 @@ TRAIN_IMAGES = 2000
 def test_top_classes_are_likeliest_first():
     probabilities = np.array([0.1, 0.6, 0.05, 0.25])
     assert prediction_view.top_classes(probabilities, "abcd", 3) == [("b", 0.6), ("d", 0.25), ("a", 0.1)]
-    assert prediction_view.top_class_text(probabilities, "abcd") == "b · 60%"
+    assert prediction_view.top_class_text(probabilities, "abcd") == "b · 60.0%"
 
 
 def test_model_input_is_enlarged_without_smoothing():
@@ -288,3 +288,50 @@ def test_the_uploader_names_the_configured_upload_cap(home_with, finished_run):
     (uploader,) = at.get("file_uploader")
     assert "up to 7 MB a file" in uploader.help and "marked red" in uploader.help
     assert any("Files up to 7 MB: the uploader marks a larger one red" in shown(c.value) for c in at.caption)
+
+
+# --- Runs told apart, see inside a test image, mistakes in words --------------------------------
+
+
+def test_the_model_picker_shows_each_runs_settings(home_with, finished_run):
+    home, run_id = finished_run
+    home_with(home)
+    at = open_page(run_id)
+    picker = at.selectbox(key=state.key("test", "run"))
+    assert picker.format_func(run_id) == (f"tiny lenet · MNIST · 61,706 params · Adam 1e-3 · 1 epoch · "
+                                          f"90.0% test accuracy · {run_id}")
+
+
+def test_see_inside_takes_an_image_of_the_test_set(home_with, finished_run, mnist):
+    home, run_id = finished_run
+    home_with(home)
+    at = open_page(run_id, tab="See inside")
+    assert at.selectbox(key=state.key("test", "inside", "input", run_id)).value == activation_view.TEST_IMAGE
+    index = at.number_input(key=state.key("test", "inside", "index", run_id))
+    index.set_value(3).run()
+    assert not at.exception, at.exception
+    truth = mnist.y_test[3]
+    assert showing(at, f"test image #3, truly {truth}, as the model gets it")
+    assert [c for c in at.get("plotly_chart") if c.key == state.key("test", "inside", "maps")]
+
+
+def test_mistakes_are_said_in_words(home_with, finished_run):
+    assert evaluation_view.mistake_text("6", 7) == "predicted 6: 7 times"
+    assert evaluation_view.mistake_text("Shirt", 1) == "predicted Shirt: 1 time"
+    assert evaluation_view.worst_caption("7", "6", 0.98) == "predicted 6, truly 7 · 98.0% sure"
+    home, run_id = finished_run
+    home_with(home)
+    at = open_page(run_id, tab="Evaluate")
+    (frame,) = [d.value for d in at.dataframe]
+    assert all(text == "—" or text.startswith("predicted ") for text in frame["Most common mistake"])
+    accuracy = {m.label: m.value for m in at.metric}["Accuracy"]
+    assert accuracy.endswith("%") and len(accuracy.rstrip("%").split(".")[1]) == 1  # one decimal
+
+
+def test_the_canvas_sits_in_a_frame_that_hides_its_own_toolbar(home_with, finished_run):
+    home, run_id = finished_run
+    home_with(home)
+    at = open_page(run_id)
+    assert drawing_pad.CANVAS_FRAME == "test_canvas_frame"
+    assert any(f".st-key-{drawing_pad.CANVAS_FRAME}" in html.proto.body and "overflow: hidden" in html.proto.body
+               for html in at.get("html"))

@@ -14,7 +14,7 @@ def test_probability_figure_highlights_the_top_class():
     colours = list(bars.marker.color)
     assert colours[7] == TOP_COLOR
     assert set(colours[:7] + colours[8:]) == {OTHER_COLOR}
-    assert bars.text[7] == "62%"
+    assert bars.text[7] == "62.0%"
     (waiting,) = probability_figure(None, DIGITS).data
     assert list(waiting.x) == [0.0] * 10 and set(waiting.marker.color) == {OTHER_COLOR}
     assert waiting.text is None
@@ -27,6 +27,6 @@ def test_bars_run_top_to_bottom_in_class_order_on_a_percent_axis():
     assert figure.layout.height < probability_figure(np.full(10, 0.1), DIGITS).layout.height
 
 
-@pytest.mark.parametrize("probability, text", [(0.98, "98%"), (0.9999, "99.9%"), (0.096, "9.6%"), (0.0004, "<0.1%")])
-def test_percent_is_as_precise_as_it_needs_to_be(probability, text):
+@pytest.mark.parametrize("probability, text", [(0.98, "98.0%"), (0.9999, "99.9%"), (0.096, "9.6%"), (0.0004, "<0.1%")])
+def test_percent_has_one_decimal_and_never_says_100(probability, text):
     assert percent(probability) == text
