@@ -9,16 +9,47 @@ import streamlit as st
 from pipelines.data.catalog import DatasetInfo
 
 
+# The full datasets' sizes (training, test), to say when the copy found is a sample of one.
+FULL_SIZES = {"mnist": (60_000, 10_000), "fashion_mnist": (60_000, 10_000), "cifar10": (50_000, 10_000)}
+
+
+def names_are_labels(info: DatasetInfo) -> bool:
+    """MNIST's classes are named by their labels: "0" is class 0."""
+    return list(info.class_names) == [str(label) for label in range(info.num_classes)]
+
+
+def class_label(info: DatasetInfo, label: int) -> str:
+    """"3 · Dress", but "3" for a digit (not "3 · 3")."""
+    name = info.class_names[label]
+    return name if names_are_labels(info) else f"{label} · {name}"
+
+
 def class_table(info: DatasetInfo, overview: dict) -> pd.DataFrame:
-    """Label, name and train/test counts per class: the numbers behind the class balance chart."""
-    return pd.DataFrame({"Label": range(info.num_classes), "Class": info.class_names,
+    """Label, name and train/test counts per class: the numbers behind the class balance chart
+    (the name alone where names are the labels)."""
+    columns = {} if names_are_labels(info) else {"Label": range(info.num_classes)}
+    return pd.DataFrame({**columns, "Class": info.class_names,
                          "Training images": overview["train_counts"], "Test images": overview["test_counts"]})
+
+
+def sample_note(info: DatasetInfo, overview: dict) -> str | None:
+    """What to expect from a copy smaller than the full dataset (the offline MNIST is a 5,000-image
+    sample, and accuracies on it are a few points under the tutorials'), else None."""
+    full_train, full_test = FULL_SIZES.get(info.name, (0, 0))
+    train, test = sum(overview["train_counts"]), sum(overview["test_counts"])
+    if train >= full_train and test >= full_test:
+        return None
+    example = (": mlp-512 reaches about 92% on it, against about 98% on the full set" if info.name == "mnist"
+               else "")
+    return (f"This copy of {info.title} is a sample: {train:,} training images of the full {full_train:,} "
+            f"(and {test:,} test images of {full_test:,}). Models trained on it score a few points under the "
+            f"tutorials' figures{example}.")
 
 
 def gallery(info: DatasetInfo, overview: dict) -> None:
     """A row of samples per class, enlarged without smoothing so pixels stay visible."""
     for label, images in overview["samples"].items():
-        st.caption(f"{label} · {info.class_names[label]}")
+        st.caption(class_label(info, label))
         strip = np.concatenate([np.pad(img, ((1, 1), (1, 1), (0, 0)), constant_values=255) for img in images], axis=1)
         if strip.shape[-1] == 1:
             strip = strip[..., 0]
