@@ -59,6 +59,8 @@ def overlaid_curves(curves: Sequence[Curve], *, y_title: str, x_title: str = "ep
                          legend={"orientation": "h", "y": -0.2}, xaxis_title=x_title, yaxis_title=y_title)
     if log_y:
         figure.update_yaxes(type="log")
+    if x_title == "epoch":
+        figure.update_xaxes(dtick=1)  # epochs are whole numbers
     return figure
 
 
@@ -107,5 +109,6 @@ def confusion_difference(first: np.ndarray, second: np.ndarray, class_names: Seq
         text=delta, texttemplate="%{text}",
         hovertemplate=f"true %{{y}}, predicted %{{x}}: %{{z:+d}} ({names[1]} vs {names[0]})<extra></extra>"))
     figure.update_layout(height=HEIGHT, margin={"l": 10, "r": 10, "t": 30, "b": 10},
-                         xaxis_title="predicted", yaxis={"title": "true", "autorange": "reversed"})
+                         xaxis={"title": "predicted", "dtick": 1, "type": "category"},
+                         yaxis={"title": "true", "autorange": "reversed", "dtick": 1, "type": "category"})
     return figure

@@ -10,7 +10,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from pipelines.errors import SpecError
+from pipelines.data.catalog import get_info
+from pipelines.errors import DatasetError, SpecError
 from pipelines.modelspec.describe import architecture
 from pipelines.runs.entities import MetricPoint, Run
 
@@ -32,6 +33,13 @@ def best_epoch(points: Sequence[MetricPoint]) -> tuple[float | None, int | None,
     return best.value, best.epoch + 1, finite[-1].value
 
 
+def _title(dataset: str) -> str:
+    try:
+        return get_info(dataset).title
+    except DatasetError:
+        return dataset
+
+
 def run_row(run: Run, points: Sequence[MetricPoint]) -> dict:
     """The comparable facts of one run."""
     try:
@@ -40,7 +48,7 @@ def run_row(run: Run, points: Sequence[MetricPoint]) -> dict:
         spec = None
     best, at, final = best_epoch(points)
     return {
-        "id": run.id, "name": run.name, "dataset": run.dataset, "status": run.status.value,
+        "id": run.id, "name": run.name, "dataset": _title(run.dataset), "status": run.status.value,
         "sweep": run.sweep_id, "tags": ", ".join(run.tags), "note": run.note, "repeat_group": run.repeat_group,
         "architecture": architecture(spec) if spec else "?",
         "parameters": run.metrics.get("parameters"),
