@@ -4,12 +4,14 @@ Everything a page shows about a run comes from what these callbacks write to the
 flows from here into Streamlit. Artifacts are written atomically (temp file, then `os.replace`)
 so a reader or a resume never sees half a file. A NaN or infinite loss (a batch's, an epoch's
 validation loss or the test loss) ends the run FAILED, naming which loss and when.
+
+Keras runs several batches per call into TensorFlow (`steps_per_execution`, chosen in speed.py)
+and then calls the batch callbacks once, with the last batch's number and logs. So that a NaN is
+still named at the batch where it happened, `BatchProbe` notes that batch inside the compiled step.
 """
 from __future__ import annotations
 
-import csv
 import functools
-import io
 import math
 import threading
 import time
@@ -19,6 +21,7 @@ from typing import Any
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from pipelines.data.catalog import CATALOG, Dataset
 from pipelines.data.inputs import make_inputs
@@ -28,9 +31,11 @@ from pipelines.modelspec.presets import get_preset
 from pipelines.modelspec.spec import ModelSpec
 from pipelines.modelspec.validation import ensure_valid
 from pipelines.execution.checkpoints import load_checkpoint, save_checkpoint
+from pipelines.execution.speed import SpeedSettings, choose_steps_per_execution
 from pipelines.runs.artifacts import (BEST_FILE, HISTORY_FILE, LAST_FILE, MODEL_FILE, SPEC_FILE, atomic_copy,
                                       atomic_target, atomic_write_text)
 from pipelines.runs.entities import MetricPoint, Progress, Run, RunOutcome, RunStatus
+from pipelines.runs.records import history_csv
 from pipelines.runs.results import fit_results, test_results
 from pipelines.runs.store import RunStore
 
@@ -93,6 +98,56 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self.best_is_final = final and improved  # the worker copies model.keras once it is saved
 
 
+class BatchProbe:
+    """Counts the batches of the current epoch inside the compiled train step and keeps the first
+    whose running loss is not finite, and the last finite one. Keras' logged "loss" is the epoch's
+    running mean, which stays NaN or infinite from the first such batch on: that batch is the one a
+    per-batch check names, and the last finite loss is the curve's last point before it."""
+
+    def __init__(self, model: keras.Model):
+        self.model = model
+        self.batches = tf.Variable(0, dtype=tf.int64, trainable=False)
+        self.first_nonfinite = tf.Variable(0, dtype=tf.int64, trainable=False)  # 0: none yet
+        self.last_finite = tf.Variable(0, dtype=tf.int64, trainable=False)
+        self.last_finite_loss = tf.Variable(0.0, dtype=tf.float32, trainable=False)
+        self._train_step = model.train_step
+
+    def __enter__(self) -> BatchProbe:
+        train_step, batches, first = self._train_step, self.batches, self.first_nonfinite
+        last, last_loss = self.last_finite, self.last_finite_loss
+
+        def probed_train_step(data):
+            logs = train_step(data)
+            count = batches.assign_add(1)
+            loss = tf.cast(logs["loss"], tf.float32)
+            finite = tf.math.is_finite(loss)
+            first.assign(tf.where(tf.logical_and(tf.equal(first, 0), tf.logical_not(finite)), count, first))
+            last.assign(tf.where(finite, count, last))
+            last_loss.assign(tf.where(finite, loss, last_loss))
+            return logs
+
+        self.model.train_step = probed_train_step  # an instance attribute: Keras traces this one
+        self.model.train_function = None
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        del self.model.train_step
+        self.model.train_function = None
+
+    def new_epoch(self) -> None:
+        for variable in (self.batches, self.first_nonfinite, self.last_finite):
+            variable.assign(0)
+
+    def nonfinite_batch(self) -> int | None:
+        """The epoch's first batch (1-based) with a non-finite loss, if any."""
+        return int(self.first_nonfinite.numpy()) or None
+
+    def last_finite_loss_point(self) -> tuple[int, float] | None:
+        """(batch, running loss) of the epoch's last batch whose loss was finite, if any."""
+        batch = int(self.last_finite.numpy())
+        return (batch, float(self.last_finite_loss.numpy())) if batch else None
+
+
 class StoreRecorder(keras.callbacks.Callback):
     """Writes batch and epoch metrics to the store, stops on request, and fails on NaN/inf loss.
 
@@ -103,7 +158,8 @@ class StoreRecorder(keras.callbacks.Callback):
     async_safe = True
 
     def __init__(self, store: RunStore, run_id: str, *, steps_per_epoch: int, epochs: int,
-                 stop_event: threading.Event, checkpoint: EpochCheckpoint | None = None):
+                 stop_event: threading.Event, checkpoint: EpochCheckpoint | None = None,
+                 probe: BatchProbe | None = None):
         super().__init__()
         self.checkpoint = checkpoint
         self.store = store
@@ -111,6 +167,7 @@ class StoreRecorder(keras.callbacks.Callback):
         self.steps_per_epoch = steps_per_epoch
         self.epochs = epochs
         self.stop_event = stop_event
+        self.probe = probe
         self.record_every = max(1, steps_per_epoch // BATCH_POINTS_PER_EPOCH)
         self.failure: str | None = None
         self.stopped = False
@@ -120,29 +177,45 @@ class StoreRecorder(keras.callbacks.Callback):
         self._buffer: list[MetricPoint] = []
         self._last_flush = 0.0
         self._step = 0
+        self._next_record = 1
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self.epoch = epoch
         self._step = 0
+        self._next_record = 1
+        if self.probe is not None:
+            self.probe.new_epoch()
         self.store.update_progress(self.run_id, Progress(epoch, self.epochs, 0, self.steps_per_epoch))
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         logs = logs or {}
-        step = batch + 1
+        # With several batches per call, `batch` is the call's last one (counted past the epoch's
+        # end when the last call is short).
+        step = min(batch + 1, self.steps_per_epoch)
         loss = logs.get("loss")
         if self.stop_event.is_set() and not self.stopped:
             self.stopped = True
             self.model.stop_training = True
         if kind := nonfinite(loss):
-            self.fail(f"loss became {kind} at epoch {self.epoch + 1}, batch {step}: try a lower learning rate")
+            at = step
+            if self.probe is not None:
+                at = self.probe.nonfinite_batch() or step
+                last = self.probe.last_finite_loss_point()
+                with self._lock:
+                    if last and last[0] > self._step:
+                        # The call ran past the last recorded point: keep the curve up to the NaN.
+                        self._buffer.append(MetricPoint("batch", self.epoch, last[0], "loss", last[1], time.time()))
+            self.fail(f"loss became {kind} at epoch {self.epoch + 1}, batch {at}: try a lower learning rate")
             return
         now = time.time()
         with self._lock:
             self._step = max(self._step, step)
-            # The first batch of each epoch too, so that a new run's curve starts at once.
-            if step == 1 or step % self.record_every == 0 or step == self.steps_per_epoch:
+            # The first batch of each epoch too, so that a new run's curve starts at once; then
+            # every record_every batches, or each call when calls are longer than that.
+            if step >= self._next_record or step == self.steps_per_epoch:
                 self._buffer.extend(MetricPoint("batch", self.epoch, step, name, float(value), now)
                                     for name, value in logs.items() if math.isfinite(value))
+                self._next_record = (step // self.record_every + 1) * self.record_every
             due = now - self._last_flush >= FLUSH_SECONDS
         if due:
             self.flush()
@@ -235,16 +308,35 @@ def throwaway_fit() -> None:
 
 def write_history_csv(store: RunStore, run_id: str, path: Path) -> None:
     """Epoch-level history, one row per epoch, as the tutorials' `history.history` would give."""
-    rows: dict[int, dict[str, float]] = {}
-    for point in store.get_metrics(run_id, kind="epoch"):
-        rows.setdefault(point.epoch, {})[point.name] = point.value
-    names = sorted({name for row in rows.values() for name in row})
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(["epoch", *names])
-    for epoch in sorted(rows):
-        writer.writerow([epoch + 1, *(rows[epoch].get(name, "") for name in names)])
-    atomic_write_text(path, out.getvalue())
+    atomic_write_text(path, history_csv(store.get_metrics(run_id, kind="epoch")))
+
+
+def forward_flops_per_sample(model: keras.Model) -> float:
+    """Floating-point operations of one example's forward pass, roughly: 2 per weight of a Dense
+    layer, 2 per weight and output position of a convolution, 1 per output value elsewhere."""
+    total = 0.0
+    try:
+        for layer in model.layers:
+            positions = math.prod(int(d) for d in layer.output.shape[1:-1])
+            kernel = getattr(layer, "kernel", None)
+            if kernel is not None:
+                total += 2.0 * math.prod(kernel.shape) * (positions if len(kernel.shape) > 2 else 1)
+            else:
+                total += float(math.prod(int(d) for d in layer.output.shape[1:]))
+    except (AttributeError, TypeError, ValueError):  # a layer without a static output shape
+        return 2.0 * model.count_params()
+    return total
+
+
+def tune_speed(model: keras.Model, speed: SpeedSettings, batch_size: int, steps_per_epoch: int) -> int:
+    """Set the model's batches per call and XLA use before `fit`; returns the batches per call."""
+    spe = choose_steps_per_execution(forward_flops_per_sample(model), batch_size, steps_per_epoch,
+                                     fixed=speed.steps_per_execution)
+    model.steps_per_execution = spe
+    if speed.jit_compile is not None:
+        model.jit_compile = speed.jit_compile
+    model.train_function = model.test_function = None
+    return spe
 
 
 def _starting_model(run: Run, spec: ModelSpec, input_shape: tuple, run_dir: Path) -> tuple[keras.Model, dict]:
@@ -266,12 +358,13 @@ def _speed(recorder: StoreRecorder, steps_per_epoch: int, examples_per_step: int
 
 
 def _callbacks(store: RunStore, run: Run, spec: ModelSpec, steps_per_epoch: int, has_val: bool, run_dir: Path,
-               state: dict, stop_event: threading.Event) -> tuple[StoreRecorder, EpochCheckpoint, list]:
+               state: dict, stop_event: threading.Event, probe: BatchProbe | None = None
+               ) -> tuple[StoreRecorder, EpochCheckpoint, list]:
     monitor = "val_loss" if has_val else "loss"
     checkpoint = EpochCheckpoint(run_dir, monitor, spec.fit.keep_best, state["best_value"])
     checkpoint.best_epoch = state["best_epoch"]
     recorder = StoreRecorder(store, run.id, steps_per_epoch=steps_per_epoch, epochs=spec.fit.epochs,
-                             stop_event=stop_event, checkpoint=checkpoint)
+                             stop_event=stop_event, checkpoint=checkpoint, probe=probe)
     checkpoint.epoch_complete = recorder.epoch_complete
     # The guard first: an epoch whose validation loss is not finite gets no checkpoint.
     callbacks: list[keras.callbacks.Callback] = [FiniteEpochGuard(recorder), checkpoint, recorder]
@@ -289,13 +382,16 @@ def _finite(metrics: dict[str, float]) -> dict[str, float]:
     return {name: value for name, value in metrics.items() if math.isfinite(value)}
 
 
-def execute_run(store: RunStore, run: Run, stop_event: threading.Event, data_dir: str | None = None) -> RunOutcome:
+def execute_run(store: RunStore, run: Run, stop_event: threading.Event, data_dir: str | None = None, *,
+                dataset: Dataset | None = None, speed: SpeedSettings | None = None) -> RunOutcome:
     """Train a claimed run to its end and return how it ended; the worker records that (in the
-    store, or in the run's folder when the store cannot be written)."""
+    store, or in the run's folder when the store cannot be written). `dataset` is the run's data
+    when the caller has it already (a Ray task gets it from the object store)."""
     started = time.perf_counter()
+    keras.backend.clear_session()  # a worker that trains a sweep's runs one after another starts each afresh
     spec = ModelSpec.from_dict(run.spec)
     ensure_valid(spec, run.dataset)
-    dataset = load(run.dataset, data_dir)
+    dataset = dataset if dataset is not None else load(run.dataset, data_dir)
     inputs = make_inputs(dataset, batch_size=spec.fit.batch_size, validation_split=spec.fit.validation_split,
                          label_mode=spec.compile.label_mode, seed=spec.fit.seed)
     run_dir = store.ensure_run_dir(run.id)
@@ -303,17 +399,20 @@ def execute_run(store: RunStore, run: Run, stop_event: threading.Event, data_dir
 
     keras.utils.set_random_seed(spec.fit.seed + run.resume_count)
     model, state = _starting_model(run, spec, dataset.info.input_shape, run_dir)
+    spe = tune_speed(model, speed or SpeedSettings(), spec.fit.batch_size, inputs.steps_per_epoch)
     store.delete_metrics_from_epoch(run.id, state["epochs_done"])
-    recorder, checkpoint, callbacks = _callbacks(store, run, spec, inputs.steps_per_epoch, inputs.val is not None,
-                                                 run_dir, state, stop_event)
 
     fit_start = time.perf_counter()
-    history = model.fit(inputs.train, validation_data=inputs.val, epochs=spec.fit.epochs,
-                        initial_epoch=state["epochs_done"], verbose=0, callbacks=callbacks, shuffle=False)
+    with BatchProbe(model) as probe:
+        recorder, checkpoint, callbacks = _callbacks(store, run, spec, inputs.steps_per_epoch,
+                                                     inputs.val is not None, run_dir, state, stop_event, probe)
+        history = model.fit(inputs.train, validation_data=inputs.val, epochs=spec.fit.epochs,
+                            initial_epoch=state["epochs_done"], verbose=0, callbacks=callbacks, shuffle=False)
     recorder.flush()
     metrics = _finite(fit_results(history.history))
     metrics.update(_speed(recorder, inputs.steps_per_epoch, min(spec.fit.batch_size, inputs.n_train),
                           time.perf_counter() - fit_start))
+    metrics.update(parameters=float(model.count_params()), steps_per_execution=float(spe))
 
     status, failure = RunStatus.FAILED, recorder.failure
     if not failure:
