@@ -104,10 +104,9 @@ def actions(store: RunStore, run: Run) -> None:
 
 def _spec_reads(run: Run) -> bool:
     try:
-        run.model_spec
+        return run.model_spec is not None
     except SpecError:
         return False
-    return True
 
 
 def train_again(store: RunStore, run: Run) -> Run:
@@ -125,12 +124,11 @@ def findings(run: Run, curves: Curves) -> None:
     one-click fix that opens Build with the change made."""
     for index, finding in enumerate(curves.findings):
         with st.container(border=True, key=state.key("train", "finding", index)):
-            text, fix = st.columns([4, 1], vertical_alignment="center")
-            text.markdown(f"{FINDING_ICONS.get(finding.severity, '')} **{plain(finding.title)}**, epochs "
-                          f"{finding.start:.1f}–{finding.end:.1f} (shaded on the chart): {plain(finding.message)}")
-            if finding.remedy is not None and fix.button(
+            st.markdown(f"{FINDING_ICONS.get(finding.severity, '')} **Epochs {finding.start:.1f}–{finding.end:.1f}** "
+                        f"(shaded on the chart): {plain(finding.message)}")
+            if finding.remedy is not None and st.button(
                     finding.remedy.label, key=state.key("train", "fix", index), icon=":material/build:",
-                    width="stretch", help="Opens Build with this change made to the run's model; train it from there"):
+                    help="Opens Build with this change made to the run's model; train it from there"):
                 open_fix(run, finding, finding.remedy)
 
 
