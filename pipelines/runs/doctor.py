@@ -97,6 +97,18 @@ def _lr_remedy(spec: ModelSpec | None, factor: float) -> Remedy | None:
     return Remedy(f"{verb} the learning rate to {rate:g}", (("learning_rate", rate),))
 
 
+def _starting_loss(losses: Sequence[MetricPoint], num_classes: int) -> float:
+    """Where the loss started: a fresh classifier's cross-entropy is about ln(classes), or the first
+    batch's loss when it was higher. Only a first point of one batch tells the first batch's loss:
+    when Keras runs several batches per call (or only epochs are recorded), the first point is a
+    mean that may already hold the divergence."""
+    chance = math.log(max(num_classes, 2))
+    first = losses[0] if losses else None
+    if first is not None and first.kind == "batch" and first.step == 1:
+        return max(first.value, chance)
+    return chance
+
+
 def _diverged(points, steps, num_classes, spec, error) -> Finding | None:
     """A batch's loss an order of magnitude over where it started (or over chance's), or a NaN.
 
@@ -108,7 +120,7 @@ def _diverged(points, steps, num_classes, spec, error) -> Finding | None:
     failed_nan = bool(error) and ("NaN" in error or " inf " in f" {error} ")
     if not losses and not failed_nan:
         return None
-    start = max(losses[0].value, math.log(max(num_classes, 2))) if losses else math.log(max(num_classes, 2))
+    start = _starting_loss(losses, num_classes)
     over = next((p for p in losses if p.value > DIVERGENCE_FACTOR * start), None)
     if over is None and not failed_nan:
         return None
@@ -118,7 +130,7 @@ def _diverged(points, steps, num_classes, spec, error) -> Finding | None:
         what = f"the loss became {'NaN' if 'NaN' in error else 'infinite'}"
     else:
         peak = max(p.value for p in losses)
-        what = f"the loss jumped from {losses[0].value:.3g} to {peak:.3g}"
+        what = f"the loss jumped from {start:.3g} to {peak:.3g}"
     marker = over or (losses[-1] if losses else None)
     epoch = marker.epoch + 1 if marker is not None else 1
     return Finding("diverged", "error", first_x, end_x,

@@ -161,3 +161,15 @@ def test_recorded_runs_healthy_and_diverged(tmp_path, shared_datasets):
     finally:
         from pipelines.execution.scheduler import Scheduler, SchedulerSettings
         Scheduler(SQLiteRunStore(home), SchedulerSettings()).end_workers()
+
+
+def test_divergence_within_the_first_recorded_stretch_of_batches():
+    """Keras ran 17 batches per call: the first point is already the mean of a diverging stretch."""
+    per_batch = [2.3] + [9e4] + [2.3] * 32
+    running = [sum(per_batch[:k]) / k for k in range(1, len(per_batch) + 1)]
+    points = [MetricPoint("batch", 0, step, "loss", running[step - 1], 0.0) for step in (17, 34)]
+    [finding] = diagnose(points, num_classes=10, spec=SPEC, steps_per_epoch=34)
+    assert finding.kind == "diverged" and finding.start == pytest.approx(0.5)
+    assert "jumped from 2.3 to 5.3e+03" in finding.message
+    healthy = [MetricPoint("batch", 0, step, "loss", value, 0.0) for step, value in ((17, 2.0), (34, 1.5))]
+    assert diagnose(healthy, num_classes=10, spec=SPEC, steps_per_epoch=34) == []
