@@ -1,0 +1,108 @@
+"""A learner trains mlp-128x2 at learning rate 1 on the MNIST sample (by the CLI, into the server's
+store), opens it on the Train page and is told on its chart that it diverged, clicks the fix and
+lands on Build with the learning rate lowered; the run's "Test this model" opens that run on Test,
+whose canvas shows no toolbar of its own.
+
+Real server, real browser (Debian's chromium through Playwright), a real training run.
+"""
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from tests.e2e.conftest import REPO, screenshot
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+IDLE = ("() => !document.querySelector("
+        "'[data-testid=\"stStatusWidget\"] [data-testid=\"stStatusWidgetRunningIcon\"]')")
+# The shaded regions on the Train page's chart, as Plotly holds them: [[x0, x1], ...].
+REGIONS = """() => {
+  const plot = document.querySelector('.st-key-train_chart .js-plotly-plot');
+  if (!plot || !plot.layout) return [];
+  return (plot.layout.shapes || []).filter(s => s.type === 'rect').map(s => [s.x0, s.x1]);
+}"""
+# Whether the canvas' own toolbar (its card of buttons) can be seen or clicked: the card's box inside
+# the frame around the canvas, or the point at its centre hitting it.
+TOOLBAR_REACHABLE = """() => {
+  const host = [...document.querySelectorAll('.st-key-test_canvas_frame *')].find(e => e.shadowRoot);
+  const card = host && host.shadowRoot.querySelector('.dc-toolbar-card');
+  if (!card) return 'no toolbar found';
+  const frame = document.querySelector('.st-key-test_canvas_frame').getBoundingClientRect();
+  const box = card.getBoundingClientRect();
+  const hit = host.shadowRoot.elementFromPoint(box.left + box.width / 2, box.top + box.height / 2);
+  const inside = box.bottom > frame.top && box.top < frame.bottom;
+  return inside || (hit !== null && card.contains(hit));
+}"""
+
+
+def wait_for_app(page):
+    page.wait_for_timeout(300)
+    page.wait_for_function(IDLE, timeout=120_000)
+
+
+@pytest.fixture(scope="module")
+def diverged_run(app_server, shared_datasets):
+    """mlp-128x2 at learning rate 1 for 2 epochs on the MNIST sample, trained by the CLI."""
+    _url, home = app_server
+    result = subprocess.run(
+        [sys.executable, "-m", "pipelines", "train", "--dataset", "mnist", "--preset", "mlp-128x2", "--epochs", "2",
+         "--lr", "1", "--home", str(home)],
+        cwd=REPO, capture_output=True, text=True, timeout=600,
+        env={**os.environ, "LAYERLAB_DATA_DIR": str(shared_datasets), "PYTHONPATH": str(REPO)})
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["status"] == "COMPLETED", summary
+    return summary["run_id"]
+
+
+def test_a_diverged_run_is_marked_on_its_chart_and_its_fix_opens_build(app_server, diverged_run, page):
+    url, _home = app_server
+    page.goto(f"{url}/train?run={diverged_run}")
+    page.locator(".st-key-train_chart .js-plotly-plot").wait_for(timeout=120_000)
+    wait_for_app(page)
+
+    page.get_by_text(re.compile(r"Completed 2 epoch\(s\), but diverged: the loss jumped from")).wait_for()
+    page.wait_for_function(f"() => ({REGIONS})().length >= 2", timeout=30_000)
+    (x0, x1), *_ = page.evaluate(REGIONS)
+    assert 0 < x0 < 1 and x1 == pytest.approx(2.0), (x0, x1)  # from epoch 1's second batch to the end
+    chart = page.locator(".st-key-train_chart")
+    assert chart.locator(".annotation-text", has_text="Diverged").count() == 2  # a label in each panel
+    finding = page.locator(".st-key-train_finding_0")
+    assert "Diverged in epoch 1: the loss jumped from" in finding.inner_text()
+    assert "lower the learning rate" in finding.inner_text()
+    screenshot(page, "train-diverged", top=True)
+
+    wait_for_app(page)
+    page.locator(".st-key-train_fix_0 button").first.click()
+    page.wait_for_url(re.compile(r".*/build.*"), timeout=60_000)
+    page.get_by_role("heading", name="Build").wait_for(timeout=60_000)
+    page.get_by_text("Lower the learning rate to 0.1").first.wait_for(timeout=60_000)
+    rate = page.get_by_role("slider", name=re.compile("Learning rate"))
+    rate.wait_for(timeout=60_000)
+    assert rate.get_attribute("aria-valuetext") == "1e-1", rate.get_attribute("aria-valuetext")
+    wait_for_app(page)
+    screenshot(page, "build-after-fix", top=True)
+
+
+def test_test_this_model_opens_that_run_and_the_canvas_has_no_toolbar_of_its_own(app_server, diverged_run, page):
+    url, _home = app_server
+    page.goto(f"{url}/train?run={diverged_run}")
+    link = page.get_by_role("link", name="Test this model")
+    link.wait_for(timeout=120_000)
+    link.click()
+    page.wait_for_url(re.compile(rf".*/test\?run={diverged_run}"), timeout=60_000)
+    page.get_by_text("Draw a digit").wait_for(timeout=120_000)
+    wait_for_app(page)
+    chosen = page.locator(".st-key-test_run input").input_value()
+    assert chosen.startswith("mlp-128x2 · MNIST · 118,282 params · Adam 1e0 · 2 epochs · ") and diverged_run in chosen
+
+    canvas = page.locator(".st-key-test_canvas_frame canvas").last
+    canvas.wait_for()
+    page.wait_for_timeout(500)  # the canvas library sets itself up after it is mounted
+    canvas.hover()
+    page.wait_for_timeout(600)  # the toolbar slides in 0.2 s after the pointer arrives
+    assert page.evaluate(TOOLBAR_REACHABLE) is False
