@@ -76,12 +76,12 @@ def see_inside(loaded: LoadedModel, run_id: str, dataset: str) -> None:
         if values.ndim in (2, 3):
             count = values.shape[-1] if values.ndim == 3 else 1
             colours = ("blue above zero, red below" if (values < 0).any() else "white is strong, black is zero")
-            st.caption(f"{count} feature map(s) of {values.shape[0]}×{values.shape[1]}, each scaled to its "
+            st.caption(f"{count:,} feature map(s) of {values.shape[0]}×{values.shape[1]}, each scaled to its "
                        f"own strongest value: {colours}")
             st.plotly_chart(feature_maps_figure(values), key=state.key("test", "inside", "maps"),
                             config={"displayModeBar": False})
         else:
             last = activation.index == len(layers) - 1 and values.size == len(loaded.class_names)
-            st.caption(f"{values.size} unit(s)" + (": the model's output, one per class" if last else ""))
+            st.caption(f"{values.size:,} unit(s)" + (": the model's output, one per class" if last else ""))
             st.plotly_chart(unit_strip_figure(values, loaded.class_names if last else None),
                             key=state.key("test", "inside", "units"), config={"displayModeBar": False})

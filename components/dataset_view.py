@@ -9,6 +9,8 @@ import streamlit as st
 from pipelines.data.catalog import DatasetInfo
 
 
+TABLE_COLUMNS = {"Training images": st.column_config.NumberColumn(format="localized"),
+                 "Test images": st.column_config.NumberColumn(format="localized")}
 # The full datasets' sizes (training, test), to say when the copy found is a sample of one.
 FULL_SIZES = {"mnist": (60_000, 10_000), "fashion_mnist": (60_000, 10_000), "cifar10": (50_000, 10_000)}
 

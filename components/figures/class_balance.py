@@ -20,5 +20,7 @@ def distribution_chart(info: DatasetInfo, overview: dict) -> go.Figure:
     })
     fig = px.bar(frame, x="Class", y="Images", color="Split", barmode="group",
                  color_discrete_sequence=["#F58518", "#4C78A8"])
-    fig.update_layout(height=320, margin=dict(l=10, r=10, t=30, b=10), title="Images per class")
+    fig.update_layout(height=320, margin=dict(l=10, r=10, t=30, b=10), title="Images per class",
+                      yaxis_tickformat=",")
+    fig.update_traces(hovertemplate="%{x}: %{y:,} images<extra>%{fullData.name}</extra>")
     return fig

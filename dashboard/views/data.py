@@ -78,7 +78,8 @@ st.caption("Loaded from " + plain(f"`{overview['origin']}`", keep_code=True))
 if note := dataset_view.sample_note(info, overview):
     st.info(note, icon=":material/info:")
 table, chart = st.columns([2, 3], gap="large")
-table.dataframe(dataset_view.class_table(info, overview), hide_index=True, width="stretch")
+table.dataframe(dataset_view.class_table(info, overview), hide_index=True, width="stretch",
+                column_config=dataset_view.TABLE_COLUMNS)
 chart.plotly_chart(distribution_chart(info, overview), key=state.key("data", "chart"))
 st.subheader("Samples per class")
 dataset_view.gallery(info, overview)
