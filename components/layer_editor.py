@@ -21,13 +21,17 @@ CATEGORY_TITLES = {"core": "Core", "convolutional": "Convolution", "regularizati
 
 
 # --- callbacks: they run before the next script run, so the page draws the new spec at once -----
-# The edits themselves are `pipelines.modelspec.edit`'s; these only store the result and the selection.
+# The edits themselves are `pipelines.modelspec.edit`'s; these only store the result and the
+# insertion point. The insertion point is kept by layer name (see `state.selected_layer`), so only
+# the user moves it: picking a card, or adding a layer (the next one goes after it, so a run of
+# clicks builds the stack top-down). Moves, copies and one-click fixes leave it where it is.
 
 def _add_layer(layer_type: str) -> None:
     at = state.selected_layer()
     spec, position = edit.insert_layer(state.spec(), layer_type, None if at is None else at + 1)
     state.set_spec(spec, refresh_widgets=True)
-    state.select_layer(position)
+    if at is not None:
+        state.select_layer(position)
 
 
 def _move(index: int, offset: int) -> None:
@@ -36,18 +40,18 @@ def _move(index: int, offset: int) -> None:
     except SpecError:
         return  # past either end: the button is disabled there, so only a stale click gets here
     state.set_spec(spec, refresh_widgets=True)
-    state.select_layer(index + offset)
 
 
 def _duplicate(index: int) -> None:
     state.set_spec(edit.duplicate_layer(state.spec(), index), refresh_widgets=True)
-    state.select_layer(index + 1)
 
 
 def _delete(index: int) -> None:
-    spec = edit.delete_layer(state.spec(), index)
-    state.set_spec(spec, refresh_widgets=True)
-    state.select_layer(min(index, len(spec.layers) - 1) if spec.layers else None)
+    """A deleted insertion point hands over to the layer above it, so the slot stays put."""
+    moves_up = state.selected_layer() == index
+    state.set_spec(edit.delete_layer(state.spec(), index), refresh_widgets=True)
+    if moves_up:
+        state.select_layer(index - 1 if index > 0 else None)
 
 
 def _apply_fix(fix: Fix) -> None:
@@ -72,86 +76,116 @@ def _parse_shape(text: str | None) -> list[int] | None:
 
 # --- drawing ----------------------------------------------------------------------------------
 
-def palette() -> None:
-    """One button per layer type, grouped; a click adds it after the selected card."""
+def insertion_text() -> str:
+    """Where the palette's next layer goes, in words: "after layer 3 (dense_1)" or "at the end"."""
     at = state.selected_layer()
-    where = "at the end" if at is None else f"after layer {at + 1}"
-    st.caption(f"Add a layer ({where}):")
+    if at is None:
+        return "at the end"
+    return f"after layer {at + 1} ({state.spec().layers[at].name})"
+
+
+def insertion_marker() -> None:
+    """A line where the next layer will appear, drawn right after the insertion point's card."""
+    with st.container(key=state.key("build", "insertion_point")):
+        st.caption(f":material/subdirectory_arrow_right: New layers from the palette go here, "
+                   f"{plain(insertion_text())}.")
+
+
+def palette() -> None:
+    """One button per layer type, grouped, each as wide as its name: none is ever cut short."""
+    st.markdown(f"**Add a layer** · adds {plain(insertion_text())}")
+    if state.selected_layer() is not None:
+        st.button("Add at the end instead", icon=":material/vertical_align_bottom:", type="tertiary",
+                  key=state.key("build", "add_at_end"), on_click=state.select_layer, args=(None,))
     by_category: dict[str, list[str]] = {}
     for layer_type in LAYER_TYPES.values():
         by_category.setdefault(layer_type.category, []).append(layer_type.name)
     for category, names in by_category.items():
-        st.markdown(f"**{CATEGORY_TITLES.get(category, category)}**")
-        for start in range(0, len(names), 3):
-            columns = st.columns(3)
-            for column, name in zip(columns, names[start:start + 3]):
-                column.button(name, icon=":material/add:", key=state.key("build", "add", name),
-                              help=LAYER_TYPES[name].help, on_click=_add_layer, args=(name,), width="stretch")
+        st.caption(CATEGORY_TITLES.get(category, category))
+        with st.container(horizontal=True, gap="small", key=state.key("build", "palette", category)):
+            for name in names:
+                st.button(name, icon=":material/add:", key=state.key("build", "add", name), help=LAYER_TYPES[name].help,
+                          on_click=_add_layer, args=(name,))
 
 
-def _param_widget(index: int, layer: LayerSpec, param: ParamSpec, container) -> None:
+PARAM_WIDTH = 136  # pixels: two parameters side by side in a card at 1024 px, three or more when wider
+
+
+def _param_widget(index: int, layer: LayerSpec, param: ParamSpec) -> None:
     widget_key = state.build_key("param", layer.name, param.name)
     value = layer.params.get(param.name, param.default)
-    common = dict(key=widget_key, help=param.help, on_change=_set_param, args=(index, param, widget_key))
+    common = dict(key=widget_key, help=param.help, on_change=_set_param, args=(index, param, widget_key),
+                  width=PARAM_WIDTH)
     label = param.name.replace("_", " ")
     if param.kind == "choice":
         options = list(param.choices)
-        container.selectbox(label, options, index=options.index(value) if value in options else None, **common)
+        st.selectbox(label, options, index=options.index(value) if value in options else None, **common)
     elif param.kind == "shape":
         text = ", ".join(str(v) for v in value) if isinstance(value, (list, tuple)) else str(value)
-        container.text_input(label, value=text, **common)
+        st.text_input(label, value=text, **common)
         if _parse_shape(state.widget_value(widget_key) or text) is None:
-            container.error("Write whole numbers separated by commas, e.g. 28, 28, 1")
+            st.error("Write whole numbers separated by commas, e.g. 28, 28, 1")
     elif param.kind == "int":
         number = value if isinstance(value, int) and not isinstance(value, bool) else int(param.default)
-        container.number_input(label, value=number, step=1, **common)
+        st.number_input(label, value=number, step=1, **common)
     else:
         number = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else param.default
-        container.number_input(label, value=number, step=0.05, format="%.3f", **common)
+        st.number_input(label, value=number, step=0.05, format="%.3f", **common)
+
+
+def _card_actions(index: int, layer: LayerSpec, count: int, is_insertion_point: bool) -> None:
+    """Move, copy, delete and "add below", each with a word as well as an icon: a screen reader
+    announces the word (Streamlit names an icon-only button after the icon's ligature)."""
+    actions = (
+        ("up", "Up", ":material/arrow_upward:", "Move this layer up", _move, (index, -1), index == 0),
+        ("down", "Down", ":material/arrow_downward:", "Move this layer down", _move, (index, 1), index == count - 1),
+        ("dup", "Copy", ":material/content_copy:", "Duplicate this layer", _duplicate, (index,), False),
+        ("del", "Delete", ":material/delete:", "Delete this layer (Undo brings it back)", _delete, (index,), False),
+    )
+    with st.container(horizontal=True, gap="small", key=state.key("build", "actions", layer.name)):
+        for name, label, icon, tip, callback, args, disabled in actions:
+            st.button(label, icon=icon, key=state.key("build", name, layer.name), help=tip, on_click=callback,
+                      args=args, disabled=disabled, type="tertiary")
+        if is_insertion_point:
+            st.button("New layers go below", icon=":material/check_circle:", key=state.key("build", "sel", layer.name),
+                      help="The palette adds here. Click to add at the end instead.", type="secondary",
+                      on_click=state.select_layer, args=(None,))
+        else:
+            st.button("Add below", icon=":material/subdirectory_arrow_right:", key=state.key("build", "sel", layer.name),
+                      help="Make the palette add new layers right after this one", type="tertiary",
+                      on_click=state.select_layer, args=(index,))
 
 
 def layer_card(index: int, layer: LayerSpec, row: LayerRow | None, problems: list[Problem], count: int) -> None:
-    """A card: title and output shape, move/duplicate/delete, its params, and its problems."""
-    selected = state.selected_layer() == index
+    """A card: title, output shape and parameters, its actions, its params, and its problems."""
+    is_insertion_point = state.selected_layer() == index
     layer_type = LAYER_TYPES.get(layer.type)
     with st.container(border=True, key=state.key("build", "card", layer.name)):
-        head, shape_col, *buttons = st.columns([3, 3, 0.55, 0.55, 0.55, 0.55, 0.55], vertical_alignment="center",
-                                               gap="small")
-        marker = ":material/arrow_right: " if selected else ""
-        head.markdown(f"{marker}**{index + 1} · {plain(layer.type)}**  \n{plain(layer.name)}")
         if row and row.output_shape:
-            shape_col.markdown(f"→ `{shape_text(row.output_shape)}`  \n{row.params:,} params")
+            shape = f"→ `{shape_text(row.output_shape)}` · {row.params:,} params"
         else:
-            shape_col.markdown("→ ?")
-        actions = (
-            ("up", ":material/arrow_upward:", "Move up", _move, (index, -1), index == 0),
-            ("down", ":material/arrow_downward:", "Move down", _move, (index, 1), index == count - 1),
-            ("dup", ":material/content_copy:", "Duplicate", _duplicate, (index,), False),
-            ("del", ":material/delete:", "Delete", _delete, (index,), False),
-            ("sel", ":material/radio_button_checked:" if selected else ":material/radio_button_unchecked:",
-             "Select: new layers are added after the selected one", state.select_layer,
-             (None if selected else index,), False),
-        )
-        for column, (name, icon, tip, callback, args, disabled) in zip(buttons, actions):
-            column.button("", icon=icon, key=state.key("build", name, layer.name), help=tip, on_click=callback,
-                          args=args, disabled=disabled, type="tertiary")
+            shape = "→ ?"
+        st.markdown(f"**{index + 1} · {plain(layer.type)}** · {plain(layer.name)}  \n{shape}")
+        _card_actions(index, layer, count, is_insertion_point)
         if layer_type is not None and layer_type.params:
-            columns = st.columns(min(3, len(layer_type.params)))
-            for i, param in enumerate(layer_type.params):
-                _param_widget(index, layer, param, columns[i % len(columns)])
+            with st.container(horizontal=True, gap="small"):
+                for param in layer_type.params:
+                    _param_widget(index, layer, param)
         if layer_type is not None:
             st.caption(layer_type.help)
-        for problem in problems:
-            problem_row(problem, state.build_key("fix", index, problems.index(problem)))
+        for number, problem in enumerate(problems):
+            problem_row(problem, state.build_key("fix", index, number))
 
 
 def problem_row(problem: Problem, button_key: str) -> None:
-    """A problem in words, and its one-click fix when the validator knows one."""
-    message = plain(problem.message, keep_code=True)
-    if problem.fix is None:
-        st.error(message)
-        return
-    text, action = st.columns([5, 1.4], vertical_alignment="center")
-    text.error(message)
-    action.button(plain(problem.fix.label, keep_code=True), key=button_key, on_click=_apply_fix, args=(problem.fix,),
-                  type="primary")
+    """A problem in words, and under it its one-click fix when the validator knows one."""
+    st.error(plain(problem.message, keep_code=True))
+    fix_button(problem, button_key)
+
+
+def fix_button(problem: Problem, button_key: str) -> None:
+    """The problem's one-click fix, if it has one; as wide as its label, which wraps rather than
+    being cut when the column is narrow."""
+    if problem.fix is not None:
+        st.button(plain(problem.fix.label, keep_code=True), key=button_key, on_click=_apply_fix, args=(problem.fix,),
+                  type="primary", icon=":material/build:", wrap=True)

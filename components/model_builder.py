@@ -1,20 +1,28 @@
-"""The Build page's toolbar (dataset, presets, undo, save and load) and its cached validation."""
+"""The Build page's toolbar (dataset, presets, undo, save and load), its cached validation, and
+the Train panel (run name, Train, what blocks it, the training settings in a line)."""
 from __future__ import annotations
+
+import hashlib
 
 import streamlit as st
 
-from components import state
-from components import resources
+from components import resources, state
+from components.layer_editor import fix_button
 from components.text import plain
+from components.training_settings import SETTINGS_ANCHOR, settings_summary
 from pipelines.data.catalog import CATALOG
-from pipelines.errors import LayerlabError, SpecError
+from pipelines.data.locate import locate
+from pipelines.errors import DatasetError, LayerlabError, SpecError
 from pipelines.modelspec import edit
+from pipelines.modelspec.describe import run_title
 from pipelines.modelspec.presets import PRESETS
 from pipelines.modelspec.spec import ModelSpec
 from pipelines.modelspec.validation import Validation, validate
-
+from pipelines.runs.drafts import MAX_RUN_NAME
 
 TRAIN_PAGE = "views/train.py"
+DATA_PAGE = "views/data.py"
+BLOCKERS_SHOWN = 5  # problems listed beside Train; the cards show every one
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
@@ -32,14 +40,28 @@ def input_text(result: Validation) -> str:
     return "×".join(str(d) for d in result.input_shape)
 
 
+def is_available(name: str) -> bool:
+    """Whether the dataset is on this machine (data folder or Keras' cache): if not, only a
+    download would get it, which Build never starts on its own. A few file checks, so not cached:
+    a download on the Data page shows here at once."""
+    return locate(name) is not None
+
+
+def dataset_label(name: str) -> str:
+    """"CIFAR-10 (not on this machine)" for a dataset only a download would get."""
+    title = CATALOG[name].title
+    return title if is_available(name) else f"{title} (not on this machine)"
+
+
 def _load_preset(name: str) -> None:
     preset = PRESETS[name]
     state.set_spec(preset.spec, refresh_widgets=True)
     state.select_layer(None)
     if preset.dataset != state.dataset():
         state.set_dataset(preset.dataset)
+        missing = "" if is_available(preset.dataset) else " It is not on this machine yet: the Data page can download it."
         state.push_notice(f"Loaded '{preset.title}' and switched the dataset to {CATALOG[preset.dataset].title}, "
-                          "the one its tutorial uses.")
+                          f"the one its tutorial uses.{missing}")
 
 
 def _clear() -> None:
@@ -65,23 +87,25 @@ def _import_spec(widget_key: str) -> None:
 
 
 def toolbar() -> None:
-    """Dataset, presets, undo, and the spec as a JSON file."""
+    """Dataset, undo, clear, presets, and the spec as a JSON file. Rows of content-wide buttons
+    that wrap when the window is narrow, so no label is ever cut short."""
     names = list(CATALOG)
-    dataset_col, preset_col, undo_col, clear_col = st.columns([2, 5, 1, 1], vertical_alignment="bottom")
-    dataset_key = state.key("build", "dataset", state.dataset())
-    dataset_col.selectbox("Dataset", names, index=names.index(state.dataset()),
-                          format_func=lambda n: CATALOG[n].title, key=dataset_key,
-                          on_change=_pick_dataset, args=(dataset_key,))
-    with preset_col:
-        st.caption("Start from a tutorial model:")
-        columns = st.columns(len(PRESETS))
-        for column, preset in zip(columns, PRESETS.values()):
-            column.button(preset.name, key=state.key("build", "preset", preset.name), help=preset.description,
-                          on_click=_load_preset, args=(preset.name,), width="stretch")
-    undo_col.button("↶ Undo", key=state.key("build", "undo"), disabled=not state.can_undo(), on_click=state.undo,
-                    help="Undo the last change", width="stretch")
-    clear_col.button("Clear", key=state.key("build", "clear"), on_click=_clear, disabled=not state.spec().layers,
-                     help="Start from an empty stack (Undo brings it back)", width="stretch")
+    with st.container(horizontal=True, vertical_alignment="bottom", key=state.key("build", "toolbar")):
+        dataset_key = state.key("build", "dataset", state.dataset())
+        st.selectbox("Dataset", names, index=names.index(state.dataset()), format_func=dataset_label,
+                     key=dataset_key, on_change=_pick_dataset, args=(dataset_key,), width=280)
+        st.button("Undo", icon=":material/undo:", key=state.key("build", "undo"), disabled=not state.can_undo(),
+                  on_click=state.undo, help="Undo the last change to the model")
+        st.button("Clear", icon=":material/delete_sweep:", key=state.key("build", "clear"), on_click=_clear,
+                  disabled=not state.spec().layers, help="Start from an empty stack (Undo brings it back)")
+    st.caption("Start from a tutorial model:")
+    with st.container(horizontal=True, gap="small", key=state.key("build", "presets")):
+        for preset in PRESETS.values():
+            here = is_available(preset.dataset)
+            label = preset.name if here else f"{preset.name} (needs a download)"
+            where = "" if here else f" {CATALOG[preset.dataset].title} is not on this machine: the Data page can download it."
+            st.button(label, key=state.key("build", "preset", preset.name), help=preset.description + where,
+                      on_click=_load_preset, args=(preset.name,))
     with st.expander("Save or load this model as JSON"):
         spec = state.spec()
         st.download_button("Save spec (.json)", spec.to_json(), file_name=f"{spec.name or 'model'}.json",
@@ -90,19 +114,97 @@ def toolbar() -> None:
         st.file_uploader("Load a spec", type=["json"], key=upload_key, on_change=_import_spec, args=(upload_key,))
 
 
-def train_button(spec: ModelSpec, result: Validation) -> None:
-    """Queue a run of the current spec and open it on the Train page."""
-    if not st.button("Train this model", icon=":material/play_arrow:", type="primary", disabled=not result.ok,
-                     key=state.key("build", "train"), width="stretch",
-                     help="Queue a training run of this model" if result.ok else
-                     "Fix the problems shown on the cards first."):
-        return
+# --- the Train panel ---------------------------------------------------------------------------
+
+def _name_changed(widget_key: str, default: str) -> None:
+    """Typing the default back, or emptying the field, returns to the default that follows the spec."""
+    typed = " ".join(str(state.widget_value(widget_key) or "").split())
+    state.set_run_name("" if typed == default else typed)
+
+
+def run_name_field(spec: ModelSpec) -> str:
+    """The run's name: a description of the spec until the user types their own. The default's
+    widget key follows the default, so the field shows the new description after every edit. A text
+    area as tall as its text, because a deep model's description is long and must not be cut."""
+    default = run_title(spec)
+    own = state.run_name()
+    tag = "own" if own else hashlib.sha1(default.encode()).hexdigest()[:8]
+    widget_key = state.build_key("run_name", tag)
+    typed = st.text_area("Run name", value=own or default, max_chars=MAX_RUN_NAME, key=widget_key, height="content",
+                         on_change=_name_changed, args=(widget_key, default),
+                         help="How this run is listed on the Train, Test and Compare pages. It describes the "
+                              "model until you type a name of your own.")
+    return " ".join((typed or "").split()) or default
+
+
+def train_panel(spec: ModelSpec, result: Validation) -> None:
+    """Name the run and queue it; when it cannot be queued, say why right here, with what to do.
+    Full width under the toolbar, so the reasons and a long run name are read in full at 1024 px."""
+    dataset = state.dataset()
+    missing = not is_available(dataset)
+    with st.container(border=True, key=state.key("build", "train_panel")):
+        with st.container(horizontal=True, vertical_alignment="bottom"):
+            name = run_name_field(spec)
+            clicked = st.button("Train this model", icon=":material/play_arrow:", type="primary",
+                                disabled=missing or not result.ok, key=state.key("build", "train"),
+                                help="Queue a training run of this model and watch it on the Train page")
+        if missing:
+            _missing_dataset(dataset)
+        if not result.ok:
+            _blocking_problems(result)
+        for number, problem in enumerate(result.problems_for(None)):
+            if problem.param != "loss":  # the loss's fix sits under the loss picker
+                fix_button(problem, state.build_key("fix", "model", number))
+        _settings_line(spec)
+        if clicked:
+            _submit(spec, dataset, name)
+
+
+def _missing_dataset(dataset: str) -> None:
+    title = CATALOG[dataset].title
+    st.warning(f"**Train is off: {title} is not on this machine.** Download it on the Data page, or pick a "
+               "dataset that is here.", icon=":material/cloud_off:")
+    st.page_link(DATA_PAGE, label="Open the Data page", icon=":material/download:")
+
+
+def _blocking_problems(result: Validation) -> None:
+    """Every problem that keeps Train off, in a list beside it; the cards offer their fixes."""
+    problems = result.problems
+    lines = [f"- {plain(problem.message, keep_code=True)}" for problem in problems[:BLOCKERS_SHOWN]]
+    if len(problems) > BLOCKERS_SHOWN:
+        lines.append(f"- … and {len(problems) - BLOCKERS_SHOWN} more, each on its card")
+    count = "1 problem" if len(problems) == 1 else f"{len(problems)} problems"
+    st.error(f"**Train is off: fix {count} first.** Most have a one-click fix on their card.\n\n" + "\n".join(lines),
+             icon=":material/block:")
+
+
+def _settings_line(spec: ModelSpec) -> None:
+    st.markdown(f":material/tune: {settings_summary(spec)} · [change]({SETTINGS_ANCHOR})")
+
+
+def _submit(spec: ModelSpec, dataset: str, name: str) -> None:
+    """Queue the run and open it on the Train page; a refusal leads with what went wrong and what
+    to do, and keeps the long detail in an expander."""
     try:
         scheduler = resources.scheduler()
-        run = scheduler.submit(spec, state.dataset())
+        run = scheduler.submit(spec, dataset, name=name)
         scheduler.ensure_workers(spare=1)
-    except LayerlabError as exc:
-        st.error(plain(exc, keep_code=True))
+    except DatasetError as exc:
+        title = CATALOG[dataset].title
+        _refusal(f"{title} could not be loaded, so the run was not started. The Data page can download it, "
+                 "or says where to put its files.", exc)
+        st.page_link(DATA_PAGE, label="Open the Data page", icon=":material/image:")
         return
+    except LayerlabError as exc:
+        headline = str(exc).strip().split("\n", 1)[0]
+        _refusal(f"The run was not started: {headline}", exc)
+        return
+    state.set_run_name("")  # the next run gets its own name
     state.set_current_run(run.id)
     st.switch_page(TRAIN_PAGE, query_params=state.run_query(run.id))
+
+
+def _refusal(headline: str, exc: Exception) -> None:
+    st.error(plain(headline, keep_code=True), icon=":material/error:")
+    with st.expander("Details"):
+        st.code(str(exc), language=None, wrap_lines=True)

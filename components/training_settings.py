@@ -1,6 +1,8 @@
 """Compile and fit settings: optimizer, learning rate (log scale), loss, epochs, batch size, ...
 
 Each control carries the learner's question it answers (components.explain) as its help text.
+The settings sit below the layers, far from Train, so Train shows them in one line
+(`settings_summary`) with a link to `SETTINGS_ANCHOR`, the settings' heading.
 """
 from __future__ import annotations
 
@@ -9,12 +11,14 @@ import streamlit as st
 from components import state
 from components.explain import WHY
 from pipelines.errors import SpecError
-from pipelines.modelspec.spec import LOSSES, OPTIMIZERS, PATIENCE_MAX, VALIDATION_SPLIT_MAX
+from pipelines.modelspec.describe import rate_text
+from pipelines.modelspec.spec import LOSSES, OPTIMIZERS, PATIENCE_MAX, VALIDATION_SPLIT_MAX, ModelSpec
 from pipelines.modelspec.validation import Validation
 
 # A 1-2-5 grid from 1e-5 to 1: a log scale a slider can step along.
 LEARNING_RATES = tuple(m * 10.0 ** e for e in range(-5, 0) for m in (1, 2, 5)) + (1.0,)
 BATCH_SIZES = (8, 16, 32, 64, 128, 256, 512, 1024)
+SETTINGS_ANCHOR = "#training-settings"
 LABEL_WORDS = {"sparse": "integer labels (0, 1, 2 ...) as they are",
                "one_hot": "labels turned into one-hot vectors", "binary": "0/1 labels"}
 
@@ -36,6 +40,22 @@ def _changed(section: str, name: str, widget_key: str, convert=lambda v: v) -> d
 
 def _lr_label(value: float) -> str:
     return f"{value:.0e}".replace("e-0", "e-").replace("e+00", "")
+
+
+def settings_summary(spec: ModelSpec) -> str:
+    """The training settings in a line: "adam · lr 1e-3 · 5 epochs of 32 · 10% validation"."""
+    fit = spec.fit
+    epochs = "1 epoch" if fit.epochs == 1 else f"{fit.epochs} epochs"
+    parts = [OPTIMIZERS[spec.compile.optimizer]["title"].lower(), f"lr {rate_text(spec.compile.learning_rate)}",
+             f"{epochs} of {fit.batch_size}", f"{fit.validation_split:.0%} validation"]
+    if fit.early_stopping_patience:
+        parts.append(f"early stopping after {fit.early_stopping_patience}")
+    return " · ".join(parts)
+
+
+def settings_heading() -> None:
+    """The heading Train's "change" link jumps to."""
+    st.subheader("Training settings", anchor=SETTINGS_ANCHOR.lstrip("#"))
 
 
 def loss_reason(result: Validation) -> str:
@@ -85,9 +105,8 @@ def fit_settings() -> None:
               help=WHY["validation_split"],
               **_changed("fit", "validation_split", state.build_key("validation_split"), float))
     st.number_input("Early stopping patience (0 = off)", min_value=0, max_value=PATIENCE_MAX,
-                               value=fit.early_stopping_patience or 0, step=1, help=WHY["early_stopping"],
-                               **_changed("fit", "early_stopping_patience", state.build_key("patience"),
-                                          lambda v: int(v) or None))
+                    value=fit.early_stopping_patience or 0, step=1, help=WHY["early_stopping"],
+                    **_changed("fit", "early_stopping_patience", state.build_key("patience"), lambda v: int(v) or None))
     st.checkbox("Keep the best epoch", value=fit.keep_best, help=WHY["keep_best"],
                 **_changed("fit", "keep_best", state.build_key("keep_best")))
 

@@ -1,11 +1,14 @@
-"""The Build page's logic through Streamlit's AppTest: editing the stack, presets, problems, settings."""
+"""The Build page's logic through Streamlit's AppTest: editing the stack, presets, problems, settings,
+the draft that outlives the session, the run name, and what keeps Train off."""
+import re
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from components import resources
-from tests.dashboard.rendered import shown
+from components import resources, state
+from pipelines.errors import DatasetError
+from tests.dashboard.rendered import markdown_strings, shown
 
 APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
 
@@ -23,9 +26,13 @@ def app(tmp_path, monkeypatch, shared_datasets):
     return at
 
 
+CARD_HEAD = re.compile(r"\*\*\d+ · [^*]+\*\* · (.+)")
+
+
 def layer_names(at) -> list[str]:
-    """The names on the layer cards, in order (each card's head reads "**N · Type**", then its name)."""
-    return [shown(m.value.split("  \n")[1]) for m in at.markdown if m.value.count("  \n") == 1 and " · " in m.value]
+    """The names on the layer cards, in order (each card's head reads "**N · Type** · name", then its shape)."""
+    heads = (CARD_HEAD.fullmatch(m.value.split("  \n")[0]) for m in at.markdown)
+    return [shown(head.group(1)) for head in heads if head]
 
 
 def button(at, key: str):
@@ -41,8 +48,9 @@ def click(at, key: str):
 def test_starts_with_a_working_model_and_its_counts(app):
     assert layer_names(app) == ["flatten_1", "dense_1", "dense_2", "dense_3"]
     assert app.metric[0].value == "118,282"
-    frame = app.dataframe[0].value
+    frame = app.table[0].value
     assert list(frame["Output shape"]) == ["(None, 784)", "(None, 128)", "(None, 128)", "(None, 10)"]
+    assert list(frame["Params"]) == [0, 100480, 16512, 1290]
 
 
 def test_clear_then_build_mlp_by_clicks(app):
@@ -88,7 +96,7 @@ def test_presets_load_with_one_click_and_switch_the_dataset(app):
     assert len(layer_names(app)) == 18
     assert "CIFAR-10" in shown(app.warning[0].value)
     assert app.selectbox(key="build_dataset_cifar10").value == "cifar10"
-    assert "(None, 32, 32, 32)" in app.dataframe[0].value["Output shape"].tolist()
+    assert "(None, 32, 32, 32)" in app.table[0].value["Output shape"].tolist()
     click(app, "build_preset_mlp-512")
     assert layer_names(app) == ["flatten_1", "dense_1", "dense_2"]
     assert app.metric[0].value == "407,050"
@@ -98,7 +106,7 @@ def test_dense_after_conv_shows_on_its_card_and_one_click_fixes_it(app):
     click(app, "build_clear")
     click(app, "build_add_Conv2D")
     click(app, "build_add_Dense")
-    [problem] = [shown(e.value) for e in app.error]
+    [problem] = [shown(e.value) for e in app.error if "Train is off" not in e.value]
     assert "Layer 2 (Dense) gets a 3-D tensor (None, 26, 26, 32)" in problem and "insert Flatten" in problem
     fix = [b for b in app.button if b.label == "Insert Flatten"]
     fix[0].click().run()
@@ -131,6 +139,162 @@ def test_learner_questions_are_answered(app):
                      "What is an epoch?", "What is a batch?"):
         assert f"**{question}**" in texts, question
 
+
+
+def session(query: dict[str, str] | None = None) -> AppTest:
+    """Build in a new browser session, as after a refresh, in a new tab or after a server restart."""
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.switch_page("views/build.py")
+    for name, value in (query or {}).items():
+        at.query_params[name] = value
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def epochs_field(at):
+    return [n for n in at.number_input if n.label == "Epochs"][0]
+
+
+def test_the_draft_survives_a_refresh_with_its_undo_history_settings_and_dataset(app):
+    click(app, "build_clear")
+    click(app, "build_add_Flatten")
+    click(app, "build_add_Dense")
+    epochs_field(app).set_value(2).run()
+    app.selectbox(key="build_dataset_fashion_mnist").set_value("mnist").run()
+    draft = app.query_params["draft"]
+    assert re.fullmatch(r"[0-9a-f]{12}", str(draft))
+
+    again = session({"draft": draft})
+    assert layer_names(again) == ["flatten_1", "dense_1"]
+    assert epochs_field(again).value == 2
+    assert again.selectbox(key="build_dataset_mnist").value == "mnist"
+    click(again, "build_undo")  # the epochs
+    assert epochs_field(again).value == 5
+    click(again, "build_undo")  # the Dense
+    assert layer_names(again) == ["flatten_1"]
+
+
+def test_a_new_tab_resumes_the_newest_draft_under_an_id_of_its_own(app):
+    click(app, "build_del_dense_3")
+    first = app.query_params["draft"]
+    tab = session()
+    assert layer_names(tab) == ["flatten_1", "dense_1", "dense_2"]
+    assert tab.query_params["draft"] != first
+    click(tab, "build_del_dense_2")  # the first tab's draft is not overwritten by the second's
+    assert layer_names(session({"draft": first})) == ["flatten_1", "dense_1", "dense_2"]
+
+
+def test_a_spec_opened_in_build_from_another_page_is_kept_as_the_newest_draft_and_undoable(app):
+    def another_page():
+        from components import state
+        from pipelines.modelspec.presets import get_preset
+
+        state.open_in_build(get_preset("lenet").spec, "mnist", "Opened the run in Build.")
+
+    AppTest.from_function(another_page, default_timeout=60).run()
+    build = session()
+    assert layer_names(build)[:2] == ["conv2d_1", "max_pooling2d_1"]
+    assert build.selectbox(key="build_dataset_mnist").value == "mnist"
+    click(build, "build_undo")
+    assert layer_names(build) == ["flatten_1", "dense_1", "dense_2", "dense_3"]
+
+@pytest.mark.parametrize("value", ["![x](http://127.0.0.1:9/t)", "../../runs", "a" * 300])
+def test_a_draft_link_that_is_no_draft_id_is_never_echoed(app, value):
+    at = session({"draft": value})
+    assert [shown(w.value) for w in at.warning] == [state.MALFORMED_DRAFT_LINK]
+    assert all(value[:12] not in markdown for _, markdown in markdown_strings(at))
+    assert re.fullmatch(r"[0-9a-f]{12}", str(at.query_params["draft"]))
+    assert layer_names(at) == ["flatten_1", "dense_1", "dense_2", "dense_3"]
+
+
+def run_name_field(at):
+    return [t for t in at.text_area if t.label == "Run name"][0]
+
+
+def test_the_run_name_follows_the_model_until_the_user_types_one_and_names_the_run(app, monkeypatch):
+    assert run_name_field(app).value == "D128-D128-D10 · adam 1e-3"
+    [n for n in app.number_input if n.label == "units"][0].set_value(64).run()
+    assert run_name_field(app).value == "D64-D128-D10 · adam 1e-3"
+    run_name_field(app).set_value("my  baseline ").run()
+    [n for n in app.number_input if n.label == "units"][1].set_value(32).run()
+    assert run_name_field(app).value == "my baseline"
+    assert run_name_field(session({"draft": app.query_params["draft"]})).value == "my baseline"
+
+    opened = []
+    monkeypatch.setattr("streamlit.switch_page", lambda page, **kw: opened.append((page, kw)))
+    click(app, "build_train")
+    [run] = resources.store().list_runs()
+    assert run.name == "my baseline" and opened[0][0] == "views/train.py"
+    app.run()
+    assert run_name_field(app).value == "D64-D32-D10 · adam 1e-3"  # the next run gets a name of its own
+
+
+def test_a_dataset_not_on_this_machine_is_marked_and_keeps_train_off_saying_why(app, monkeypatch):
+    monkeypatch.setattr("components.model_builder.locate", lambda name, *a: None if name == "cifar10" else "/here")
+    app.run()
+    picker = app.selectbox(key="build_dataset_fashion_mnist")
+    assert "CIFAR-10 (not on this machine)" in picker.options and "MNIST" in picker.options
+    assert {b.label for b in app.button} >= {"cifar-cnn (needs a download)", "mlp-512"}
+    picker.set_value("cifar10").run()
+    assert app.button(key="build_train").disabled
+    [warning] = [shown(w.value) for w in app.warning]
+    assert warning.startswith("**Train is off: CIFAR-10 is not on this machine.** Download it on the Data page")
+    assert app.get("page_link")[0].proto.label == "Open the Data page"
+
+
+def test_problems_that_keep_train_off_are_listed_beside_it(app):
+    click(app, "build_clear")
+    click(app, "build_add_Conv2D")
+    click(app, "build_add_Dense")
+    assert app.button(key="build_train").disabled
+    [listed] = [shown(e.value) for e in app.error if "Train is off" in e.value]
+    assert listed.startswith("**Train is off: fix 1 problem first.** Most have a one-click fix on their card.")
+    assert "Layer 2 (Dense) gets a 3-D tensor" in listed
+
+
+def test_the_training_settings_show_in_a_line_beside_train_with_a_link_to_them(app):
+    line = "adam · lr 1e-3 · 5 epochs of 32 · 10% validation · [change](#training-settings)"
+    assert any(line in m.value for m in app.markdown)
+    epochs_field(app).set_value(1).run()
+    assert any("adam · lr 1e-3 · 1 epoch of 32 · 10% validation" in m.value for m in app.markdown)
+    assert any(h.proto.anchor == "training-settings" for h in app.subheader)
+
+
+def test_the_palette_says_where_and_a_one_click_fix_leaves_the_insertion_point_in_place(app):
+    click(app, "build_clear")
+    click(app, "build_add_Conv2D")
+    click(app, "build_add_Dense")
+    assert any("adds at the end" in shown(m.value) for m in app.markdown)
+    click(app, "build_sel_dense_1")
+    assert any("adds after layer 2 (dense_1)" in shown(m.value) for m in app.markdown)
+    [b for b in app.button if b.label == "Insert Flatten"][0].click().run()
+    assert layer_names(app) == ["conv2d_1", "flatten_1", "dense_1"]
+    assert any("adds after layer 3 (dense_1)" in shown(m.value) for m in app.markdown)
+    assert any("go here, after layer 3 (dense_1)" in shown(c.value) for c in app.caption)
+    click(app, "build_add_Dropout")
+    assert layer_names(app) == ["conv2d_1", "flatten_1", "dense_1", "dropout_1"]
+    click(app, "build_add_at_end")
+    assert any("adds at the end" in shown(m.value) for m in app.markdown)
+
+
+def test_every_button_on_build_has_words_for_a_screen_reader(app):
+    click(app, "build_clear")
+    click(app, "build_add_Conv2D")
+    click(app, "build_add_Dense")
+    assert all(re.search("[A-Za-z]{2}", b.label) for b in app.button), [b.label for b in app.button]
+
+
+def test_a_refused_run_leads_with_what_to_do_and_keeps_the_detail_in_an_expander(app, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise DatasetError("Could not load the Fashion-MNIST dataset (fashion_mnist).\nLooked in:\n  - /data/x")
+
+    monkeypatch.setattr("pipelines.execution.scheduler.Scheduler.submit", refuse)
+    click(app, "build_train")
+    [error] = [shown(e.value) for e in app.error]
+    assert error.startswith("Fashion-MNIST could not be loaded, so the run was not started. The Data page")
+    [details] = [e for e in app.expander if e.label == "Details"]
+    assert "Looked in:" in details.code[0].value
 
 
 class FakeUpload:
