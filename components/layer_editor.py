@@ -151,7 +151,8 @@ def _card_actions(index: int, layer: LayerSpec, count: int, is_insertion_point: 
                       help="The palette adds here. Click to add at the end instead.", type="secondary",
                       on_click=state.select_layer, args=(None,))
         else:
-            st.button("Add below", icon=":material/subdirectory_arrow_right:", key=state.key("build", "sel", layer.name),
+            st.button("Add below", icon=":material/subdirectory_arrow_right:",
+                      key=state.key("build", "sel", layer.name),
                       help="Make the palette add new layers right after this one", type="tertiary",
                       on_click=state.select_layer, args=(index,))
 

@@ -22,6 +22,7 @@ from pipelines.runs.drafts import MAX_RUN_NAME
 
 TRAIN_PAGE = "views/train.py"
 DATA_PAGE = "views/data.py"
+DOWNLOAD_HINT = "the Data page can download it."
 BLOCKERS_SHOWN = 5  # problems listed beside Train; the cards show every one
 
 
@@ -59,7 +60,7 @@ def _load_preset(name: str) -> None:
     state.select_layer(None)
     if preset.dataset != state.dataset():
         state.set_dataset(preset.dataset)
-        missing = "" if is_available(preset.dataset) else " It is not on this machine yet: the Data page can download it."
+        missing = "" if is_available(preset.dataset) else f" It is not on this machine yet: {DOWNLOAD_HINT}"
         state.push_notice(f"Loaded '{preset.title}' and switched the dataset to {CATALOG[preset.dataset].title}, "
                           f"the one its tutorial uses.{missing}")
 
@@ -103,7 +104,7 @@ def toolbar() -> None:
         for preset in PRESETS.values():
             here = is_available(preset.dataset)
             label = preset.name if here else f"{preset.name} (needs a download)"
-            where = "" if here else f" {CATALOG[preset.dataset].title} is not on this machine: the Data page can download it."
+            where = "" if here else f" {CATALOG[preset.dataset].title} is not on this machine: {DOWNLOAD_HINT}"
             st.button(label, key=state.key("build", "preset", preset.name), help=preset.description + where,
                       on_click=_load_preset, args=(preset.name,))
     with st.expander("Save or load this model as JSON"):

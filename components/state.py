@@ -66,7 +66,11 @@ def _ensure_draft() -> None:
     resume the most recently edited one (a new tab). Without any, the session keeps its defaults."""
     if _DRAFT_ID in st.session_state:
         return
-    draft_id, found = _find_draft(st.query_params.get(_DRAFT_PARAM))
+    try:
+        draft_id, found = _find_draft(st.query_params.get(_DRAFT_PARAM))
+    except OSError:  # an unreadable home: build on, and `_save_draft` says why nothing is kept
+        log.warning("Could not read the Build drafts", exc_info=True)
+        draft_id, found = new_draft_id(), None
     st.session_state[_DRAFT_ID] = draft_id
     if found is not None:
         st.session_state.update({_SPEC: found.spec, _UNDO: list(found.history), _DATASET: found.dataset,

@@ -29,7 +29,8 @@ OVERFLOWS = """() => [...document.querySelectorAll(
     + '[data-testid="stMain"] input[type="text"], [data-testid="stMain"] textarea')]
   .filter(e => e.offsetParent !== null && e.clientWidth > 0
     && (e.scrollWidth > e.clientWidth + 1 || (e.tagName === 'TEXTAREA' && e.scrollHeight > e.clientHeight + 1)))
-  .map(e => `${e.getAttribute('data-testid') || e.value || e.innerText.trim().slice(0, 40)} (${e.scrollWidth} > ${e.clientWidth} px)`)"""
+  .map(e => `${e.getAttribute('data-testid') || e.value || e.innerText.trim().slice(0, 40)} `
+    + `(${e.scrollWidth} > ${e.clientWidth} px)`)"""
 RUNNING = """() => document.querySelector('[data-testid="stApp"]')?.dataset.testScriptState === 'running'"""
 SETTLED = """() => document.querySelector('[data-testid="stApp"]')?.dataset.testScriptState === 'notRunning'
   && !document.querySelector('[data-testid="stSkeleton"]') && !document.querySelector('[data-stale="true"]')"""
