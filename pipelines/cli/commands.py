@@ -18,6 +18,7 @@ from typing import NoReturn
 from pipelines import paths
 from pipelines.errors import LayerlabError, SpecError
 from pipelines.execution.scheduler import Scheduler, SchedulerSettings
+from pipelines.execution.speed import SpeedSettings
 from pipelines.modelspec.presets import get_preset
 from pipelines.modelspec.spec import OPTIMIZERS, ModelSpec
 from pipelines.runs.doctor import Finding, diagnose_run
@@ -135,7 +136,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_runs(args: argparse.Namespace) -> int:
     store = _store_for_reading(args)
-    runs = store.list_runs(limit=args.limit)
+    sweep_id = store.resolve_sweep_id(args.sweep) if args.sweep else None
+    runs = store.list_runs(limit=args.limit, sweep_id=sweep_id)
     if args.json:
         print(json.dumps([_record(store, r)[0] for r in runs]))
         return 0
@@ -239,7 +241,7 @@ def cmd_worker(args: argparse.Namespace) -> NoReturn:
     try:
         store = SQLiteRunStore(args.home)
         serve(store, WorkerRegistry(store.home), max_running=args.max_running, idle_seconds=args.idle_seconds,
-              data_dir=args.data_dir)
+              data_dir=args.data_dir, speed=SpeedSettings(args.steps_per_execution, args.jit_compile))
     except LayerlabError as exc:
         log.error("worker exits: %s", exc)
         status = 1

@@ -15,6 +15,7 @@ from pathlib import Path
 from pipelines import paths
 from pipelines.cli.commands import (cmd_resume, cmd_runs, cmd_show, cmd_stop, cmd_store_check, cmd_store_rebuild,
                                     cmd_train, cmd_validate, cmd_worker)
+from pipelines.cli.sweep_commands import add_sweep_command
 from pipelines.data.catalog import CATALOG
 from pipelines.errors import LayerlabError
 
@@ -62,7 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
     runs = sub.add_parser("runs", parents=[common], help="list runs")
     runs.add_argument("--json", action="store_true")
     runs.add_argument("--limit", type=int)
+    runs.add_argument("--sweep", metavar="ID", help="only the runs of this sweep (an id or a unique prefix)")
     runs.set_defaults(func=cmd_runs)
+
+    add_sweep_command(sub, common, tuple(CATALOG))
 
     resume_help = "resume a STOPPED or INTERRUPTED run, or a FAILED one that kept a checkpoint"
     for name, func, helptext in (("show", cmd_show, "one run as JSON"), ("stop", cmd_stop, "stop a run"),
@@ -83,6 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     worker = sub.add_parser("worker", parents=[common], help=argparse.SUPPRESS)
     worker.add_argument("--max-running", type=int, default=1)
     worker.add_argument("--idle-seconds", type=float, default=600.0)
+    worker.add_argument("--steps-per-execution", type=int, help="batches per call into TensorFlow (default: chosen)")
+    worker.add_argument("--jit-compile", type=lambda text: text == "1", help="1 or 0 (default: Keras' auto)")
     worker.set_defaults(func=cmd_worker)
     return parser
 

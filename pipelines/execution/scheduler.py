@@ -5,6 +5,10 @@ There is no daemon. Whoever looks at the store (a page's live fragment, the CLI)
 while queued runs wait for a free slot. Runs are OS processes of their own, so they survive the
 browser closing and the Streamlit server restarting, and cannot take the server down. A
 Scheduler is given its settings; nothing here reads the environment but `SchedulerSettings.from_env`.
+
+A sweep queues all its runs at once through the same queue. With a Ray address configured, a
+sweep's runs are queued for the "ray" executor instead, and this process drives them on the
+cluster (ray_backend.py, imported only then); single runs stay local either way.
 """
 from __future__ import annotations
 
@@ -16,16 +20,22 @@ import threading
 import time
 from pathlib import Path
 
+from collections.abc import Sequence
+
 from pipelines import paths
 from pipelines.data.locate import load, locate
-from pipelines.errors import RunStateError
+from pipelines.errors import LayerlabError, RunStateError
 from pipelines.execution import processes
 from pipelines.execution.registry import WorkerRegistry
+from pipelines.execution.speed import SpeedSettings
 from pipelines.modelspec.spec import ModelSpec
+from pipelines.modelspec.sweep import Axis
 from pipelines.modelspec.validation import ensure_valid
 from pipelines.runs import artifacts
-from pipelines.runs.entities import Run, RunStatus
+from pipelines.runs.entities import Run, RunStatus, Sweep
 from pipelines.runs.store import RunStore
+from pipelines.runs.sweeps import STANDARD_TRAIN_SIZES, SweepEstimate, SweepProgress, estimate_sweep, plan_runs, \
+    sweep_progress
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,14 +51,22 @@ class SchedulerSettings:
     save_grace: float = 30.0  # ... except while the worker is writing a file: up to this much longer
     startup_seconds: float = 5.0  # a run this young counts as starting (no spare is spawned meanwhile)
     max_failed_starts: int = 3  # workers dying at start in a row before the queue is failed
+    speed: SpeedSettings = SpeedSettings()  # batches per call into TensorFlow, XLA: chosen per model unless set
+    ray_address: str | None = None  # a Ray cluster for sweeps ("auto": the one `ray start` made here)
+    ray_cpus_per_run: float = 1.0  # CPUs each Ray task asks for; the cluster's CPUs bound the runs at once
 
     def __post_init__(self) -> None:
         if isinstance(self.max_running, bool) or not isinstance(self.max_running, int) or self.max_running < 1:
             raise RunStateError(f"`max_running` must be a positive integer. Received: max_running={self.max_running!r}")
+        if not isinstance(self.ray_cpus_per_run, (int, float)) or not self.ray_cpus_per_run > 0:
+            raise RunStateError(f"`ray_cpus_per_run` must be a positive number. "
+                                f"Received: ray_cpus_per_run={self.ray_cpus_per_run!r}")
 
     @classmethod
     def from_env(cls, *, data_dir: str | os.PathLike | None = None, **overrides) -> SchedulerSettings:
-        """Settings from `LAYERLAB_MAX_RUNNING` and `LAYERLAB_DATA_DIR` (or `data_dir`)."""
+        """Settings from `LAYERLAB_MAX_RUNNING`, `LAYERLAB_DATA_DIR` (or `data_dir`),
+        `LAYERLAB_STEPS_PER_EXECUTION`, `LAYERLAB_JIT_COMPILE`, `LAYERLAB_RAY_ADDRESS` and
+        `LAYERLAB_RAY_CPUS_PER_RUN`; `overrides` win over all of them."""
         raw = os.environ.get("LAYERLAB_MAX_RUNNING", "1")
         try:
             max_running = int(raw)
@@ -56,8 +74,18 @@ class SchedulerSettings:
             max_running = 0
         if max_running < 1:
             raise RunStateError(f"LAYERLAB_MAX_RUNNING must be a positive integer. Received: {raw!r}")
+        raw_cpus = os.environ.get("LAYERLAB_RAY_CPUS_PER_RUN", "1")
+        try:
+            cpus = float(raw_cpus)
+        except ValueError:
+            cpus = 0.0
+        if not cpus > 0:
+            raise RunStateError(f"LAYERLAB_RAY_CPUS_PER_RUN must be a positive number. Received: {raw_cpus!r}")
         chosen = paths.data_dir(data_dir)
-        return cls(max_running=max_running, data_dir=chosen.resolve() if chosen else None, **overrides)
+        found = {"max_running": max_running, "data_dir": chosen.resolve() if chosen else None,
+                 "speed": SpeedSettings.from_env(), "ray_address": os.environ.get("LAYERLAB_RAY_ADDRESS") or None,
+                 "ray_cpus_per_run": cpus}
+        return cls(**{**found, **overrides})
 
 
 class Scheduler:
@@ -71,6 +99,7 @@ class Scheduler:
         self._children: list[subprocess.Popen] = []
         self._failed_starts = 0  # workers of this scheduler that died before they were ready, in a row
         self._lock = threading.Lock()  # every open page calls ensure_workers each second
+        self._ray = None  # the Ray driver of this process, once a Ray sweep needs it
         self._remove_stale_temps()
 
     def _remove_stale_temps(self) -> None:
@@ -83,14 +112,124 @@ class Scheduler:
     def log_path(self) -> Path:
         return self.store.home / "logs" / "workers.log"
 
-    def submit(self, spec: ModelSpec, dataset: str, *, name: str = "") -> Run:
+    def submit(self, spec: ModelSpec, dataset: str, *, name: str = "", repeat_group: str | None = None) -> Run:
         """Validate the spec and find the data, then queue a run. Bad input creates no run."""
+        spec = self._checked(spec, dataset)
+        self._find_data(dataset)
+        return self.store.create_run(name or spec.name, dataset, spec.to_dict(), total_epochs=spec.fit.epochs,
+                                     repeat_group=repeat_group)
+
+    def _checked(self, spec: ModelSpec, dataset: str) -> ModelSpec:
+        """The spec, normalized, validated for `dataset` and given the dataset's input shape."""
         spec = spec.normalized()
         validation = ensure_valid(spec, dataset)
+        return dataclasses.replace(spec, input_shape=tuple(validation.input_shape))
+
+    def _find_data(self, dataset: str) -> None:
         if locate(dataset, self.settings.data_dir) is None:
             load(dataset, self.settings.data_dir, download=True)
-        spec = dataclasses.replace(spec, input_shape=tuple(validation.input_shape))  # the dataset's input
-        return self.store.create_run(name or spec.name, dataset, spec.to_dict(), total_epochs=spec.fit.epochs)
+
+    # -- sweeps ---------------------------------------------------------------------------------
+
+    @property
+    def sweep_executor(self) -> str:
+        """Where this scheduler runs sweeps: "ray" with a Ray address configured, else "local"."""
+        return "ray" if self.settings.ray_address else "local"
+
+    def submit_sweep(self, spec: ModelSpec, dataset: str, axes: Sequence[Axis], *, repeats: int = 1,
+                     name: str = "") -> Sweep:
+        """Queue one run per combination of the axes' values (and per seed with `repeats` > 1),
+        grouped under one sweep, through the same queue as single runs. Every combination is
+        validated first: bad input queues nothing. With a Ray address configured the runs go to
+        the cluster (see ray_backend.py); call `ensure_workers` to start them, as after `submit`."""
+        spec = spec.normalized()
+        planned = plan_runs(spec, list(axes), repeats=repeats, name=spec.name)
+        shapes: dict[str, tuple] = {}
+        entries = []
+        for entry, run_spec in planned:
+            key = run_spec.with_fit(seed=0).to_json()  # repeats differ only by seed: validate once
+            if key not in shapes:
+                shapes[key] = tuple(self._checked(run_spec, dataset).input_shape)
+            checked = dataclasses.replace(run_spec.normalized(), input_shape=shapes[key])
+            entries.append(dataclasses.replace(entry, spec=checked.to_dict()))
+        self._find_data(dataset)
+        base = dataclasses.replace(spec, input_shape=next(iter(shapes.values())))
+        label = name or f"{spec.name or 'model'}: " + " x ".join(axis.setting for axis in axes)
+        return self.store.create_sweep(label, dataset, base.to_dict(), [(a.setting, a.values) for a in axes],
+                                       entries, repeats=repeats, executor=self.sweep_executor)
+
+    def sweep_runs(self, sweep_id: str) -> list[Run]:
+        """The sweep's runs in the order they were queued."""
+        return sorted(self.store.list_runs(sweep_id=sweep_id), key=lambda run: run.created_at)
+
+    def sweep_progress(self, sweep_id: str) -> SweepProgress:
+        """"k of n done" and an ETA for the sweep (see runs.sweeps.sweep_progress)."""
+        sweep = self.store.get_sweep(sweep_id)
+        parallel = self.settings.max_running if sweep.executor == "local" else None
+        return sweep_progress(self.sweep_runs(sweep_id), parallel=parallel)
+
+    def cancel_sweep(self, sweep_id: str, *, wait: float = 0.0) -> Sweep:
+        """End the sweep: its queued runs end STOPPED at once and its running ones are asked to stop
+        (a worker that does not stop within stop_grace is killed; a Ray task is cancelled). With
+        `wait`, block until none of its runs is RUNNING."""
+        sweep = self.store.cancel_sweep(sweep_id)
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if not self.store.list_runs(statuses=[RunStatus.RUNNING], sweep_id=sweep_id):
+                break
+            time.sleep(0.1)
+            self.reap()
+        return sweep
+
+    def estimate_sweep(self, spec: ModelSpec, dataset: str, axes: Sequence[Axis], *, repeats: int = 1
+                       ) -> SweepEstimate:
+        """How many runs the sweep makes and how long they should take on this machine, before it
+        starts: from the finished runs' samples/s on the same dataset (the same model if any), else
+        a default rate. For the Build page; SpecError for bad axes."""
+        planned = plan_runs(spec.normalized(), list(axes), repeats=repeats)
+        n_train = None
+        try:
+            if locate(dataset, self.settings.data_dir) is not None:
+                n_train = len(load(dataset, self.settings.data_dir, download=False).x_train)
+        except LayerlabError:
+            n_train = STANDARD_TRAIN_SIZES.get(dataset)
+        parallel = self.settings.max_running if self.sweep_executor == "local" else self._ray_slots()
+        return estimate_sweep([run_spec for _, run_spec in planned], dataset, n_train, self.store.list_runs(),
+                              parallel=parallel)
+
+    def repeat_run(self, run_id: str, count: int = 2) -> list[Run]:
+        """Queue `count` more runs of the run's spec with the next unused seeds, all in the run's
+        repeat group (the run itself joins one named after it if it has none), to see whether its
+        result holds across seeds."""
+        if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 20:
+            raise LayerlabError(f"`count` must be an integer from 1 to 20. Received: count={count!r}")
+        run = self.store.get_run(run_id)
+        spec = run.model_spec
+        group = run.repeat_group or run.id
+        if run.repeat_group is None:
+            self.store.set_repeat_group(run.id, group)
+        used = {member.seed for member in self.store.list_runs(repeat_group=group)} | {spec.fit.seed}
+        seeds, seed = [], spec.fit.seed
+        while len(seeds) < count:
+            seed += 1
+            if seed not in used:
+                seeds.append(seed)
+        base = run.name.split(" · seed ")[0]
+        return [self.submit(spec.with_fit(seed=seed), run.dataset, name=f"{base} · seed {seed}", repeat_group=group)
+                for seed in seeds]
+
+    # -- Ray ------------------------------------------------------------------------------------
+
+    def _ray_backend(self):
+        """This process's Ray driver for the configured address (imports Ray: only when configured)."""
+        if self._ray is None:
+            from pipelines.execution import ray_backend
+
+            self._ray = ray_backend.driver_for(self.store, self.settings)
+        return self._ray
+
+    def _ray_slots(self) -> int:
+        return self._ray_backend().slots() if self.settings.ray_address else 1
 
     def _reap_children(self) -> None:
         for child in list(self._children):
@@ -111,7 +250,14 @@ class Scheduler:
         settled = []
         for run in self.store.running_runs():
             stale = run.heartbeat_at is None or now - run.heartbeat_at > settings.heartbeat_timeout
-            if stale or not processes.pid_alive(run.worker_pid):
+            if run.executor == "ray":
+                # Its worker_pid is the driver's (a server or a CLI): never killed from here. The
+                # driver cancels the task of a run asked to stop; a driver gone leaves it interrupted.
+                if (stale or not processes.pid_alive(run.worker_pid)) and self.store.mark_interrupted(
+                        run.id, f"The process driving it on the Ray cluster (pid {run.worker_pid}) ended or stopped "
+                                f"answering after {run.epochs_done} finished epoch(s). Resume to continue from there."):
+                    settled.append(run.id)
+            elif stale or not processes.pid_alive(run.worker_pid):
                 processes.kill(run.worker_pid)
                 if self.store.mark_interrupted(run.id, self._interrupted_reason(run)):
                     settled.append(run.id)
@@ -128,6 +274,8 @@ class Scheduler:
         if self._failed_starts >= settings.max_failed_starts:
             self._failed_starts = 0
             for run in self.store.list_runs(statuses=[RunStatus.QUEUED]):
+                if run.executor != "local":
+                    continue
                 self.store.finish_run(run.id, RunStatus.FAILED, error=(
                     f"The training worker died {settings.max_failed_starts} times while starting, so the "
                     f"queue was cleared. Its log is {self.log_path}."))
@@ -160,7 +308,7 @@ class Scheduler:
         """Start one worker process, detached from this one, and register it at once."""
         settings = self.settings
         args = ["worker", "--home", str(self.store.home), "--max-running", str(settings.max_running),
-                "--idle-seconds", str(settings.idle_seconds)]
+                "--idle-seconds", str(settings.idle_seconds), *settings.speed.to_args()]
         if settings.data_dir:
             args += ["--data-dir", str(settings.data_dir)]
         child = processes.spawn_detached(processes.pipelines_command(*args), self.log_path)
@@ -184,8 +332,11 @@ class Scheduler:
         """
         with self._lock:
             self.reap()
-            running = self.store.running_runs()
-            queued = len(self.store.list_runs(statuses=[RunStatus.QUEUED]))
+            running = [run for run in self.store.running_runs() if run.executor == "local"]
+            queued_runs = self.store.list_runs(statuses=[RunStatus.QUEUED])
+            queued = sum(1 for run in queued_runs if run.executor == "local")
+            if self.settings.ray_address and any(run.executor == "ray" for run in queued_runs):
+                self._ray_backend().ensure_running()
             waiting = sum(1 for w in self.registry.list() if w.state in ("starting", "idle"))
             free = max(0, self.settings.max_running - len(running))
             claimable = min(queued, free)
@@ -215,6 +366,12 @@ class Scheduler:
             self.registry.remove(pid)
         return len(leftovers)
 
+    def close(self) -> None:
+        """Stop driving Ray runs from this process (they end INTERRUPTED unless they have ended)."""
+        if self._ray is not None:
+            self._ray.close()
+            self._ray = None
+
     def stop(self, run_id: str, *, wait: float = 0.0) -> Run:
         """Ask a run to stop after its current batch. With `wait`, block until it has (`reap`
         enforces the stop with SIGKILL once stop_grace has passed)."""
@@ -229,8 +386,10 @@ class Scheduler:
 
     def resume(self, run_id: str, *, spare: int = 0) -> Run:
         """Queue a STOPPED or INTERRUPTED run (or a FAILED one that kept a checkpoint) again; it
-        continues from its last usable checkpoint."""
-        run = self.store.request_resume(run_id)
+        continues from its last usable checkpoint. A run of a Ray sweep resumes on the cluster if one
+        is configured here, else locally."""
+        executor = "ray" if self.settings.ray_address and self.store.get_run(run_id).executor == "ray" else "local"
+        run = self.store.request_resume(run_id, executor=executor)
         self.ensure_workers(spare=spare)
         return run
 

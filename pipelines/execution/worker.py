@@ -2,9 +2,12 @@
 
 A worker is started by `Scheduler.ensure_workers` as `python -m pipelines worker`. It may start
 ahead of need (a warm spare), so that a click on Train meets a process that has already paid
-TensorFlow's import, its first `fit` and the loading of the datasets on disk. It trains exactly
-one run, so every run gets a fresh process whose memory the OS reclaims; a heartbeat thread
-tells the store it is alive and relays stop requests.
+TensorFlow's import, its first `fit` and the loading of the datasets on disk. It trains one run,
+so every run gets a fresh process whose memory the OS reclaims; the one exception is a sweep,
+whose runs are many small trainings of one model on one dataset: a worker that trained a run
+of a sweep goes on with the sweep's next queued run when it is that run's turn (up to
+MAX_SWEEP_RUNS_PER_WORKER), instead of paying TensorFlow's import and the data's loading again.
+A heartbeat thread tells the store it is alive and relays stop requests.
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ from pathlib import Path
 
 from pipelines.errors import DiskFullError, LayerlabError, StoreUnavailableError
 from pipelines.execution.registry import WorkerRegistry
+from pipelines.execution.speed import SpeedSettings
 from pipelines.runs.artifacts import (FAILURE_FILE, RECORD_FILE, disk_full_message, is_disk_full,
                                       remove_stale_temps, write_failure)
 from pipelines.runs.entities import Run, RunOutcome, RunStatus
@@ -28,6 +32,7 @@ from pipelines.runs.store import RunStore
 
 HEARTBEAT_SECONDS = 0.5
 POLL_SECONDS = 0.1
+MAX_SWEEP_RUNS_PER_WORKER = 25  # then a fresh process, so that nothing a run leaves behind piles up
 
 log = logging.getLogger("layerlab.worker")
 
@@ -40,20 +45,30 @@ class Heartbeat(threading.Thread):
         self.store = store
         self.registry = registry
         self.pid = pid
-        self.run_id: str | None = None
-        self.stop_requested = threading.Event()
+        self._watched: tuple[str, threading.Event] | None = None  # the run now trained, and its stop event
         self._done = threading.Event()
+
+    def watch(self, run_id: str) -> threading.Event:
+        """Beat for `run_id` from now on; returns the event set when someone asks it to stop (a new
+        one per run, so that a stop meant for the previous run never reaches the next)."""
+        event = threading.Event()
+        self._watched = (run_id, event)
+        return event
+
+    def unwatch(self) -> None:
+        self._watched = None
 
     def run(self) -> None:
         last_problem = None
         while not self._done.wait(HEARTBEAT_SECONDS):
             try:
                 self.registry.heartbeat(self.pid)
-                run_id = self.run_id
-                if run_id:
+                watched = self._watched
+                if watched:
+                    run_id, stop_requested = watched
                     self.store.heartbeat(run_id)
                     if self.store.is_stop_requested(run_id):
-                        self.stop_requested.set()
+                        stop_requested.set()
                 last_problem = None
             except Exception as exc:  # a locked database for a moment must not kill the heartbeat
                 problem = f"{type(exc).__name__}: {exc}"
@@ -139,12 +154,22 @@ def record_end(store: RunStore, run: Run, folder: Path, outcome: RunOutcome) -> 
     (folder / FAILURE_FILE).unlink(missing_ok=True)
 
 
-def train_claimed(store: RunStore, run: Run, folder: Path, execute: Callable[[Run], RunOutcome]) -> RunStatus:
+def train_claimed(store: RunStore, run: Run, folder: Path, execute: Callable[[Run], RunOutcome],
+                  before_record: Callable[[], object] | None = None) -> RunStatus:
     """Train a run this worker claimed with `execute` and record how it ended, whatever happens:
-    the run must never stay RUNNING behind a crash, a full disk or a store that went away."""
+    the run must never stay RUNNING behind a crash, a full disk or a store that went away.
+    `before_record` runs just before the end is recorded (and never stops it from being recorded)."""
     remove_stale_temps(folder)  # a killed earlier attempt's; no one else writes here now
     (folder / FAILURE_FILE).unlink(missing_ok=True)
     log.info("training run %s", run.id)
+
+    def prepare() -> None:
+        if before_record is not None:
+            try:
+                before_record()
+            except Exception as exc:
+                log.warning("could not prepare for the next run: %s", exc)
+
     try:
         outcome = execute(run)
     except BaseException as exc:
@@ -157,30 +182,51 @@ def train_claimed(store: RunStore, run: Run, folder: Path, execute: Callable[[Ru
         if not isinstance(exc, Exception):
             raise
         return outcome.status
+    prepare()
     record_end(store, run, folder, outcome)
     log.info("run %s ended %s", run.id, outcome.status.value)
     return outcome.status
 
 
+def next_of_sweep(store: RunStore, registry: WorkerRegistry, pid: int, run: Run, max_running: int) -> Run | None:
+    """The next queued run of `run`'s sweep, claimed, if it is that run's turn in the queue."""
+    if run.sweep_id is None or run.executor != "local":
+        return None
+    return store.claim_next_run(pid, max_running, sweep_id=run.sweep_id)
+
+
 def serve(store: RunStore, registry: WorkerRegistry, *, max_running: int, idle_seconds: float,
-          data_dir: str | None = None) -> str | None:
-    """Warm up, wait for one queued run and train it. Returns the run id trained, or None if none came."""
+          data_dir: str | None = None, speed: SpeedSettings | None = None) -> list[str]:
+    """Warm up, wait for one queued run and train it (and, for a sweep, its next runs while it is
+    their turn). Returns the ids of the runs trained; [] if none came."""
     pid = os.getpid()
     registry.register(pid, "starting")
     heartbeat = Heartbeat(store, registry, pid)
     heartbeat.start()
+    trained: list[str] = []
     try:
         from pipelines.execution import training  # the expensive import: TensorFlow and Keras
 
         run = (warm_up(store, pid, max_running, training.warm_up_steps(data_dir))
                or wait_for_run(store, registry, pid, max_running, idle_seconds))
-        if run is None:
-            return None
-        registry.set_state(pid, "busy", run.id)
-        heartbeat.run_id = run.id
-        train_claimed(store, run, store.ensure_run_dir(run.id),
-                      lambda claimed: training.execute_run(store, claimed, heartbeat.stop_requested, data_dir))
-        return run.id
+        while run is not None:
+            registry.set_state(pid, "busy", run.id)
+            stop_requested = heartbeat.watch(run.id)
+            more = run.sweep_id is not None and len(trained) + 1 < MAX_SWEEP_RUNS_PER_WORKER
+
+            def waiting_for_more(current: Run = run) -> None:
+                # Counted as waiting before its run ends, so that the scheduler starts no second
+                # worker for the sweep's next run in the moment between this end and the next claim.
+                if more and store.list_runs(statuses=[RunStatus.QUEUED], limit=1, sweep_id=current.sweep_id):
+                    registry.set_state(pid, "idle")
+
+            train_claimed(store, run, store.ensure_run_dir(run.id),
+                          lambda claimed: training.execute_run(store, claimed, stop_requested, data_dir, speed=speed),
+                          before_record=waiting_for_more)
+            heartbeat.unwatch()
+            trained.append(run.id)
+            run = next_of_sweep(store, registry, pid, run, max_running) if more else None
+        return trained
     finally:
         heartbeat.close()
         try:

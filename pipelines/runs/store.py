@@ -206,18 +206,26 @@ class RunStore(abc.ABC):
 
     def resolve_run_id(self, prefix: str) -> str:
         """The full id of the one run whose id starts with `prefix` (>= 4 characters), for the CLI."""
-        candidate = prefix.strip().lower() if isinstance(prefix, str) else prefix
-        if not isinstance(candidate, str) or not RUN_ID_PREFIX_PATTERN.fullmatch(candidate):
-            raise RunNotFoundError(
-                "A run id prefix must be 4 to 10 hexadecimal characters. "
-                f"Received: prefix={prefix!r}"
-            )
-        matches = [run.id for run in self.list_runs() if run.id.startswith(candidate)]
-        if not matches:
-            raise RunNotFoundError(f"No run id starts with {candidate!r}.")
-        if len(matches) > 1:
-            raise RunNotFoundError(
-                f"Run id prefix {candidate!r} is ambiguous; it matches: {', '.join(sorted(matches))}. "
-                "Type more characters."
-            )
-        return matches[0]
+        return _resolve(prefix, "run", [run.id for run in self.list_runs()])
+
+    def resolve_sweep_id(self, prefix: str) -> str:
+        """The full id of the one sweep whose id starts with `prefix` (>= 4 characters), for the CLI."""
+        return _resolve(prefix, "sweep", [sweep.id for sweep in self.list_sweeps()])
+
+
+def _resolve(prefix: str, what: str, ids: list[str]) -> str:
+    candidate = prefix.strip().lower() if isinstance(prefix, str) else prefix
+    if not isinstance(candidate, str) or not RUN_ID_PREFIX_PATTERN.fullmatch(candidate):
+        raise RunNotFoundError(
+            f"A {what} id prefix must be 4 to 10 hexadecimal characters. "
+            f"Received: prefix={prefix!r}"
+        )
+    matches = [found for found in ids if found.startswith(candidate)]
+    if not matches:
+        raise RunNotFoundError(f"No {what} id starts with {candidate!r}.")
+    if len(matches) > 1:
+        raise RunNotFoundError(
+            f"{what.capitalize()} id prefix {candidate!r} is ambiguous; it matches: {', '.join(sorted(matches))}. "
+            "Type more characters."
+        )
+    return matches[0]

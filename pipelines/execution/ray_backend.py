@@ -1,0 +1,501 @@
+"""Sweep runs as Ray tasks on a cluster, driven from this process; imported only when a Ray
+address is configured (`LAYERLAB_RAY_ADDRESS` or `--ray`), so that without one Ray is never
+imported, nor needed.
+
+The process that queued the runs stays the driver and the only writer of the run store: a task on
+another machine cannot write this machine's SQLite file (and should not, even where the disk is
+shared: SQLite's locks do not hold over network filesystems). So a task trains into a temporary
+folder on its node and sends everything back:
+
+- metric points, progress and the end of each epoch go to a `Relay` actor as they happen (one per
+  driver, placed on the driver's node, taking no CPU); the driver drains it several times a
+  second and writes them to the store, so pages draw a Ray run live like a local one;
+- each finished epoch's checkpoint files (last.keras and its state) travel with that epoch's end,
+  so a task that dies leaves its run resumable from its last finished epoch;
+- the task returns the trained model.keras, best.keras and the rest of its folder, which the
+  driver writes into the run's folder; history.csv is written from the store's epoch points.
+
+A stop request (or a cancelled sweep) reaches the task through the same actor and ends the run
+STOPPED after its current batches, as a local worker would; a task that has not stopped
+`stop_grace` seconds later is cancelled (`ray.cancel(force=True)`). A task that dies with its
+worker or node ends its run INTERRUPTED. Ray does not retry a task (`max_retries=0`): a retry
+would train the run again from scratch under the points already recorded.
+
+The dataset is put into Ray's object store once per sweep (`ray.put`), not read by each trial:
+a node holds one shared, read-only copy that every task on it maps without copying, the driver
+reads and decodes the files once, and the cluster's nodes need no dataset folder of their own.
+
+The driver's node must be part of the cluster (`ray start --head` there and `auto`, or the head's
+address). Each task asks for `ray_cpus_per_run` CPUs; runs on the cluster at once are bounded by
+its CPUs, apart from LAYERLAB_MAX_RUNNING, which counts local workers only. The cluster's
+Python needs Layerlab's requirements (TensorFlow, Keras); the `pipelines` package itself is
+shipped with each task (`runtime_env` `py_modules`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from pipelines.data.locate import load
+from pipelines.errors import LayerlabError
+from pipelines.execution.processes import REPO_ROOT
+from pipelines.execution.speed import SpeedSettings
+from pipelines.runs import artifacts
+from pipelines.runs.artifacts import (BEST_FILE, HISTORY_FILE, LAST_FILE, LAST_STATE_FILE, MODEL_FILE,
+                                      PREVIOUS_FILE, PREVIOUS_STATE_FILE, SPEC_FILE, atomic_target)
+from pipelines.runs.entities import MetricPoint, Progress, Run, RunOutcome, RunStatus
+from pipelines.runs.records import history_csv
+from pipelines.runs.sqlite_store import SQLiteRunStore
+from pipelines.runs.store import RunStore
+
+log = logging.getLogger("layerlab.ray")
+
+LOOP_SECONDS = 0.2
+HEARTBEAT_SECONDS = 0.5
+STOP_POLL_SECONDS = 0.5
+CHECKPOINT_FILES = (LAST_FILE, LAST_STATE_FILE, PREVIOUS_FILE, PREVIOUS_STATE_FILE, BEST_FILE)
+RESULT_FILES = (MODEL_FILE, BEST_FILE, SPEC_FILE, LAST_FILE, LAST_STATE_FILE, PREVIOUS_FILE, PREVIOUS_STATE_FILE)
+# The job's: the `pipelines` package is shipped to every node (Ray uploads it once, by content).
+# A process that calls ray.init itself (a test, an app embedding Layerlab) passes this.
+RUNTIME_ENV = {"py_modules": [str(REPO_ROOT / "pipelines")]}
+TASK_ENV = {"env_vars": {"TF_CPP_MIN_LOG_LEVEL": "2"}}  # TensorFlow's start-up chatter stays out of the logs
+RAY_TOKEN_FILE = Path.home() / ".ray" / "auth_token"  # where `ray start` / ray.init leave the cluster's token
+
+_drivers: dict[tuple[str, str], RayDriver] = {}
+_drivers_lock = threading.Lock()
+
+
+def _ray():
+    """The `ray` module, or a LayerlabError saying how to install it."""
+    if "ray" not in sys.modules and "RAY_AUTH_MODE" not in os.environ and (
+            os.environ.get("RAY_AUTH_TOKEN") or RAY_TOKEN_FILE.exists()):
+        # Clusters of recent Ray authenticate with the token that `ray start` (or ray.init) left
+        # here; Ray reads it when it joins `auto`, not an address given outright, unless told to
+        # before its import. A cluster elsewhere: set RAY_AUTH_TOKEN (see Ray's token-auth docs).
+        os.environ["RAY_AUTH_MODE"] = "token"
+    try:
+        import ray
+    except ImportError:
+        raise LayerlabError("A Ray address is set (LAYERLAB_RAY_ADDRESS or --ray), but Ray is not installed "
+                            "here: pip install -r requirements-ray.txt") from None
+    return ray
+
+
+def connect(address: str) -> None:
+    """Join the Ray cluster at `address` ("auto": the one `ray start` made on this machine), unless
+    this process is connected to one already."""
+    ray = _ray()
+    if ray.is_initialized():
+        return
+    try:
+        # log_to_driver=False: the CLI's stdout carries JSON lines, never the workers' output.
+        ray.init(address=address, namespace="layerlab", runtime_env=RUNTIME_ENV, log_to_driver=False,
+                 logging_level=logging.WARNING)
+    except Exception as exc:  # Ray raises ConnectionError, RuntimeError, ValueError ... for a bad address
+        raise LayerlabError(f"Cannot reach the Ray cluster at {address!r}: {type(exc).__name__}: {exc}. "
+                            "Start one with `ray start --head` and use 'auto', or give the head's "
+                            "address (host:port).") from None
+
+
+def driver_for(store: RunStore, settings) -> RayDriver:
+    """This process's driver of the Ray runs of `store`'s home on `settings.ray_address`."""
+    key = (str(store.home), settings.ray_address)
+    with _drivers_lock:
+        driver = _drivers.get(key)
+        if driver is None or driver.closed:
+            driver = _drivers[key] = RayDriver(store.home, settings)
+        return driver
+
+
+# -- in the task ---------------------------------------------------------------------------------
+
+
+class Relay:
+    """The actor between the tasks and the driver: messages up, stop requests down."""
+
+    def __init__(self) -> None:
+        self._messages: list[tuple[str, str, Any]] = []
+        self._stops: set[str] = set()
+
+    def put(self, run_id: str, kind: str, payload: Any) -> None:
+        self._messages.append((run_id, kind, payload))
+
+    def drain(self) -> list[tuple[str, str, Any]]:
+        messages, self._messages = self._messages, []
+        return messages
+
+    def request_stop(self, run_id: str) -> None:
+        self._stops.add(run_id)
+
+    def stop_requested(self, run_id: str) -> bool:
+        return run_id in self._stops
+
+    def forget(self, run_id: str) -> None:
+        self._stops.discard(run_id)
+
+    def sync(self) -> bool:
+        """Answered once every message a caller sent before it has been taken in."""
+        return True
+
+
+class RelayStore:
+    """The part of the run store that training uses, for a task: writes go to the relay, reads are
+    this attempt's own points. Not a RunStore: a task never queues, claims or finishes a run."""
+
+    def __init__(self, run: Run, folder: Path, relay: Any) -> None:
+        self.run_id, self.folder, self.relay = run.id, folder, relay
+        self.home = folder
+        self._points: list[MetricPoint] = []
+        self._lock = threading.Lock()
+
+    def _send(self, kind: str, payload: Any) -> None:
+        self.relay.put.remote(self.run_id, kind, payload)
+
+    def ensure_run_dir(self, run_id: str) -> Path:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        return self.folder
+
+    run_dir = ensure_run_dir
+
+    def heartbeat(self, run_id: str) -> None:
+        """The driver beats for its runs."""
+
+    def update_progress(self, run_id: str, progress: Progress) -> None:
+        self._send("progress", progress)
+
+    def log_metrics(self, run_id: str, points) -> None:
+        points = list(points)
+        with self._lock:
+            self._points.extend(points)
+        self._send("points", points)
+
+    def delete_metrics_from_epoch(self, run_id: str, epoch: int) -> int:
+        with self._lock:
+            self._points = [p for p in self._points if p.epoch < epoch]
+        self._send("delete_from_epoch", epoch)
+        return 0
+
+    def set_epochs_done(self, run_id: str, epochs_done: int, best_epoch: int | None) -> None:
+        """An epoch ended: its checkpoint (written just before, see EpochCheckpoint) goes with it."""
+        self._send("epochs_done", (epochs_done, best_epoch, _read_files(self.folder, CHECKPOINT_FILES)))
+
+    def get_metrics(self, run_id: str, kind: str | None = None, after_id: int = 0) -> list[MetricPoint]:
+        with self._lock:
+            return [p for p in self._points if kind is None or p.kind == kind]
+
+
+def _read_files(folder: Path, names) -> dict[str, bytes]:
+    found = {}
+    for name in names:
+        try:
+            found[name] = (folder / name).read_bytes()
+        except FileNotFoundError:
+            continue
+    return found
+
+
+def _write_files(folder: Path, files: dict[str, bytes]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, content in files.items():
+        with atomic_target(folder / name) as tmp:
+            tmp.write_bytes(content)
+
+
+def _watch_stop(relay: Any, run_id: str, stop: threading.Event, done: threading.Event) -> None:
+    ray = _ray()
+    while not done.wait(STOP_POLL_SECONDS):
+        try:
+            if ray.get(relay.stop_requested.remote(run_id), timeout=10):
+                stop.set()
+                return
+        except Exception as exc:  # the relay busy for a moment must not end the watch
+            log.warning("stop poll failed: %s", exc)
+
+
+def train_task(run: Run, dataset: Any, files: dict[str, bytes], relay: Any, speed: SpeedSettings) -> dict:
+    """One run, on whichever node Ray chose: train in a temporary folder, relay everything, and
+    return how it ended with the files the run's folder keeps."""
+    from pipelines.execution import training
+    from pipelines.execution.worker import outcome_of
+
+    ray = _ray()
+    relay.put.remote(run.id, "started", {"pid": os.getpid(), "node": ray.get_runtime_context().get_node_id()})
+    with tempfile.TemporaryDirectory(prefix=f"layerlab-{run.id}-") as name:
+        folder = Path(name)
+        _write_files(folder, files)
+        sink = RelayStore(run, folder, relay)
+        stop, done = threading.Event(), threading.Event()
+        watcher = threading.Thread(target=_watch_stop, args=(relay, run.id, stop, done), daemon=True)
+        watcher.start()
+        try:
+            outcome = training.execute_run(sink, run, stop, dataset=dataset, speed=speed)
+        except Exception as exc:
+            outcome = outcome_of(exc, folder)
+        finally:
+            done.set()
+        ray.get(relay.sync.remote())  # every point sent is in the relay before the driver hears of the end
+        return {"status": outcome.status.value, "error": outcome.error, "metrics": outcome.metrics,
+                "files": _read_files(folder, RESULT_FILES)}
+
+
+# -- in the driver -------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class _Task:
+    run: Run
+    ref: Any
+    sweep_id: str | None
+    started: dict | None = None  # what the task said when it began: its pid and node
+    stop_sent_at: float | None = None
+    cancel_reason: tuple[RunStatus, str] | None = None
+
+
+class RayDriver:
+    """Claims the queued "ray" runs of one home, runs them as Ray tasks and records what they send.
+
+    A thread of this process does it (plus one that keeps the runs' heartbeats), started by
+    `ensure_running` once Ray runs are queued, until `close`.
+    """
+
+    def __init__(self, home: Path, settings) -> None:
+        self.home = Path(home)
+        self.settings = settings
+        self.closed = False
+        self._tasks: dict[str, _Task] = {}
+        self._datasets: dict[tuple[str | None, str], Any] = {}  # (sweep, dataset) -> object ref
+        self._relay = None
+        self._remote_task = None
+        self._lock = threading.Lock()
+        self._tasks_lock = threading.Lock()  # the heartbeat thread reads the tasks the loop changes
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    # public ------------------------------------------------------------------------------------
+
+    def ensure_running(self) -> None:
+        """Connect (raising LayerlabError if the cluster cannot be reached) and start the threads."""
+        with self._lock:
+            if self.closed:
+                raise LayerlabError("This Ray driver was closed.")
+            if self._threads and all(thread.is_alive() for thread in self._threads):
+                return
+            connect(self.settings.ray_address)
+            if self._relay is None:
+                self._relay = self._make_relay()
+                self._remote_task = _ray().remote(train_task)
+            self._threads = [threading.Thread(target=self._loop, name="layerlab-ray-driver", daemon=True),
+                             threading.Thread(target=self._beat, name="layerlab-ray-heartbeat", daemon=True)]
+            for thread in self._threads:
+                thread.start()
+
+    def slots(self) -> int:
+        """How many runs the cluster can train at once: its CPUs over the CPUs a run asks for."""
+        ray = _ray()
+        connect(self.settings.ray_address)
+        cpus = ray.cluster_resources().get("CPU", 0)
+        return max(1, int(cpus // self.settings.ray_cpus_per_run))
+
+    def task_info(self, run_id: str) -> dict | None:
+        """Where the run's task trains (its pid and node), once it has begun; None otherwise."""
+        task = self._tasks.get(run_id)
+        return task.started if task else None
+
+    def close(self) -> None:
+        """Stop driving: cancel the tasks still running (their runs end INTERRUPTED, resumable)."""
+        with self._lock:
+            if self.closed:
+                return
+            self.closed = True
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=10)
+        if self._tasks:
+            ray = _ray()
+            store = SQLiteRunStore(self.home)
+            for run_id, task in list(self._tasks.items()):
+                ray.cancel(task.ref, force=True)
+                store.mark_interrupted(run_id, "The process driving it on the Ray cluster ended. Resume to "
+                                               "continue from the last finished epoch.")
+            self._tasks.clear()
+        with _drivers_lock:
+            for key, driver in list(_drivers.items()):
+                if driver is self:
+                    del _drivers[key]
+
+    # threads -----------------------------------------------------------------------------------
+
+    def _make_relay(self):
+        ray = _ray()
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        here = NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(), soft=True)
+        return ray.remote(Relay).options(num_cpus=0, scheduling_strategy=here).remote()
+
+    def _beat(self) -> None:
+        store = SQLiteRunStore(self.home)
+        while not self._stop.wait(HEARTBEAT_SECONDS):
+            with self._tasks_lock:
+                run_ids = list(self._tasks)
+            for run_id in run_ids:
+                try:
+                    store.heartbeat(run_id)
+                except LayerlabError as exc:
+                    log.warning("heartbeat of run %s failed: %s", run_id, exc)
+
+    def _loop(self) -> None:
+        store = SQLiteRunStore(self.home)
+        while not self._stop.wait(LOOP_SECONDS):
+            try:
+                self._step(store)
+            except Exception:  # one bad moment (a busy store, a Ray hiccup) must not end the driving
+                log.exception("the Ray driver's loop failed; trying again")
+
+    def _step(self, store: SQLiteRunStore) -> None:
+        self._receive(store)
+        self._relay_stops(store)
+        self._settle_finished(store)
+        self._claim(store)
+        self._release_datasets(store)
+
+    # the loop's parts --------------------------------------------------------------------------
+
+    def _receive(self, store: SQLiteRunStore) -> None:
+        ray = _ray()
+        for run_id, kind, payload in ray.get(self._relay.drain.remote()):
+            task = self._tasks.get(run_id)
+            if task is None:
+                continue  # a run already settled (cancelled): what it still sent is dropped
+            if kind == "started":
+                task.started = payload
+            elif kind == "points":
+                store.log_metrics(run_id, payload)
+            elif kind == "progress":
+                store.update_progress(run_id, payload)
+            elif kind == "delete_from_epoch":
+                store.delete_metrics_from_epoch(run_id, payload)
+            elif kind == "epochs_done":
+                epochs_done, best_epoch, files = payload
+                _write_files(store.run_dir(run_id), files)
+                store.set_epochs_done(run_id, epochs_done, best_epoch)
+
+    def _relay_stops(self, store: SQLiteRunStore) -> None:
+        ray = _ray()
+        now = time.time()
+        for run_id, task in list(self._tasks.items()):
+            run = store.get_run(run_id)
+            if run.status is not RunStatus.RUNNING:  # settled elsewhere (a reaper, a rebuild): let it go
+                ray.cancel(task.ref, force=True)
+                self._forget(run_id)
+                continue
+            if not run.stop_requested_at:
+                continue
+            if task.stop_sent_at is None:
+                task.stop_sent_at = now
+                if task.started is None:  # not begun on the cluster yet: nothing to save, cancel it
+                    task.cancel_reason = (RunStatus.STOPPED, None)
+                    ray.cancel(task.ref)
+                else:
+                    self._relay.request_stop.remote(run_id)
+            elif task.cancel_reason is None and now - run.stop_requested_at > self.settings.stop_grace:
+                task.cancel_reason = (RunStatus.STOPPED, (
+                    f"It did not stop within {self.settings.stop_grace:g} s of the request, so its Ray task was "
+                    "cancelled. Resume continues from the last finished epoch."))
+                ray.cancel(task.ref, force=True)
+
+    def _settle_finished(self, store: SQLiteRunStore) -> None:
+        ray = _ray()
+        if not self._tasks:
+            return
+        refs = [task.ref for task in self._tasks.values()]
+        ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
+        if not ready:
+            return
+        self._receive(store)  # what the tasks sent before they ended comes first
+        ready = set(ready)
+        for run_id, task in list(self._tasks.items()):
+            if task.ref in ready:
+                outcome, files = self._outcome(task)
+                folder = store.run_dir(run_id)
+                _write_files(folder, files)
+                artifacts.atomic_write_text(folder / HISTORY_FILE, history_csv(store.get_metrics(run_id, kind="epoch")))
+                store.finish_run(run_id, outcome.status, error=outcome.error, metrics=outcome.metrics)
+                log.info("run %s ended %s on the Ray cluster", run_id, outcome.status.value)
+                self._forget(run_id)
+
+    def _outcome(self, task: _Task) -> tuple[RunOutcome, dict[str, bytes]]:
+        """How the task ended, and the files it brought back."""
+        ray = _ray()
+        from ray import exceptions
+
+        try:
+            result = ray.get(task.ref)
+        except exceptions.TaskCancelledError:
+            status, error = task.cancel_reason or (RunStatus.INTERRUPTED, "Its Ray task was cancelled.")
+            return RunOutcome(status, error), {}
+        except exceptions.RuntimeEnvSetupError as exc:
+            return RunOutcome(RunStatus.FAILED, f"The Ray cluster could not set up Layerlab's code for it: "
+                                                f"{_gist(exc)}"), {}
+        except exceptions.RayTaskError as exc:
+            return RunOutcome(RunStatus.FAILED, f"Its Ray task failed: {_gist(exc)}"), {}
+        except exceptions.RayError as exc:  # the worker or its node died, the result was lost ...
+            where = f" on node {task.started['node'][:12]}" if task.started else ""
+            return RunOutcome(RunStatus.INTERRUPTED, (
+                f"Its Ray task ended without finishing{where} ({type(exc).__name__}: {_gist(exc)}). Resume to "
+                "continue from the last finished epoch.")), {}
+        if task.cancel_reason and task.cancel_reason[1]:
+            status, error = task.cancel_reason
+            return RunOutcome(status, error, result["metrics"]), result["files"]
+        return RunOutcome(RunStatus(result["status"]), result["error"], result["metrics"]), result["files"]
+
+    def _claim(self, store: SQLiteRunStore) -> None:
+        if not store.list_runs(statuses=[RunStatus.QUEUED], limit=1):
+            return
+        slots = self.slots()
+        while len(self._tasks) < slots:
+            run = store.claim_next_run(os.getpid(), slots, executor="ray")
+            if run is None:
+                return
+            try:
+                self._submit(store, run)
+            except Exception as exc:
+                store.finish_run(run.id, RunStatus.FAILED, error=f"Could not start it on the Ray cluster: {exc}")
+
+    def _submit(self, store: SQLiteRunStore, run: Run) -> None:
+        ray = _ray()
+        key = (run.sweep_id, run.dataset)
+        if key not in self._datasets:
+            self._datasets[key] = ray.put(load(run.dataset, self.settings.data_dir))  # once per sweep
+        files = _read_files(store.run_dir(run.id), CHECKPOINT_FILES) if run.resume_count else {}
+        remote = self._remote_task.options(num_cpus=self.settings.ray_cpus_per_run, max_retries=0,
+                                           runtime_env=TASK_ENV, name=f"layerlab-run-{run.id}")
+        ref = remote.remote(run, self._datasets[key], files, self._relay, self.settings.speed)
+        with self._tasks_lock:
+            self._tasks[run.id] = _Task(run=run, ref=ref, sweep_id=run.sweep_id)
+        log.info("run %s submitted to the Ray cluster", run.id)
+
+    def _forget(self, run_id: str) -> None:
+        with self._tasks_lock:
+            self._tasks.pop(run_id, None)
+        self._relay.forget.remote(run_id)
+
+    def _release_datasets(self, store: SQLiteRunStore) -> None:
+        """Drop a sweep's dataset from the object store once none of its runs waits or trains."""
+        for sweep_id, dataset in list(self._datasets):
+            training = any(task.sweep_id == sweep_id for task in self._tasks.values())
+            waiting = any(run.executor == "ray" and run.sweep_id == sweep_id
+                          for run in store.list_runs(statuses=[RunStatus.QUEUED]))
+            if not training and not waiting:
+                del self._datasets[(sweep_id, dataset)]
+
+
+def _gist(error: BaseException) -> str:
+    """The last line of a Ray error's message: the exception itself, without Ray's traceback."""
+    return (str(error).strip().splitlines() or [type(error).__name__])[-1][:300]

@@ -1,0 +1,73 @@
+"""`python -m pipelines sweep` and `runs --sweep`: one JSON line per finished run, a last line with
+the best run, and one error line (exit 1) for bad input."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipelines.execution.scheduler import Scheduler, SchedulerSettings
+from pipelines.runs.entities import RunStatus
+from pipelines.runs.sqlite_store import SQLiteRunStore
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def cli(*args: str, home: Path, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pipelines", *args, "--home", str(home)], cwd=REPO,
+                          capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--vary", "lrr=1,2"], "Unknown sweep setting 'lrr'"),
+    (["--vary", "lr"], "--vary takes SETTING=V1,V2"),
+    (["--vary", "lr=abc"], "learning_rate"),
+    (["--vary", "units@1=64"], "layer 1 must be a Dense layer"),
+    (["--vary", "lr=0.1", "--repeats", "0"], "--repeats must be a positive integer"),
+    (["--vary", "lr=0.1", "--vary", "lr=0.2"], "appears twice"),
+    (["--vary", "lr=0.1", "--spec", "/nonexistent.json"], "Cannot read the spec file"),
+])
+def test_bad_input_is_one_error_line_and_queues_nothing(tmp_path, shared_datasets, args, message):
+    home = tmp_path / "home"
+    source = [] if "--spec" in args else ["--preset", "mlp-512"]
+    result = cli("sweep", *source, "--data-dir", str(shared_datasets), *args, home=home)
+    assert result.returncode == 1, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and message in errors[0], result.stderr
+    assert "Traceback" not in result.stderr and result.stdout == ""
+    if (home / "runs.db").exists():
+        assert SQLiteRunStore(home).list_runs() == []
+
+
+@pytest.mark.slow
+def test_a_sweep_prints_a_line_per_run_and_the_best_and_runs_lists_it(tmp_path, shared_datasets):
+    home = tmp_path / "home"
+    try:
+        result = cli("sweep", "--preset", "mlp-512", "--dataset", "mnist", "--vary", "lr=1e-3,1e-2", "--repeats", "2",
+                     "--epochs", "1", "--data-dir", str(shared_datasets / "mnist-sample"), home=home, timeout=600)
+    finally:
+        Scheduler(SQLiteRunStore(home), SchedulerSettings()).end_workers()
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.strip().splitlines()]
+    runs, final = lines[:-1], lines[-1]
+    assert len(runs) == 4 and {line["status"] for line in runs} == {"COMPLETED"}
+    assert sorted((line["settings"]["lr"], line["seed"]) for line in runs) == [(1e-3, 0), (1e-3, 1), (1e-2, 0), (1e-2, 1)]
+    assert all(line["best_val_accuracy"] > 0.5 and line["best_epoch"] == 1 and line["test_accuracy"] for line in runs)
+    best = max(runs, key=lambda line: line["best_val_accuracy"])
+    assert final["runs"] == final["completed"] == 4 and not final["cancelled"] and final["executor"] == "local"
+    assert (final["best_run_id"], final["best_val_accuracy"]) == (best["run_id"], best["best_val_accuracy"])
+    assert final["best_settings"] == best["settings"] and final["wall_seconds"] > 0
+    assert "sweep " in result.stderr and "4 of 4 done" in result.stderr
+
+    listed = cli("runs", "--sweep", final["sweep_id"][:6], "--json", home=home)
+    assert listed.returncode == 0, listed.stderr
+    assert {record["id"] for record in json.loads(listed.stdout)} == {line["run_id"] for line in runs}
+    table = cli("runs", "--sweep", final["sweep_id"], home=home)
+    assert table.stdout.count("COMPLETED") == 4
+    store = SQLiteRunStore(home)
+    groups = {store.get_run(line["run_id"]).repeat_group for line in runs}
+    assert len(groups) == 2 and all(run.status is RunStatus.COMPLETED for run in store.list_runs())
+    assert "No sweep id starts with" in cli("runs", "--sweep", "ffffff", home=home).stderr
