@@ -33,6 +33,7 @@ case "${1:-run}" in
     need_venv
     install requirements.txt
     install requirements-dev.txt
+    install requirements-ray.txt  # the Ray tests start a local cluster; without Ray they skip
     if [ ! -x /usr/bin/chromium ]; then
       if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || echo "could not install chromium: browser tests will skip" >&2

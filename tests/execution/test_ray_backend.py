@@ -1,0 +1,133 @@
+"""Sweeps on a Ray cluster (a local one, started once per session by the `ray_cluster` fixture):
+the runs land in the same store with curves and models, a dead task leaves its run INTERRUPTED and
+resumable, and cancelling a sweep cancels its tasks."""
+import os
+import signal
+import time
+
+import pytest
+
+from pipelines.execution.scheduler import Scheduler, SchedulerSettings
+from pipelines.modelspec.presets import get_preset
+from pipelines.modelspec.sweep import parse_axis
+from pipelines.runs.artifacts import BEST_FILE, HISTORY_FILE, MODEL_FILE
+from pipelines.runs.entities import RunStatus
+from pipelines.runs.sqlite_store import SQLiteRunStore
+
+pytestmark = pytest.mark.slow
+MLP_512 = get_preset("mlp-512").spec
+SLOW = MLP_512.with_fit(epochs=6, batch_size=8, validation_split=0.1)  # about a second an epoch
+
+
+@pytest.fixture
+def scheduler(tmp_path, shared_datasets, ray_cluster):
+    store = SQLiteRunStore(tmp_path / "home")
+    scheduler = Scheduler(store, SchedulerSettings(data_dir=shared_datasets / "mnist-sample", ray_address=ray_cluster))
+    yield scheduler
+    scheduler.close()
+    scheduler.end_workers()
+
+
+def _wait(predicate, timeout, poll=0.2):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(poll)
+    raise AssertionError(f"not within {timeout} s")
+
+
+def _finished(scheduler, sweep_id):
+    def check():
+        scheduler.ensure_workers()
+        return scheduler.sweep_progress(sweep_id).finished
+    return check
+
+
+def test_a_sweep_of_three_learning_rates_on_ray_ends_with_three_runs_with_curves_and_models(scheduler):
+    store = scheduler.store
+    sweep = scheduler.submit_sweep(MLP_512.with_fit(epochs=1), "mnist", [parse_axis("lr=1e-4,1e-3,1e-2")])
+    assert sweep.executor == "ray"
+    _wait(_finished(scheduler, sweep.id), timeout=600)
+    runs = scheduler.sweep_runs(sweep.id)
+    assert [r.status for r in runs] == [RunStatus.COMPLETED] * 3, [r.error for r in runs]
+    assert [r.sweep_settings["lr"] for r in runs] == [1e-4, 1e-3, 1e-2]
+    for run in runs:
+        assert run.executor == "ray" and run.metrics["test_accuracy"] > 0.5
+        assert {"loss", "accuracy"} <= {p.name for p in store.get_metrics(run.id, kind="epoch")}
+        assert store.get_metrics(run.id, kind="batch"), "the batch curve came back live"
+        folder = store.run_dir(run.id)
+        for name in (MODEL_FILE, BEST_FILE, HISTORY_FILE, "spec.json"):
+            assert (folder / name).stat().st_size > 0, name
+        assert (folder / HISTORY_FILE).read_text().count("\n") == 2
+    assert not store.list_runs(statuses=[RunStatus.RUNNING])
+    assert scheduler.registry.list() == []  # no local worker was started for them
+
+
+def test_a_dead_ray_task_leaves_its_run_interrupted_and_it_resumes_on_the_cluster(scheduler):
+    store = scheduler.store
+    sweep = scheduler.submit_sweep(SLOW, "mnist", [parse_axis("lr=1e-3")])
+    run = scheduler.sweep_runs(sweep.id)[0]
+
+    def trained_an_epoch():
+        scheduler.ensure_workers()
+        return store.get_run(run.id).epochs_done >= 1
+
+    _wait(trained_an_epoch, timeout=300)
+    driver = scheduler._ray_backend()
+    os.kill(_wait(lambda: driver.task_info(run.id), timeout=10)["pid"], signal.SIGKILL)  # the node's worker dies
+    interrupted = _wait(lambda: (r := store.get_run(run.id)).status is RunStatus.INTERRUPTED and r, timeout=60)
+    assert "Ray task ended without finishing" in interrupted.error and interrupted.epochs_done >= 1
+    assert (store.run_dir(run.id) / "last.keras").exists()  # the checkpoint came back with its epoch
+    done = interrupted.epochs_done
+    scheduler.resume(run.id)
+    _wait(_finished(scheduler, sweep.id), timeout=300)
+    resumed = store.get_run(run.id)
+    assert resumed.status is RunStatus.COMPLETED and resumed.resume_count == 1 and resumed.executor == "ray"
+    epochs = sorted({p.epoch for p in store.get_metrics(run.id, kind="epoch")})
+    assert epochs == list(range(6)) and done >= 1
+
+
+def test_cancelling_a_ray_sweep_cancels_its_tasks(scheduler, ray_cluster):
+    import ray
+
+    store = scheduler.store
+    sweep = scheduler.submit_sweep(SLOW, "mnist", [parse_axis("lr=1e-4,1e-3,1e-2")])
+
+    def training():
+        scheduler.ensure_workers()
+        return any(r.progress.step > 0 for r in store.list_runs(statuses=[RunStatus.RUNNING], sweep_id=sweep.id))
+
+    _wait(training, timeout=300)
+    driver = scheduler._ray_backend()
+    refs = [task.ref for task in driver._tasks.values()]
+    assert refs
+    scheduler.cancel_sweep(sweep.id, wait=20)
+    runs = scheduler.sweep_runs(sweep.id)
+    assert not [r for r in runs if r.status is RunStatus.RUNNING]
+    assert {r.status for r in runs} == {RunStatus.STOPPED}
+    ready, _ = ray.wait(refs, num_returns=len(refs), timeout=10)
+    assert len(ready) == len(refs)  # no task of the sweep is left on the cluster
+    _wait(lambda: not driver._tasks, timeout=5)
+
+
+def test_the_cli_runs_a_sweep_on_the_cluster_given_by_ray(tmp_path, shared_datasets, ray_cluster):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    home = tmp_path / "home"
+    result = subprocess.run(
+        [sys.executable, "-m", "pipelines", "sweep", "--preset", "mlp-512", "--dataset", "mnist", "--vary",
+         "lr=1e-3,1e-2", "--epochs", "1", "--ray", ray_cluster, "--home", str(home), "--data-dir",
+         str(shared_datasets / "mnist-sample")],
+        cwd=repo, capture_output=True, text=True, timeout=600, env={**os.environ, "PYTHONPATH": str(repo)})
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = [json.loads(line) for line in result.stdout.strip().splitlines()]  # only JSON: no worker output
+    assert [line["status"] for line in lines[:-1]] == ["COMPLETED"] * 2
+    assert lines[-1]["executor"] == "ray" and lines[-1]["completed"] == 2 and lines[-1]["best_run_id"]
+    store = SQLiteRunStore(home)
+    assert all((store.run_dir(line["run_id"]) / MODEL_FILE).exists() for line in lines[:-1])
