@@ -123,11 +123,17 @@ def _name_changed(widget_key: str, default: str) -> None:
     state.set_run_name("" if typed == default else typed)
 
 
+def default_run_name(spec: ModelSpec) -> str:
+    """`run_title(spec)`, cut to the length a run name may have (a 200-layer model's is longer)."""
+    title = run_title(spec)
+    return title if len(title) <= MAX_RUN_NAME else title[:MAX_RUN_NAME - 1] + "…"
+
+
 def run_name_field(spec: ModelSpec) -> str:
     """The run's name: a description of the spec until the user types their own. The default's
     widget key follows the default, so the field shows the new description after every edit. A text
     area as tall as its text, because a deep model's description is long and must not be cut."""
-    default = run_title(spec)
+    default = default_run_name(spec)
     own = state.run_name()
     tag = "own" if own else hashlib.sha1(default.encode()).hexdigest()[:8]
     widget_key = state.build_key("run_name", tag)

@@ -1,5 +1,6 @@
 """The Build page's logic through Streamlit's AppTest: editing the stack, presets, problems, settings,
 the draft that outlives the session, the run name, and what keeps Train off."""
+import dataclasses
 import re
 from pathlib import Path
 
@@ -8,6 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 from components import resources, state
 from pipelines.errors import DatasetError
+from pipelines.modelspec.presets import get_preset
 from tests.dashboard.rendered import markdown_strings, shown
 
 APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
@@ -228,6 +230,17 @@ def test_the_run_name_follows_the_model_until_the_user_types_one_and_names_the_r
     assert run.name == "my baseline" and opened[0][0] == "views/train.py"
     app.run()
     assert run_name_field(app).value == "D64-D32-D10 · adam 1e-3"  # the next run gets a name of its own
+
+
+def test_the_default_run_name_of_a_deep_model_fits_a_run_name():
+    from components.model_builder import default_run_name
+    from pipelines.runs.drafts import MAX_RUN_NAME
+
+    spec = get_preset("mlp-128x2").spec
+    deep = dataclasses.replace(spec, layers=spec.layers[:1] + tuple(
+        dataclasses.replace(spec.layers[1], name=f"dense_{i}") for i in range(80)) + spec.layers[-1:])
+    assert len(default_run_name(deep)) == MAX_RUN_NAME and default_run_name(deep).endswith("…")
+    assert default_run_name(spec) == "D128-D128-D10 · adam 1e-3"
 
 
 def test_a_dataset_not_on_this_machine_is_marked_and_keeps_train_off_saying_why(app, monkeypatch):
