@@ -31,7 +31,8 @@ OVERFLOWS = """() => [...document.querySelectorAll(
     && (e.scrollWidth > e.clientWidth + 1 || (e.tagName === 'TEXTAREA' && e.scrollHeight > e.clientHeight + 1)))
   .map(e => `${e.getAttribute('data-testid') || e.value || e.innerText.trim().slice(0, 40)} `
     + `(${e.scrollWidth} > ${e.clientWidth} px)`)"""
-RUNNING = """() => document.querySelector('[data-testid="stApp"]')?.dataset.testScriptState === 'running'"""
+# A page run marks the elements it has not redrawn yet as stale (the timer fragment's runs do not).
+RERUNNING = """() => !!document.querySelector('[data-stale="true"]')"""
 SETTLED = """() => document.querySelector('[data-testid="stApp"]')?.dataset.testScriptState === 'notRunning'
   && !document.querySelector('[data-testid="stSkeleton"]') && !document.querySelector('[data-stale="true"]')"""
 
@@ -42,11 +43,11 @@ def keyed(page, key: str):
 
 def settle(page, *, rerun: bool = False):
     """Wait until the script run is over and its elements drawn; after an action (`rerun`), first
-    until the run it started has begun, which a busy machine can delay."""
+    until the page run it started has begun, which a busy machine can delay."""
     page.wait_for_selector('[data-testid="stApp"]')
     if rerun:
         try:
-            page.wait_for_function(RUNNING, timeout=3_000)
+            page.wait_for_function(RERUNNING, timeout=2_000)
         except PlaywrightTimeout:
             pass  # it was over before we looked
     page.wait_for_function(SETTLED, timeout=60_000)
@@ -88,6 +89,7 @@ def test_no_label_on_build_is_cut_off(app_server, browser, width):
 
         # Problems with one-click fixes on a card and beside Train, and an insertion point.
         click(page, "build_clear")
+        keyed(page, "build_card_dense_1").wait_for(state="detached")
         for layer_type, name in (("Conv2D", "conv2d_1"), ("Dense", "dense_1")):
             click(page, f"build_add_{layer_type}")
             keyed(page, f"build_card_{name}").wait_for()
@@ -111,6 +113,7 @@ def test_the_model_survives_a_refresh_and_undo_still_works(app_server, page):
     url, _ = app_server
     open_build(page, url)
     click(page, "build_clear")
+    keyed(page, "build_card_dense_1").wait_for(state="detached")
     for layer_type, name in (("Flatten", "flatten_1"), ("Dense", "dense_1"), ("Dropout", "dropout_1")):
         click(page, f"build_add_{layer_type}")
         keyed(page, f"build_card_{name}").wait_for()
