@@ -32,10 +32,14 @@ def keyed(page, key: str):
     return page.locator(f".st-key-{key}")
 
 
+# Streamlit 1.67 shows no status widget; a page run marks the elements it has not redrawn yet as stale.
+SETTLED = """() => document.querySelector('[data-testid="stApp"]')?.dataset.testScriptState === 'notRunning'
+  && !document.querySelector('[data-testid="stSkeleton"]') && !document.querySelector('[data-stale="true"]')"""
+
+
 def wait_for_app(page):
     page.wait_for_selector('[data-testid="stApp"]')
-    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"] [data-testid=\"stStatusWidgetRunningIcon\"]')",
-                           timeout=60_000)
+    page.wait_for_function(SETTLED, timeout=60_000)
 
 
 def click(page, key: str):
