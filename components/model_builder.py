@@ -167,6 +167,15 @@ def train_panel(spec: ModelSpec, result: Validation) -> None:
             _submit(spec, dataset, name)
 
 
+def blocking_reason(dataset: str, result: Validation) -> str | None:
+    """Why this model cannot be queued now, in a line (None when it can): for the sweep panel."""
+    if not is_available(dataset):
+        return f"{CATALOG[dataset].title} is not on this machine (the Data page can download it)."
+    if not result.ok:
+        return f"fix the {len(result.problems)} problem(s) listed under Train first."
+    return None
+
+
 def _missing_dataset(dataset: str) -> None:
     title = CATALOG[dataset].title
     st.warning(f"**Train is off: {title} is not on this machine.** Download it on the Data page, or pick a "

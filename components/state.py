@@ -22,7 +22,7 @@ from pipelines.modelspec.presets import get_preset
 from pipelines.modelspec.spec import ModelSpec
 from pipelines.runs.drafts import (MAX_HISTORY, MAX_RUN_NAME, Draft, DraftError, DraftStore, new_draft_id,
                                    validate_draft_id)
-from pipelines.runs.entities import validate_run_id
+from pipelines.runs.entities import validate_run_id, validate_sweep_id
 
 # Stored values use a `_state_` infix so they can never collide with a widget key.
 _DATASET = "app_state_dataset"
@@ -337,3 +337,19 @@ def set_compare_selection(run_ids: list[str]) -> None:
 def compare_query(run_ids: list[str]) -> dict[str, str]:
     """Query params for `st.switch_page` to open Compare on these runs."""
     return {_RUNS_PARAM: ",".join(run_ids[:COMPARE_MAX_RUNS])}
+
+
+# The sweep Compare follows (`?sweep=ID`), set when the Build page starts one.
+_SWEEP_PARAM = "sweep"
+
+
+def compare_sweep() -> str | None:
+    """The sweep id `?sweep=` names, if it is one (anything else is ignored, never shown)."""
+    try:
+        return validate_sweep_id(st.query_params.get(_SWEEP_PARAM))
+    except LayerlabError:
+        return None
+
+
+def sweep_query(sweep_id: str) -> dict[str, str]:
+    return {_SWEEP_PARAM: sweep_id}

@@ -5,7 +5,7 @@ or a server restart brings it back with its undo history.
 """
 import streamlit as st
 
-from components import model_builder, run_list, state
+from components import model_builder, run_list, state, sweep_panel
 from components.figures.stack import stack_diagram
 from components.layer_editor import insertion_marker, layer_card, palette, problem_row
 from components.model_summary import styled, summary_frame
@@ -23,6 +23,7 @@ spec = state.spec()
 dataset = state.dataset()
 result = model_builder.validation(spec, dataset)
 model_builder.train_panel(spec, result)
+sweep_panel.build_panel(spec, dataset, model_builder.blocking_reason(dataset, result))
 
 stack, summary = st.columns([3, 2], gap="medium")
 with stack:

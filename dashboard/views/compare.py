@@ -3,13 +3,15 @@ a baseline, what differs, which setting mattered, run-to-run noise, and two runs
 prediction. The selection lives in the URL (`/compare?runs=ID,ID`), so a comparison can be shared."""
 import streamlit as st
 
-from components import compare_view, resources, state
+from components import compare_view, resources, state, sweep_panel
 from components.text import plain
 
 st.title("Compare")
 if notice := state.pop_notice():
     st.info(plain(notice, keep_code=True))
 store = resources.store()
+if sweep_id := state.compare_sweep():
+    sweep_panel.compare_status(sweep_id)
 table = compare_view.runs_table(store)
 if table.empty:
     st.info("No runs yet. Train a model on the Build page, or start a sweep there, then compare here.")

@@ -1,0 +1,140 @@
+"""Sweeps from the Build page, and their progress on Compare.
+
+On Build: vary one to three settings of the current model over lists of values (or take one of the
+tutorials' sweeps in one click), see how many runs that makes and how long they should take, and
+start it. On Compare: "k of n done" with an ETA while it trains, Cancel, and once it has ended the
+best run marked, with one click to train that setting again for longer.
+"""
+from __future__ import annotations
+
+import streamlit as st
+
+from components import resources, state
+from components.guard import guard
+from components.text import plain
+from pipelines.errors import LayerlabError
+from pipelines.modelspec.spec import ModelSpec
+from pipelines.modelspec.sweep import LAYER_PARAMS, MAX_AXES, TUTORIAL_SWEEPS, Axis, default_position, parse_axis
+from pipelines.runs.sweeps import best_run
+
+GLOBAL_SETTINGS = ("lr", "optimizer", "batch_size", "epochs", "seed")
+LIVE_SECONDS = 2.0
+
+
+def settings_for(spec: ModelSpec) -> list[str]:
+    """What this model lets a sweep vary: the global settings, then each layer param by position."""
+    options = list(GLOBAL_SETTINGS)
+    dense = [i for i, layer in enumerate(spec.layers) if layer.type == "Dense"][:-1]  # not the output layer
+    for index, layer in enumerate(spec.layers):
+        for param, layer_type in LAYER_PARAMS.items():
+            if layer.type == layer_type and (layer_type != "Dense" or index in dense):
+                options.append(f"{param}@{index + 1}")
+    return options
+
+
+def _tutorial(name: str, spec: ModelSpec) -> None:
+    """Fill the first row with one of the tutorials' sweeps (a callback, before the widgets draw)."""
+    setting, values = TUTORIAL_SWEEPS[name]
+    if setting in LAYER_PARAMS:
+        position = default_position(spec, setting)
+        if position is None:
+            state.push_notice(f"This model has no {LAYER_PARAMS[setting]} layer to sweep the {name} of.")
+            return
+        setting = f"{setting}@{position}"
+    st.session_state[state.key("build", "sweep", "setting", 0)] = setting
+    st.session_state[state.key("build", "sweep", "values", 0)] = ", ".join(f"{v:g}" for v in values)
+    for row in range(1, MAX_AXES):
+        st.session_state[state.key("build", "sweep", "setting", row)] = None
+
+
+def _axes() -> list[Axis]:
+    axes = []
+    for row in range(MAX_AXES):
+        setting = st.session_state.get(state.key("build", "sweep", "setting", row))
+        values = st.session_state.get(state.key("build", "sweep", "values", row)) or ""
+        if setting and values.strip():
+            axes.append(parse_axis(f"{setting}={values}"))
+    return axes
+
+
+def build_panel(spec: ModelSpec, dataset: str, blocked: str | None) -> None:
+    """The sweep controls under Train; `blocked` says why the model cannot train (as for Train)."""
+    with st.expander("Sweep: train several versions of this model and compare them"):
+        st.caption("The tutorials' own sweeps:")
+        buttons = st.columns(len(TUTORIAL_SWEEPS))
+        for column, name in zip(buttons, TUTORIAL_SWEEPS):
+            column.button(name.capitalize(), key=state.key("build", "sweep", "tutorial", name), on_click=_tutorial,
+                          args=(name, spec), width="stretch")
+        options = settings_for(spec)
+        for row in range(MAX_AXES):
+            left, right = st.columns([1, 2])
+            left.selectbox(f"Setting {row + 1}", options, index=None, placeholder="vary nothing",
+                           key=state.key("build", "sweep", "setting", row))
+            right.text_input(f"Values {row + 1}", placeholder="e.g. 1e-4, 1e-3, 1e-2",
+                             key=state.key("build", "sweep", "values", row))
+        repeats = st.number_input("Repeats (seeds per setting)", 1, 5, 1, key=state.key("build", "sweep", "repeats"),
+                                  help="Train each setting with several seeds to see the run-to-run noise.")
+        try:
+            axes = _axes()
+            estimate = resources.scheduler().estimate_sweep(spec, dataset, axes, repeats=int(repeats)) if axes else None
+        except LayerlabError as exc:
+            st.warning(plain(exc, keep_code=True))
+            return
+        if estimate is None:
+            st.caption("Pick a setting and its values, or one of the tutorials' sweeps.")
+            return
+        st.write(plain(estimate.text()))
+        if blocked:
+            st.caption(plain(f"Sweeping is off: {blocked}"))
+        if st.button(f"Start the sweep ({estimate.runs} runs)", key=state.key("build", "sweep", "start"),
+                     type="primary", disabled=bool(blocked)):
+            _start(spec, dataset, axes, int(repeats))
+
+
+def _start(spec: ModelSpec, dataset: str, axes: list[Axis], repeats: int) -> None:
+    scheduler = resources.scheduler()
+    try:
+        sweep = scheduler.submit_sweep(spec, dataset, axes, repeats=repeats)
+        scheduler.ensure_workers()
+    except LayerlabError as exc:
+        st.error(plain(exc, keep_code=True))
+        return
+    runs = [run.id for run in scheduler.sweep_runs(sweep.id)]
+    st.switch_page("views/compare.py", query_params={**state.compare_query(runs), **state.sweep_query(sweep.id)})
+
+
+def compare_status(sweep_id: str) -> None:
+    """A sweep's progress on Compare, live while it trains; Cancel; then its best run."""
+    scheduler = resources.scheduler()
+    try:
+        sweep = scheduler.store.get_sweep(sweep_id)
+    except LayerlabError:
+        st.warning("The sweep in the link is not in this store.")
+        return
+    live = not scheduler.sweep_progress(sweep_id).finished
+
+    @st.fragment(run_every=LIVE_SECONDS if live else None)
+    @guard("the sweep's progress")
+    def status() -> None:
+        progress = scheduler.sweep_progress(sweep_id)
+        if progress.finished != (not live):
+            st.rerun(scope="app")
+        st.progress(progress.fraction, text=plain(f"Sweep {sweep.name}: {progress.text()}"))
+        if not progress.finished:
+            if not sweep.cancelled and st.button("Cancel the sweep", key=state.key("compare", "cancel", sweep_id)):
+                scheduler.cancel_sweep(sweep_id)
+                st.rerun(scope="app")
+            return
+        runs = scheduler.sweep_runs(sweep_id)
+        best = best_run(runs, {run.id: scheduler.store.get_metrics(run.id, kind="epoch") for run in runs})
+        if best is None:
+            return
+        st.success(plain(f"Best run: {best.name}"), icon=":material/star:")
+        if st.button(f"Train the best setting again for {best.model_spec.fit.epochs * 2} epochs",
+                     key=state.key("compare", "again", sweep_id)):
+            longer = best.model_spec.with_fit(epochs=min(1000, best.model_spec.fit.epochs * 2))
+            run = scheduler.submit(longer, best.dataset, name=f"{best.name} · {longer.fit.epochs} epochs")
+            scheduler.ensure_workers()
+            st.switch_page("views/train.py", query_params=state.run_query(run.id))
+
+    status()
