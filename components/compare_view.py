@@ -110,13 +110,19 @@ def _curve(run_id: str, frame: pd.DataFrame, points: dict, metric: str, by: str,
 
 def curves(store: RunStore, frame: pd.DataFrame, selected: list[str]) -> None:
     """The chosen metric of every selected run, on one chart; repeats optionally as mean and band."""
+    points = {run_id: store.get_metrics(run_id, kind="epoch") for run_id in selected}
+    recorded = {p.name for run_points in points.values() for p in run_points}
     left, middle, right, far = st.columns([3, 2, 3, 2])
-    label = left.selectbox("Metric", list(METRICS), key=state.key("compare", "metric"))
+    # Runs trained without a validation split (the mlp-512 tutorial) have training curves only.
+    label = left.selectbox("Metric", list(METRICS), index=0 if "val_accuracy" in recorded else 2,
+                           key=state.key("compare", "metric"))
     by = middle.radio("X axis", ["epoch", "time"], horizontal=True, key=state.key("compare", "by"))
     smoothing = right.slider("Smoothing (EMA)", 0.0, 0.95, 0.0, 0.05, key=state.key("compare", "ema"))
     log_y = far.toggle("Log scale", key=state.key("compare", "log"))
-    points = {run_id: store.get_metrics(run_id, kind="epoch") for run_id in selected}
     items = [_curve(run_id, frame, points, METRICS[label], by, smoothing) for run_id in selected]
+    missing = [item.name for item in items if not len(item.x)]
+    if missing:
+        st.caption(plain(f"No {label} recorded for: {', '.join(missing)} (trained without a validation split?)."))
     x_title = "epoch" if by == "epoch" else "seconds since the run's first point"
     st.plotly_chart(figures.overlaid_curves(items, y_title=label, x_title=x_title, log_y=log_y),
                     key=state.key("compare", "curves"), config={"displaylogo": False})

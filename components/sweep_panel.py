@@ -63,7 +63,8 @@ def build_panel(spec: ModelSpec, dataset: str, blocked: str | None) -> None:
         st.caption("The tutorials' own sweeps:")
         buttons = st.columns(len(TUTORIAL_SWEEPS))
         for column, name in zip(buttons, TUTORIAL_SWEEPS):
-            column.button(name.capitalize(), key=state.key("build", "sweep", "tutorial", name), on_click=_tutorial,
+            column.button(name.capitalize(), key=state.key("build", "sweep", "tutorial", TUTORIAL_SWEEPS[name][0]),
+                          on_click=_tutorial,
                           args=(name, spec), width="stretch")
         options = settings_for(spec)
         for row in range(MAX_AXES):

@@ -37,7 +37,7 @@ def test_the_learning_rate_sweep_in_two_clicks(home):
     at = AppTest.from_file(APP, default_timeout=120)
     at.switch_page("views/build.py").run()
     assert not at.exception
-    at.button(key="build_sweep_tutorial_learning rate").click().run()
+    at.button(key="build_sweep_tutorial_lr").click().run()
     assert not at.exception
     assert at.text_input(key="build_sweep_values_0").value == "0.0001, 0.001, 0.01, 0.1"
     assert any("4 runs, about" in m.value for m in at.markdown)
