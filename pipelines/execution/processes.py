@@ -27,11 +27,12 @@ def pipelines_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "pipelines", *args]
 
 
-def spawn_detached(command: Sequence[str], log_path: Path) -> subprocess.Popen:
-    """Start `command` in a session of its own (it outlives a server restart), output to `log_path`."""
+def spawn_detached(command: Sequence[str], log_path: Path, env: Mapping[str, str] | None = None) -> subprocess.Popen:
+    """Start `command` in a session of its own (it outlives a server restart), output to `log_path`,
+    with `env` added to this process's environment."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log_file:
-        return subprocess.Popen(list(command), cwd=REPO_ROOT, env=child_env(), stdin=subprocess.DEVNULL,
+        return subprocess.Popen(list(command), cwd=REPO_ROOT, env=child_env(env), stdin=subprocess.DEVNULL,
                                 stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
 
 

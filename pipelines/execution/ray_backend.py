@@ -65,7 +65,8 @@ RESULT_FILES = (MODEL_FILE, BEST_FILE, SPEC_FILE, LAST_FILE, LAST_STATE_FILE, PR
 # The job's: the `pipelines` package is shipped to every node (Ray uploads it once, by content).
 # A process that calls ray.init itself (a test, an app embedding Layerlab) passes this.
 RUNTIME_ENV = {"py_modules": [str(REPO_ROOT / "pipelines")]}
-TASK_ENV = {"env_vars": {"TF_CPP_MIN_LOG_LEVEL": "2"}}  # TensorFlow's start-up chatter stays out of the logs
+# TensorFlow's start-up chatter stays out of the logs; a task splits an operation over the CPUs it has.
+TASK_ENV = {"env_vars": {"TF_CPP_MIN_LOG_LEVEL": "2"}}
 RAY_TOKEN_FILE = Path.home() / ".ray" / "auth_token"  # where `ray start` / ray.init leave the cluster's token
 
 _drivers: dict[tuple[str, str], RayDriver] = {}
@@ -474,8 +475,10 @@ class RayDriver:
         if key not in self._datasets:
             self._datasets[key] = ray.put(load(run.dataset, self.settings.data_dir))  # once per sweep
         files = _read_files(store.run_dir(run.id), CHECKPOINT_FILES) if run.resume_count else {}
+        threads = self.settings.speed.intra_op_threads or max(1, int(self.settings.ray_cpus_per_run))
+        env = {"env_vars": {**TASK_ENV["env_vars"], "TF_NUM_INTRAOP_THREADS": str(threads)}}
         remote = self._remote_task.options(num_cpus=self.settings.ray_cpus_per_run, max_retries=0,
-                                           runtime_env=TASK_ENV, name=f"layerlab-run-{run.id}")
+                                           runtime_env=env, name=f"layerlab-run-{run.id}")
         ref = remote.remote(run, self._datasets[key], files, self._relay, self.settings.speed)
         with self._tasks_lock:
             self._tasks[run.id] = _Task(run=run, ref=ref, sweep_id=run.sweep_id)

@@ -27,7 +27,7 @@ from pipelines.data.locate import load, locate
 from pipelines.errors import LayerlabError, RunStateError
 from pipelines.execution import processes
 from pipelines.execution.registry import WorkerRegistry
-from pipelines.execution.speed import SpeedSettings
+from pipelines.execution.speed import SpeedSettings, intra_op_threads
 from pipelines.modelspec.spec import ModelSpec
 from pipelines.modelspec.sweep import Axis
 from pipelines.modelspec.validation import ensure_valid
@@ -305,13 +305,19 @@ class Scheduler:
                 self._failed_starts = 0
 
     def spawn_worker(self) -> int:
-        """Start one worker process, detached from this one, and register it at once."""
+        """Start one worker process, detached from this one, and register it at once. Its threads per
+        TensorFlow operation suit the run it will likely train: the next queued one, else (a spare)
+        the newest run, like which the next click likely is (see speed.intra_op_threads)."""
         settings = self.settings
         args = ["worker", "--home", str(self.store.home), "--max-running", str(settings.max_running),
                 "--idle-seconds", str(settings.idle_seconds), *settings.speed.to_args()]
         if settings.data_dir:
             args += ["--data-dir", str(settings.data_dir)]
-        child = processes.spawn_detached(processes.pipelines_command(*args), self.log_path)
+        queued = [run for run in reversed(self.store.list_runs(statuses=[RunStatus.QUEUED])) if run.executor == "local"]
+        likely = queued[0] if queued else next(iter(self.store.list_runs(limit=1)), None)
+        threads = intra_op_threads(likely.spec if likely else None, settings.speed)
+        env = {"TF_NUM_INTRAOP_THREADS": str(threads)} if threads else None
+        child = processes.spawn_detached(processes.pipelines_command(*args), self.log_path, env)
         self._children.append(child)
         self.registry.register(child.pid, "starting")
         return child.pid

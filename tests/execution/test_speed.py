@@ -8,7 +8,8 @@ import pytest
 
 from pipelines.errors import LayerlabError
 from pipelines.execution.speed import (MAX_STEPS_PER_EXECUTION, MIN_CALLS_PER_EPOCH, SpeedSettings,
-                                       choose_steps_per_execution, estimated_step_seconds)
+                                       choose_steps_per_execution, estimated_step_seconds, intra_op_threads)
+from pipelines.modelspec.presets import get_preset
 from pipelines.runs.sqlite_store import SQLiteRunStore
 
 MLP_128X2_FLOPS = 2 * (784 * 128 + 128 * 128 + 128 * 10)  # forward, per example
@@ -40,6 +41,16 @@ def test_the_setting_overrides_the_choice():
         SpeedSettings.from_env({"LAYERLAB_STEPS_PER_EXECUTION": "0"})
     with pytest.raises(LayerlabError, match="LAYERLAB_JIT_COMPILE must be"):
         SpeedSettings.from_env({"LAYERLAB_JIT_COMPILE": "maybe"})
+
+
+def test_models_without_convolutions_get_one_thread_per_operation():
+    assert intra_op_threads(get_preset("mlp-128x2").spec.to_dict(), SpeedSettings()) == 1
+    assert intra_op_threads(get_preset("lenet").spec.to_dict(), SpeedSettings()) is None  # TensorFlow's default
+    assert intra_op_threads(None, SpeedSettings()) is None
+    assert intra_op_threads(get_preset("lenet").spec.to_dict(), SpeedSettings(intra_op_threads=2)) == 2
+    assert SpeedSettings.from_env({"LAYERLAB_INTRA_OP_THREADS": "3"}).intra_op_threads == 3
+    with pytest.raises(LayerlabError, match="LAYERLAB_INTRA_OP_THREADS must be 'auto' or a positive"):
+        SpeedSettings.from_env({"LAYERLAB_INTRA_OP_THREADS": "-1"})
 
 
 # -- with Keras --------------------------------------------------------------------------------
