@@ -214,7 +214,7 @@ def validate(spec: ModelSpec, dataset: str | DatasetInfo, *, max_params: int | N
             "with softmax, or load a preset."))
 
     seen_names: dict[str, int] = {}
-    built: list = []
+    pending_before = _pending_variables()
     previous: tuple[int, LayerSpec] | None = None
     with keras.StatelessScope(initialize_variables=False):
         x = keras.Input(shape=input_shape)
@@ -225,13 +225,12 @@ def validate(spec: ModelSpec, dataset: str | DatasetInfo, *, max_params: int | N
             if layer_problems:
                 row = LayerRow(index, layer.name, layer.type, None, 0, 0)
             else:
-                y, row, layer_problems, keras_obj = _build_on(index, layer, x)
-                built.append(keras_obj)
+                y, row, layer_problems, _ = _build_on(index, layer, x)
                 x = y if y is not None else x
             problems.extend(layer_problems)
             rows.append(row)
             previous = (index, layer)
-    _forget_deferred_variables(built)
+    _forget_deferred_variables(pending_before)
 
     total = sum(row.params for row in rows)
     trainable_total = sum(row.trainable_params for row in rows)
@@ -263,15 +262,22 @@ def validate(spec: ModelSpec, dataset: str | DatasetInfo, *, max_params: int | N
     )
 
 
-def _forget_deferred_variables(layers: list) -> None:
-    """Drop the variables `validate` left uninitialised from Keras' list of variables to initialise
-    later: they will never be used, and the list would otherwise grow with every check in a
-    long-lived server. The list is Keras' per-thread global state (keras.src: no public API)."""
+def _pending_variables() -> list:
+    """Keras' per-thread list of variables waiting to be initialised (keras.src: no public API)."""
     from keras.src.backend.common import global_state
 
-    ours = {id(variable) for layer in layers if layer is not None for variable in layer.weights}
-    pending = global_state.get_global_attribute("uninitialized_variables") or []
-    global_state.set_global_attribute("uninitialized_variables", [v for v in pending if id(v) not in ours])
+    return list(global_state.get_global_attribute("uninitialized_variables") or [])
+
+
+def _forget_deferred_variables(before: list) -> None:
+    """Drop every variable `validate` left uninitialised (layer weights, and the state of the seed
+    generators Dropout and the like create) from Keras' list: they will never be used, and the
+    list would otherwise grow with every check in a long-lived server. `before` is the list as it
+    was when the check began; the list is per thread, so whatever was added since is ours."""
+    from keras.src.backend.common import global_state
+
+    kept = {id(variable) for variable in before}
+    global_state.set_global_attribute("uninitialized_variables", [v for v in _pending_variables() if id(v) in kept])
 
 
 def _size(shape) -> int:
