@@ -36,6 +36,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import socket
 import sys
 import tempfile
 import threading
@@ -60,6 +61,8 @@ log = logging.getLogger("layerlab.ray")
 LOOP_SECONDS = 0.2
 HEARTBEAT_SECONDS = 0.5
 STOP_POLL_SECONDS = 0.5
+SLOTS_SECONDS = 5.0
+CONNECT_SECONDS = 3.0
 CHECKPOINT_FILES = (LAST_FILE, LAST_STATE_FILE, PREVIOUS_FILE, PREVIOUS_STATE_FILE, BEST_FILE)
 RESULT_FILES = (MODEL_FILE, BEST_FILE, SPEC_FILE, LAST_FILE, LAST_STATE_FILE, PREVIOUS_FILE, PREVIOUS_STATE_FILE)
 # The job's: the `pipelines` package is shipped to every node (Ray uploads it once, by content).
@@ -81,6 +84,8 @@ def _ray():
         # here; Ray reads it when it joins `auto`, not an address given outright, unless told to
         # before its import. A cluster elsewhere: set RAY_AUTH_TOKEN (see Ray's token-auth docs).
         os.environ["RAY_AUTH_MODE"] = "token"
+    if "ray" not in sys.modules:
+        os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")  # Ray's own warnings would bury the CLI's one line
     try:
         import ray
     except ImportError:
@@ -89,12 +94,27 @@ def _ray():
     return ray
 
 
+def _answers(address: str) -> None:
+    """LayerlabError unless something accepts a connection at a `host:port` address (Ray itself
+    would retry an unreachable one for minutes)."""
+    host, _, port = address.rpartition(":")
+    if address == "auto" or "://" in address or not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=CONNECT_SECONDS).close()
+    except OSError as exc:
+        raise LayerlabError(f"Cannot reach the Ray cluster at {address!r}: nothing answers there "
+                            f"({exc.strerror or exc}). Start one with `ray start --head` and use 'auto', or give "
+                            "the head's address (host:port).") from None
+
+
 def connect(address: str) -> None:
     """Join the Ray cluster at `address` ("auto": the one `ray start` made on this machine), unless
     this process is connected to one already."""
     ray = _ray()
     if ray.is_initialized():
         return
+    _answers(address)
     try:
         # log_to_driver=False: the CLI's stdout carries JSON lines, never the workers' output.
         ray.init(address=address, namespace="layerlab", runtime_env=RUNTIME_ENV, log_to_driver=False,
@@ -152,7 +172,6 @@ class RelayStore:
 
     def __init__(self, run: Run, folder: Path, relay: Any) -> None:
         self.run_id, self.folder, self.relay = run.id, folder, relay
-        self.home = folder
         self._points: list[MetricPoint] = []
         self._lock = threading.Lock()
 
@@ -274,6 +293,7 @@ class RayDriver:
         self._datasets: dict[tuple[str | None, str], Any] = {}  # (sweep, dataset) -> object ref
         self._relay = None
         self._remote_task = None
+        self._slots: tuple[int, float] | None = None  # (slots, when counted)
         self._lock = threading.Lock()
         self._tasks_lock = threading.Lock()  # the heartbeat thread reads the tasks the loop changes
         self._stop = threading.Event()
@@ -298,11 +318,15 @@ class RayDriver:
                 thread.start()
 
     def slots(self) -> int:
-        """How many runs the cluster can train at once: its CPUs over the CPUs a run asks for."""
-        ray = _ray()
-        connect(self.settings.ray_address)
-        cpus = ray.cluster_resources().get("CPU", 0)
-        return max(1, int(cpus // self.settings.ray_cpus_per_run))
+        """How many runs the cluster can train at once: its CPUs over the CPUs a run asks for (asked
+        again every SLOTS_SECONDS: nodes join and leave)."""
+        now = time.monotonic()
+        if self._slots is None or now - self._slots[1] > SLOTS_SECONDS:
+            ray = _ray()
+            connect(self.settings.ray_address)
+            cpus = ray.cluster_resources().get("CPU", 0)
+            self._slots = (max(1, int(cpus // self.settings.ray_cpus_per_run)), now)
+        return self._slots[0]
 
     def task_info(self, run_id: str) -> dict | None:
         """Where the run's task trains (its pid and node), once it has begun; None otherwise."""

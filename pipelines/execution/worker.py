@@ -214,15 +214,16 @@ def serve(store: RunStore, registry: WorkerRegistry, *, max_running: int, idle_s
             stop_requested = heartbeat.watch(run.id)
             more = run.sweep_id is not None and len(trained) + 1 < MAX_SWEEP_RUNS_PER_WORKER
 
-            def waiting_for_more(current: Run = run) -> None:
+            def waiting_for_more(current: Run = run, more: bool = more) -> None:
                 # Counted as waiting before its run ends, so that the scheduler starts no second
                 # worker for the sweep's next run in the moment between this end and the next claim.
                 if more and store.list_runs(statuses=[RunStatus.QUEUED], limit=1, sweep_id=current.sweep_id):
                     registry.set_state(pid, "idle")
 
-            train_claimed(store, run, store.ensure_run_dir(run.id),
-                          lambda claimed: training.execute_run(store, claimed, stop_requested, data_dir, speed=speed),
-                          before_record=waiting_for_more)
+            def execute(claimed: Run, stop: threading.Event = stop_requested) -> RunOutcome:
+                return training.execute_run(store, claimed, stop, data_dir, speed=speed)
+
+            train_claimed(store, run, store.ensure_run_dir(run.id), execute, before_record=waiting_for_more)
             heartbeat.unwatch()
             trained.append(run.id)
             run = next_of_sweep(store, registry, pid, run, max_running) if more else None

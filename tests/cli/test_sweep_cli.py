@@ -71,3 +71,15 @@ def test_a_sweep_prints_a_line_per_run_and_the_best_and_runs_lists_it(tmp_path, 
     groups = {store.get_run(line["run_id"]).repeat_group for line in runs}
     assert len(groups) == 2 and all(run.status is RunStatus.COMPLETED for run in store.list_runs())
     assert "No sweep id starts with" in cli("runs", "--sweep", "ffffff", home=home).stderr
+
+
+def test_an_unreachable_ray_address_is_one_error_line_at_once(tmp_path, shared_datasets):
+    pytest.importorskip("ray", reason="Ray is not installed: pip install -r requirements-ray.txt")
+    home = tmp_path / "home"
+    result = cli("sweep", "--preset", "mlp-512", "--vary", "lr=0.1", "--data-dir", str(shared_datasets),
+                 "--ray", "127.0.0.1:1", home=home, timeout=60)
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "Cannot reach the Ray cluster at '127.0.0.1:1': nothing answers" in errors[0]
+    if (home / "runs.db").exists():
+        assert SQLiteRunStore(home).list_runs() == []

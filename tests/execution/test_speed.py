@@ -121,3 +121,33 @@ def test_stop_lands_after_the_call_it_was_asked_in(keras_parts, tmp_path):
     y = np.zeros((4 * 40, 1), np.float32)
     recorder, points, steps = _fit(keras, training, tmp_path, x, y, steps_per_execution=8, stop_after=10)
     assert recorder.stopped and recorder.partial_steps() == 16 and not recorder.epoch_complete()
+
+
+@pytest.mark.slow
+def test_a_run_with_many_batches_per_call_stops_within_two_seconds(tmp_path, shared_datasets):
+    """mlp-128x2 on Fashion-MNIST, the case the batching speeds up most: a stop request still ends
+    the run STOPPED within 2 s (its current call, Keras' validation pass and the saving included)."""
+    import time
+
+    from pipelines.execution.scheduler import Scheduler, SchedulerSettings
+    from pipelines.runs.entities import RunStatus
+
+    store = SQLiteRunStore(tmp_path / "home")
+    scheduler = Scheduler(store, SchedulerSettings(data_dir=shared_datasets))
+    try:
+        run = scheduler.submit(get_preset("mlp-128x2").spec.with_fit(epochs=3), "fashion_mnist")
+        scheduler.ensure_workers()
+        deadline = time.monotonic() + 180
+        while store.get_run(run.id).progress.step < 300:
+            assert time.monotonic() < deadline, "no progress"
+            time.sleep(0.05)
+        asked = time.monotonic()
+        store.request_stop(run.id)
+        while store.get_run(run.id).status is RunStatus.RUNNING and time.monotonic() - asked < 10:
+            time.sleep(0.02)
+        stopped = store.get_run(run.id)
+        assert stopped.status is RunStatus.STOPPED and stopped.error is None
+        assert time.monotonic() - asked < 2.0
+        assert stopped.metrics["steps_per_execution"] >= 16
+    finally:
+        scheduler.end_workers()

@@ -121,6 +121,18 @@ def test_a_queued_sweep_cancelled_ends_every_run_stopped(scheduler):
     assert scheduler.sweep_progress(sweep.id).finished
 
 
+def test_a_run_repeated_with_more_seeds_forms_a_repeat_group(scheduler):
+    store = scheduler.store
+    first = scheduler.submit(MLP_512.with_fit(seed=3), "mnist", name="lr 1e-3")
+    more = scheduler.repeat_run(first.id, 2)
+    assert [run.seed for run in more] == [4, 5] and [run.name for run in more] == ["lr 1e-3 · seed 4",
+                                                                                  "lr 1e-3 · seed 5"]
+    group = store.get_run(first.id).repeat_group
+    assert group == first.id and {run.id for run in store.list_runs(repeat_group=group)} == {first.id, *(r.id for r in more)}
+    assert [run.seed for run in scheduler.repeat_run(more[0].id, 1)] == [6]  # the group's next unused seed
+    assert all(run.spec["compile"] == first.spec["compile"] for run in store.list_runs())
+
+
 def test_without_a_ray_address_ray_is_never_imported(tmp_path, shared_datasets):
     code = ("import sys\nfrom pipelines.cli.main import build_parser\n"
             "from pipelines.execution.scheduler import Scheduler, SchedulerSettings\n"
