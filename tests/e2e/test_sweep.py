@@ -27,8 +27,15 @@ def test_learning_rate_sweep_from_build_to_compare(app_server, page):
     wait_for_app(page)
 
     page.get_by_text("Sweep: train several versions of this model").click()
-    click(page, "build_sweep_tutorial_lr")
-    page.get_by_text(re.compile(r"4 runs, about")).wait_for()
+    estimate = page.get_by_text(re.compile(r"4 runs, about"))
+    for _attempt in range(3):  # a click that lands while a cold server redraws the page can be lost
+        click(page, "build_sweep_tutorial_lr")
+        try:
+            estimate.wait_for(timeout=15_000)
+            break
+        except Exception:  # noqa: BLE001 - Playwright's TimeoutError: click again
+            continue
+    estimate.wait_for(timeout=15_000)
     click(page, "build_sweep_start")
     page.wait_for_url(re.compile(r".*/compare\?.*sweep=[0-9a-f]{10}"), timeout=60_000)
     page.get_by_text(re.compile(r"4 of 4 done")).wait_for(timeout=400_000)
