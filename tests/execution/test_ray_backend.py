@@ -13,6 +13,7 @@ from pipelines.modelspec.sweep import parse_axis
 from pipelines.runs.artifacts import BEST_FILE, HISTORY_FILE, MODEL_FILE
 from pipelines.runs.entities import RunStatus
 from pipelines.runs.sqlite_store import SQLiteRunStore
+from tests.execution.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 MLP_512 = get_preset("mlp-512").spec
@@ -28,14 +29,6 @@ def scheduler(tmp_path, shared_datasets, ray_cluster):
     scheduler.end_workers()
 
 
-def _wait(predicate, timeout, poll=0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(poll)
-    raise AssertionError(f"not within {timeout} s")
 
 
 def _finished(scheduler, sweep_id):
@@ -49,7 +42,7 @@ def test_a_sweep_of_three_learning_rates_on_ray_ends_with_three_runs_with_curves
     store = scheduler.store
     sweep = scheduler.submit_sweep(MLP_512.with_fit(epochs=1), "mnist", [parse_axis("lr=1e-4,1e-3,1e-2")])
     assert sweep.executor == "ray"
-    _wait(_finished(scheduler, sweep.id), timeout=600)
+    wait_until(_finished(scheduler, sweep.id), timeout=600)
     runs = scheduler.sweep_runs(sweep.id)
     assert [r.status for r in runs] == [RunStatus.COMPLETED] * 3, [r.error for r in runs]
     assert [r.sweep_settings["lr"] for r in runs] == [1e-4, 1e-3, 1e-2]
@@ -74,15 +67,15 @@ def test_a_dead_ray_task_leaves_its_run_interrupted_and_it_resumes_on_the_cluste
         scheduler.ensure_workers()
         return store.get_run(run.id).epochs_done >= 1
 
-    _wait(trained_an_epoch, timeout=300)
+    wait_until(trained_an_epoch, timeout=300)
     driver = scheduler._ray_backend()
-    os.kill(_wait(lambda: driver.task_info(run.id), timeout=10)["pid"], signal.SIGKILL)  # the node's worker dies
-    interrupted = _wait(lambda: (r := store.get_run(run.id)).status is RunStatus.INTERRUPTED and r, timeout=60)
+    os.kill(wait_until(lambda: driver.task_info(run.id), timeout=10)["pid"], signal.SIGKILL)  # the node's worker dies
+    interrupted = wait_until(lambda: (r := store.get_run(run.id)).status is RunStatus.INTERRUPTED and r, timeout=60)
     assert "Ray task ended without finishing" in interrupted.error and interrupted.epochs_done >= 1
     assert (store.run_dir(run.id) / "last.keras").exists()  # the checkpoint came back with its epoch
     done = interrupted.epochs_done
     scheduler.resume(run.id)
-    _wait(_finished(scheduler, sweep.id), timeout=300)
+    wait_until(_finished(scheduler, sweep.id), timeout=300)
     resumed = store.get_run(run.id)
     assert resumed.status is RunStatus.COMPLETED and resumed.resume_count == 1 and resumed.executor == "ray"
     epochs = sorted({p.epoch for p in store.get_metrics(run.id, kind="epoch")})
@@ -99,7 +92,7 @@ def test_cancelling_a_ray_sweep_cancels_its_tasks(scheduler, ray_cluster):
         scheduler.ensure_workers()
         return any(r.progress.step > 0 for r in store.list_runs(statuses=[RunStatus.RUNNING], sweep_id=sweep.id))
 
-    _wait(training, timeout=300)
+    wait_until(training, timeout=300)
     driver = scheduler._ray_backend()
     refs = [task.ref for task in driver._tasks.values()]
     assert refs
@@ -109,7 +102,7 @@ def test_cancelling_a_ray_sweep_cancels_its_tasks(scheduler, ray_cluster):
     assert {r.status for r in runs} == {RunStatus.STOPPED}
     ready, _ = ray.wait(refs, num_returns=len(refs), timeout=10)
     assert len(ready) == len(refs)  # no task of the sweep is left on the cluster
-    _wait(lambda: not driver._tasks, timeout=5)
+    wait_until(lambda: not driver._tasks, timeout=5)
 
 
 def test_the_cli_runs_a_sweep_on_the_cluster_given_by_ray(tmp_path, shared_datasets, ray_cluster):

@@ -16,6 +16,7 @@ from pipelines.runs.artifacts import HISTORY_FILE, MODEL_FILE
 from pipelines.runs.entities import Progress, RunStatus
 from pipelines.runs.sqlite_store import SQLiteRunStore
 from pipelines.runs.sweeps import best_run, estimate_sweep, plan_runs, sweep_progress
+from tests.execution.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 MLP_512 = get_preset("mlp-512").spec
@@ -29,14 +30,6 @@ def scheduler(tmp_path, shared_datasets):
     scheduler.end_workers()  # never leave a worker behind
 
 
-def _wait(predicate, timeout, poll=0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(poll)
-    raise AssertionError(f"not within {timeout} s")
 
 
 # -- expansion, progress, estimates (no training) -----------------------------------------------
@@ -164,7 +157,7 @@ def test_a_sweep_of_three_learning_rates_ends_with_three_grouped_runs(scheduler)
                 workers.add(run.worker_pid)
         return scheduler.sweep_progress(sweep.id).finished
 
-    _wait(done, timeout=300)
+    wait_until(done, timeout=300)
     runs = scheduler.sweep_runs(sweep.id)
     assert [r.status for r in runs] == [RunStatus.COMPLETED] * 3
     assert [r.sweep_settings["lr"] for r in runs] == [1e-4, 1e-3, 1e-2]
@@ -193,7 +186,7 @@ def test_a_cancelled_sweep_leaves_no_run_running_and_no_worker_alive(scheduler):
         running = store.list_runs(statuses=[RunStatus.RUNNING], sweep_id=sweep.id)
         return running and running[0].progress.step > 0 and running[0]
 
-    running = _wait(training, timeout=180)
+    running = wait_until(training, timeout=180)
     workers = {worker.pid for worker in scheduler.registry.list()} | {running.worker_pid}
     asked = time.monotonic()
     scheduler.cancel_sweep(sweep.id, wait=15)
@@ -203,6 +196,6 @@ def test_a_cancelled_sweep_leaves_no_run_running_and_no_worker_alive(scheduler):
     assert [r.status for r in runs] == [RunStatus.STOPPED] * 3
     assert runs[0].error is None and "cancelled before it started" in runs[2].error
     assert store.get_sweep(sweep.id).cancelled
-    _wait(lambda: not any(pid_alive(pid) for pid in workers), timeout=5, poll=0.05)
+    wait_until(lambda: not any(pid_alive(pid) for pid in workers), timeout=5, poll=0.05)
     scheduler.ensure_workers()  # nothing queued: no worker is started again
     assert scheduler.registry.list() == []

@@ -19,6 +19,7 @@ from pipelines.modelspec.presets import get_preset
 from pipelines.runs.entities import RunStatus
 from pipelines.runs.sqlite_store import SQLiteRunStore
 from pipelines.runs.artifacts import BEST_FILE, HISTORY_FILE, MODEL_FILE
+from tests.execution.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -110,14 +111,6 @@ def test_validate_prints_the_layer_table(env):
     assert "(None, 512)" in result.stdout and "401,920" in result.stdout and "total params: 407,050" in result.stdout
 
 
-def _wait(predicate, timeout, poll=0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(poll)
-    raise AssertionError(f"not within {timeout} s")
 
 
 def _slow_spec():
@@ -131,11 +124,11 @@ def test_killed_worker_is_interrupted_and_resume_continues_from_the_last_epoch(e
     scheduler = Scheduler(store, SchedulerSettings(data_dir=data_dir))
     run = scheduler.submit(_slow_spec(), "mnist")
     scheduler.ensure_workers()
-    running = _wait(lambda: (r := store.get_run(run.id)).epochs_done >= 2 and r, timeout=120)
+    running = wait_until(lambda: (r := store.get_run(run.id)).epochs_done >= 2 and r, timeout=120, poll=0.1)
     first_epochs = {p.epoch: p.timestamp for p in store.get_metrics(run.id, kind="epoch") if p.name == "loss"}
     os.kill(running.worker_pid, signal.SIGKILL)
     killed_at = time.monotonic()
-    _wait(lambda: scheduler.reap() or store.get_run(run.id).status == RunStatus.INTERRUPTED, timeout=10)
+    wait_until(lambda: scheduler.reap() or store.get_run(run.id).status == RunStatus.INTERRUPTED, timeout=10, poll=0.1)
     assert time.monotonic() - killed_at < scheduler.settings.heartbeat_timeout + 10
     interrupted = store.get_run(run.id)
     assert "stopped without finishing" in interrupted.error
@@ -160,12 +153,12 @@ def test_stop_request_ends_stopped_by_the_worker_and_resume_finishes(env):
     scheduler = Scheduler(store, SchedulerSettings(data_dir=data_dir))
     run = scheduler.submit(_slow_spec(), "mnist")
     scheduler.ensure_workers()
-    worker_pid = _wait(lambda: (r := store.get_run(run.id)).progress.step > 10 and r.worker_pid, timeout=120)
+    worker_pid = wait_until(lambda: (r := store.get_run(run.id)).progress.step > 10 and r.worker_pid, timeout=120, poll=0.1)
     asked = time.monotonic()
     stopped = scheduler.stop(run.id, wait=10)
     assert stopped.status == RunStatus.STOPPED and stopped.error is None
     assert time.monotonic() - asked < 9.0  # honoured by the worker (error None), not killed; how fast: bench/first_point.py
-    _wait(lambda: not pid_alive(worker_pid), timeout=2.0, poll=0.05)  # the process leaves within 2 s of STOPPED
+    wait_until(lambda: not pid_alive(worker_pid), timeout=2.0, poll=0.05)  # the process leaves within 2 s of STOPPED
     assert (store.run_dir(run.id) / MODEL_FILE).exists()
     # Only whole epochs count: one cut short by the stop is not finished, and resume redoes it.
     assert {p.epoch for p in store.get_metrics(run.id, kind="epoch")} == set(range(stopped.epochs_done))
@@ -210,7 +203,7 @@ def test_runs_queue_one_at_a_time_with_positions(env):
         seen_running.update(r.id for r in running)
         return all(r.status == RunStatus.COMPLETED for r in current)
 
-    _wait(all_done, timeout=240, poll=0.2)
+    wait_until(all_done, timeout=240, poll=0.2)
     finished = [store.get_run(r.id) for r in runs]
     assert [r.started_at for r in finished] == sorted(r.started_at for r in finished)
     assert all("test_accuracy" in r.metrics for r in finished)
