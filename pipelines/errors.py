@@ -49,3 +49,8 @@ class DiskFullError(LayerlabError):
 
 class CheckpointError(LayerlabError):
     """A run cannot resume: its checkpoints are missing, damaged or do not match their state."""
+
+
+class ModelImportError(UploadError):
+    """A `.keras` file is refused for import: not a `.keras` zip, a config naming something outside
+    Layerlab's registry, weights that do not fit, or a check that crashed or ran out of time."""

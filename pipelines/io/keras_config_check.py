@@ -1,0 +1,296 @@
+"""Reading a `.keras` file's config.json as plain data, before Keras sees anything of the file.
+
+Keras rebuilds a model by importing whatever `module`/`class_name` the config names, so a config
+is code (CVE-2025-1550, CVE-2025-9906, CVE-2025-8747, CVE-2026-1462, CVE-2025-12058). Layerlab
+never hands it to Keras: this module walks it against an allow-list (a Sequential of registry
+layers, keras' own initializers, regularizers, constraints, activations, optimizers and losses,
+by name) and keeps the layer configs, from which `import_spec` makes a Layerlab spec to rebuild.
+The well-known attacks are named first, so a refusal says which one it was.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from pipelines.errors import ModelImportError, SpecError
+from pipelines.modelspec.layers import LAYER_NAME_PATTERN, LAYER_TYPES
+from pipelines.modelspec.limits import SpecLimits, brief, limits, load_spec_json, nesting_depth
+
+CONFIG_MAX_BYTES = 1024 * 1024  # Keras writes about 1 KB per layer; the registry allows 200 layers
+CONFIG_MAX_DEPTH = 8  # model > config > layers > layer > config > initializer > config > a list
+MAX_LAYER_KEYS = 40
+MAX_LIST_ITEMS = 8
+MAX_TEXT_CHARS = 200
+
+MODEL_MODULES = {"keras", "keras.models", "keras.src.models.sequential"}
+LAYER_MODULE = re.compile(r"keras\.layers|keras\.src\.layers(\.[a-z_][a-z0-9_]*){0,3}")
+LAYER_CLASSES = frozenset({t.keras_class for t in LAYER_TYPES.values()} | {"InputLayer"})
+# keras' own objects by name, as `dir(keras.<module>)` lists them in Keras 3 (a test checks each exists).
+KERAS_ACTIVATIONS = frozenset({
+    "celu", "elu", "exponential", "gelu", "glu", "hard_shrink", "hard_sigmoid", "hard_silu", "hard_swish",
+    "hard_tanh", "leaky_relu", "linear", "log_sigmoid", "log_softmax", "mish", "relu", "relu6", "selu",
+    "sigmoid", "silu", "soft_shrink", "softmax", "softplus", "softsign", "sparse_plus", "sparse_sigmoid",
+    "sparsemax", "squareplus", "swish", "tanh", "tanh_shrink", "threshold"})
+OBJECTS = {  # a config key's suffix -> the module and classes an object under it may name
+    "dtype": ("keras", frozenset({"DTypePolicy", "FloatDTypePolicy"})),
+    "_initializer": ("keras.initializers", frozenset({
+        "Constant", "GlorotNormal", "GlorotUniform", "HeNormal", "HeUniform", "Identity", "LecunNormal",
+        "LecunUniform", "Ones", "Orthogonal", "RandomNormal", "RandomUniform", "TruncatedNormal",
+        "VarianceScaling", "Zeros"})),
+    "_regularizer": ("keras.regularizers", frozenset({"L1", "L1L2", "L2", "OrthogonalRegularizer"})),
+    "_constraint": ("keras.constraints", frozenset({"MaxNorm", "MinMaxNorm", "NonNeg", "UnitNorm"})),
+    "optimizer": ("keras.optimizers", frozenset({"SGD", "RMSprop", "Adam", "AdamW", "Adagrad", "Nadam"})),
+    "loss": ("keras.losses", frozenset({"SparseCategoricalCrossentropy", "CategoricalCrossentropy",
+                                        "BinaryCrossentropy", "MeanSquaredError"})),
+}
+OBJECT_KEYS = {"module", "class_name", "config", "registered_name", "shared_object_id", "build_config",
+               "compile_config"}
+DTYPES = {"float32"}
+
+# Known attacks, told apart by a word anywhere in the config (keys and values), before the
+# allow-list walk: which would refuse them too, with a less telling reason.
+_NAMED_ATTACKS = (
+    ("lambda", "a Lambda layer or function: it runs Python code stored in the file"),
+    ("tfsmlayer", "a TFSMLayer: it loads an outside SavedModel (CVE-2026-1462)"),
+    ("enable_unsafe_deserialization", "a call to enable_unsafe_deserialization, which turns Keras' safe mode "
+                                      "off (CVE-2025-9906)"),
+    ("get_file", "keras.utils.get_file, which downloads and writes files (CVE-2025-8747)"),
+    ("lookup", "a StringLookup/IndexLookup layer, whose vocabulary path reads files or URLs (CVE-2025-12058)"),
+    ("vocabulary", "a vocabulary, which a lookup layer reads from a path or URL (CVE-2025-12058)"),
+)
+_PYTHON_WORDS = {"os", "system", "builtins", "eval", "exec", "subprocess", "__import__", "posix", "importlib",
+                 "pickle", "marshal", "shutil", "socket", "sys", "runpy", "functools"}
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+@dataclass(frozen=True)
+class ConfigLayer:
+    """One layer of the checked config: its Keras class, its name and its config as written."""
+
+    class_name: str
+    name: str
+    config: dict
+
+
+@dataclass(frozen=True)
+class CheckedConfig:
+    """What a config that passed holds: the model's name, input shape, layers and compile settings."""
+
+    name: str
+    input_shape: tuple[int, ...]
+    layers: tuple[ConfigLayer, ...]
+    compile: dict
+
+
+def refuse(reason: str) -> ModelImportError:
+    return ModelImportError(f"Refused: {reason}.")
+
+
+def parse_config(data: bytes) -> Any:
+    """config.json's text as JSON data, within a size, depth and number-length cap."""
+    if len(data) > CONFIG_MAX_BYTES:
+        raise refuse(f"config.json is {len(data):,} bytes; at most {CONFIG_MAX_BYTES:,} are allowed")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise refuse("config.json is not UTF-8 text") from None
+    depth = nesting_depth(text)
+    if depth > CONFIG_MAX_DEPTH:
+        raise refuse(f"config.json nests objects and lists {depth:,} deep; a Sequential model of registry "
+                     f"layers needs at most {CONFIG_MAX_DEPTH}")
+    try:
+        return load_spec_json(text, SpecLimits(max_bytes=CONFIG_MAX_BYTES, max_depth=CONFIG_MAX_DEPTH,
+                                                     max_digits=32))
+    except SpecError as error:
+        raise refuse(f"config.json: {str(error).replace('The spec', 'it').rstrip('.')}") from None
+
+
+def _strings(data: Any) -> Iterator[str]:
+    """Every key and string value in the data, depth first (the depth is already bounded)."""
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            yield item
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
+def named_attack(data: Any) -> str | None:
+    """Why the config looks like a known attack, or None."""
+    for text in _strings(data):
+        lowered = text.lower()
+        for word, reason in _NAMED_ATTACKS:
+            if word in lowered:
+                return f"the config names {brief(text)}: {reason}"
+        dotted = set(_WORD.findall(text))
+        if dotted & _PYTHON_WORDS and ("." in text or text in _PYTHON_WORDS):
+            return (f"the config names {brief(text)}, a Python module or function outside keras "
+                    "(arbitrary import: CVE-2025-1550)")
+    return None
+
+
+def check_config(data: Any) -> CheckedConfig:
+    """The config as a CheckedConfig, or ModelImportError with the first reason it is refused."""
+    attack = named_attack(data)
+    if attack:
+        raise refuse(attack)
+    if not isinstance(data, dict):
+        raise refuse(f"config.json must hold a model object. Received: {type(data).__name__}")
+    _check_object_keys(data, "the model")
+    module, class_name = data.get("module"), data.get("class_name")
+    if class_name != "Sequential":
+        raise refuse(f"the file holds a {brief(class_name)} model; Layerlab imports Sequential models "
+                     "(one stack of layers)")
+    _check_origin(data, module, MODEL_MODULES, "the model")
+    config = data.get("config")
+    if not isinstance(config, dict) or not set(config) <= {"name", "trainable", "dtype", "layers",
+                                                             "build_input_shape"}:
+        raise refuse(f"the model's config must hold name, dtype and layers only. Received: {brief(config)}")
+    if "dtype" in config:
+        _check_value("model", "dtype", config["dtype"])
+    raw_layers = config.get("layers")
+    most = limits().max_layers
+    if not isinstance(raw_layers, list) or not 0 < len(raw_layers) <= most + 1:
+        raise refuse(f"the model's `layers` must be a list of 1 to {most} layers. Received: {brief(raw_layers)}")
+    layers = _checked_layers(raw_layers)
+    input_shape = _input_shape(layers, config.get("build_input_shape"))
+    name = config.get("name", "imported")
+    if not isinstance(name, str) or len(name) > MAX_TEXT_CHARS:
+        raise refuse(f"the model's name must be text of at most {MAX_TEXT_CHARS} characters")
+    compile_config = data.get("compile_config") or {}
+    _check_compile(compile_config)
+    return CheckedConfig(name=name, input_shape=input_shape,
+                         layers=tuple(layer for layer in layers if layer.class_name != "InputLayer"),
+                         compile=compile_config)
+
+
+def _check_object_keys(data: dict, where: str) -> None:
+    extra = sorted(set(data) - OBJECT_KEYS)
+    if extra:
+        raise refuse(f"{where} has the unknown key {brief(extra[0])}; allowed: {', '.join(sorted(OBJECT_KEYS))}")
+
+
+def _check_origin(data: dict, module: Any, modules: Any, where: str) -> None:
+    """`module` allowed, and `registered_name` none or the class itself (no custom object)."""
+    if isinstance(modules, re.Pattern):
+        allowed = isinstance(module, str) and modules.fullmatch(module) is not None
+    else:
+        allowed = module in modules
+    if not allowed:
+        raise refuse(f"{where} names module {brief(module)}, outside keras' own (arbitrary import: CVE-2025-1550)")
+    registered = data.get("registered_name")
+    if registered not in (None, data.get("class_name")):
+        raise refuse(f"{where} is the registered custom object {brief(registered)}; custom objects run code "
+                     "from outside keras")
+
+
+def _checked_layers(raw_layers: list) -> list[ConfigLayer]:
+    layers: list[ConfigLayer] = []
+    seen: set[str] = set()
+    for index, layer in enumerate(raw_layers):
+        where = f"layer {index + 1}"
+        if not isinstance(layer, dict):
+            raise refuse(f"{where} must be an object. Received: {brief(layer)}")
+        _check_object_keys(layer, where)
+        class_name = layer.get("class_name")
+        if class_name not in LAYER_CLASSES:
+            raise refuse(f"{where} is a {brief(class_name)}; Layerlab imports only the layers of its registry: "
+                         f"{', '.join(sorted(LAYER_CLASSES))}")
+        _check_origin(layer, layer.get("module"), LAYER_MODULE, where)
+        config = layer.get("config")
+        if not isinstance(config, dict) or len(config) > MAX_LAYER_KEYS:
+            raise refuse(f"{where} ({class_name}) needs a config object of at most {MAX_LAYER_KEYS} keys")
+        name = config.get("name")
+        if not isinstance(name, str) or not LAYER_NAME_PATTERN.fullmatch(name):
+            raise refuse(f"{where} ({class_name}) is named {brief(name)}; a layer name must be a plain identifier "
+                         "(a letter, then letters, digits or _; at most 64): a name with '/' or '..' wrote files "
+                         "outside their folder (CVE-2026-12479)")
+        if name in seen:
+            raise refuse(f"{where} ({class_name}) is named {name!r} like an earlier layer; names must be unique")
+        seen.add(name)
+        if class_name == "InputLayer" and index != 0:
+            raise refuse(f"{where} is an InputLayer; only the first layer may be one")
+        for key, value in config.items():
+            _check_value(f"layer {name!r}", key, value)
+        layers.append(ConfigLayer(class_name, name, config))
+    return layers
+
+
+def _scalar(value: Any) -> bool:
+    return value is None or isinstance(value, (bool, int, float)) or (
+        isinstance(value, str) and len(value) <= MAX_TEXT_CHARS)
+
+
+def _check_value(where: str, key: Any, value: Any) -> None:
+    """One entry of a layer's config: a scalar, a short list of scalars, or an allowed keras object."""
+    if not isinstance(key, str) or not _WORD.fullmatch(key) or len(key) > 64:
+        raise refuse(f"{where} has the config key {brief(key)}; keys must be plain identifiers")
+    if key == "activation" and value not in KERAS_ACTIVATIONS:
+        raise refuse(f"{where} uses the activation {brief(value)}; allowed: keras' own, by name "
+                     f"({', '.join(sorted(KERAS_ACTIVATIONS))})")
+    if isinstance(value, list):
+        if len(value) > MAX_LIST_ITEMS or not all(_scalar(item) and not isinstance(item, str) for item in value):
+            raise refuse(f"{where}: `{key}` must be a list of at most {MAX_LIST_ITEMS} numbers. "
+                         f"Received: {brief(value)}")
+    elif isinstance(value, dict):
+        _check_keras_object(where, key, value)
+    elif not _scalar(value):
+        raise refuse(f"{where}: `{key}` holds {brief(value)}; allowed: numbers, short text, lists of numbers")
+
+
+def _check_keras_object(where: str, key: str, value: dict) -> None:
+    """A serialized keras object (dtype policy, initializer, ...) of the kind its key allows."""
+    kind = next((suffix for suffix in OBJECTS if key == suffix or (suffix.startswith("_") and key.endswith(suffix))),
+                None)
+    if kind is None:
+        raise refuse(f"{where}: `{key}` holds an object; objects are allowed only for dtype, initializers, "
+                     "regularizers, constraints, the optimizer and the loss")
+    module, classes = OBJECTS[kind]
+    _check_object_keys(value, f"{where}: `{key}`")
+    if value.get("class_name") not in classes:
+        raise refuse(f"{where}: `{key}` is a {brief(value.get('class_name'))}; allowed: {', '.join(sorted(classes))}")
+    _check_origin(value, value.get("module"), {module}, f"{where}: `{key}`")
+    config = value.get("config", {})
+    if not isinstance(config, dict) or len(config) > MAX_LAYER_KEYS:
+        raise refuse(f"{where}: `{key}` needs a config object. Received: {brief(config)}")
+    for name, item in config.items():
+        if not isinstance(name, str) or not _WORD.fullmatch(name):
+            raise refuse(f"{where}: `{key}` has the config key {brief(name)}; keys must be plain identifiers")
+        if not (_scalar(item) or (isinstance(item, list) and len(item) <= MAX_LIST_ITEMS
+                                  and all(_scalar(v) for v in item))):
+            raise refuse(f"{where}: `{key}.{name}` holds {brief(item)}; allowed: numbers, short text, short lists "
+                         "(a learning-rate schedule or a nested object is not)")
+    if kind == "dtype" and config.get("name") not in DTYPES:
+        raise refuse(f"{where} computes in {brief(config.get('name'))}; Layerlab rebuilds float32 models")
+
+
+def _input_shape(layers: list[ConfigLayer], build_input_shape: Any) -> tuple[int, ...]:
+    shape = layers[0].config.get("batch_shape") if layers[0].class_name == "InputLayer" else build_input_shape
+    if layers[0].class_name == "InputLayer":
+        extra = {k: v for k, v in layers[0].config.items() if k in ("sparse", "ragged", "optional") and v}
+        if extra or layers[0].config.get("dtype", "float32") not in DTYPES:
+            raise refuse(f"the input layer must take dense float32 input. Received: {brief(layers[0].config)}")
+    if not (isinstance(shape, list) and len(shape) >= 2 and shape[0] is None
+            and all(isinstance(d, int) and not isinstance(d, bool) and 0 < d <= 100_000 for d in shape[1:])):
+        raise refuse(f"the model's input shape must be known: [None, sizes...]. Received: {brief(shape)}")
+    return tuple(shape[1:])
+
+
+def _check_compile(compile_config: Any) -> None:
+    if not isinstance(compile_config, dict):
+        raise refuse(f"`compile_config` must be an object. Received: {brief(compile_config)}")
+    for key, value in compile_config.items():
+        if key in ("optimizer", "loss") and isinstance(value, dict):
+            _check_keras_object("compile_config", key, value)
+        elif key == "metrics":
+            if value is not None and not (isinstance(value, list) and len(value) <= MAX_LIST_ITEMS
+                                          and all(isinstance(m, str) and len(m) <= 64 for m in value)):
+                raise refuse(f"compile_config: `metrics` must be a list of metric names. Received: {brief(value)}")
+        elif not _scalar(value):
+            raise refuse(f"compile_config: `{brief(key)}` holds {brief(value)}; allowed: names and numbers")
