@@ -160,6 +160,25 @@ class SQLiteRunStore(RunStore):
                                       tags=tags, note=note, repeat_group=repeat_group, executor=executor)
             return self._recorded(db, run_id)
 
+    def add_finished_run(self, name: str, dataset: str, spec: dict, files: Path, *,
+                         metrics: dict[str, float] | None = None, tags: Sequence[str] = (),
+                         note: str = "") -> Run:
+        now = time.time()
+        metrics_json = json.dumps({key: float(value) for key, value in (metrics or {}).items()})
+        with self._write() as db:
+            run_id = self._insert_run(db, name, dataset, spec, now=now, total_epochs=0, tags=tags, note=note)
+            db.execute("UPDATE runs SET status = ?, started_at = ?, finished_at = ?, metrics = ? WHERE id = ?",
+                       (RunStatus.COMPLETED.value, now, now, metrics_json, run_id))
+            folder = self._run_folder(run_id)
+            try:
+                with self._record_errors(folder):
+                    folder.parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(files, folder)
+                return self._recorded(db, run_id)
+            except BaseException:
+                shutil.rmtree(folder, ignore_errors=True)  # the row is rolled back: no run, no folder
+                raise
+
     def get_run(self, run_id: str) -> Run:
         return run_from_row(self._fetch_row(self._connection(), run_id))
 

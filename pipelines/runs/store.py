@@ -31,6 +31,14 @@ class RunStore(abc.ABC):
         may claim it ("local" workers, or the "ray" driver)."""
 
     @abc.abstractmethod
+    def add_finished_run(self, name: str, dataset: str, spec: dict, files: Path, *,
+                         metrics: dict[str, float] | None = None, tags: Sequence[str] = (),
+                         note: str = "") -> Run:
+        """Record a run that no worker trains (an imported model): COMPLETED at once, with the
+        artifacts already made in `files` (a folder on the home's disk) moved in as its folder,
+        all or nothing. No worker ever sees it queued."""
+
+    @abc.abstractmethod
     def get_run(self, run_id: str) -> Run:
         """The run, or RunNotFoundError naming the id."""
 

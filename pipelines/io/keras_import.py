@@ -1,0 +1,132 @@
+"""Importing a `.keras` model as a new run: a file is told apart by its first bytes, checked and
+rebuilt in a sandboxed child process (`import_sandbox`), and only a model that passed becomes a
+COMPLETED run, its model re-saved by Layerlab. A refused file stores nothing and leaves nothing.
+
+Settings: LAYERLAB_IMPORT_MAX_MB (the file), LAYERLAB_IMPORT_MEMORY_MB (the child's address
+space) and LAYERLAB_IMPORT_SECONDS (its time).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipelines.errors import ModelImportError
+from pipelines.io.archives import is_zip
+from pipelines.io.import_sandbox import REFUSED_EXIT, RESULT_FILE
+from pipelines.runs.artifacts import MODEL_FILE, SPEC_FILE
+from pipelines.runs.entities import Run
+from pipelines.runs.store import RunStore
+
+HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+IMPORTS_FOLDER = "imports"  # <home>/imports/: the sandbox's output, on the runs' disk
+IMPORTED_TAG = "imported"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or int(raw) <= 0:
+        raise ModelImportError(f"`{name}` must be a positive integer. Received: {name}={raw!r}")
+    return int(raw)
+
+
+@dataclass(frozen=True)
+class ImportLimits:
+    """The file size the import accepts, and the sandbox's memory and time."""
+
+    max_bytes: int = 200 * 2**20
+    memory_bytes: int = 4096 * 2**20
+    seconds: int = 120
+
+    @classmethod
+    def from_env(cls) -> ImportLimits:
+        return cls(max_bytes=_env_int("LAYERLAB_IMPORT_MAX_MB", 200) * 2**20,
+                   memory_bytes=_env_int("LAYERLAB_IMPORT_MEMORY_MB", 4096) * 2**20,
+                   seconds=_env_int("LAYERLAB_IMPORT_SECONDS", 120))
+
+
+def check_kind(head: bytes, size: int, filename: str, max_bytes: int) -> None:
+    """Refuse anything but a `.keras` zip under the cap, told by content, each with its reason."""
+    if size == 0:
+        raise ModelImportError(f"{filename} is empty.")
+    if size > max_bytes:
+        raise ModelImportError(f"{filename} is {size / 2**20:,.1f} MB; at most {max_bytes / 2**20:,.0f} MB "
+                               "(LAYERLAB_IMPORT_MAX_MB) is allowed.")
+    if head.startswith(HDF5_MAGIC):
+        raise ModelImportError(f"{filename} is an HDF5 (.h5) model, whatever its name: Keras ignored safe_mode "
+                               "for HDF5 files until 3.11.3, so Layerlab imports only Keras 3 .keras files.")
+    if not is_zip(head):
+        raise ModelImportError(f"{filename} is not a .keras file (a .keras file is a zip; its first bytes are "
+                               f"{head[:4]!r}). Save the model with model.save('name.keras').")
+
+
+def check_source(path: Path, filename: str, max_bytes: int) -> None:
+    if path.is_dir():
+        raise ModelImportError(f"{filename} is a folder (a SavedModel?); Layerlab imports only .keras files: "
+                               "load the model in Keras and save it with model.save('name.keras').")
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(8)
+        size = path.stat().st_size
+    except OSError as error:
+        raise ModelImportError(f"Cannot read {filename}: {error.strerror or error}") from None
+    check_kind(head, size, filename, max_bytes)
+
+
+def _sandbox(source: Path, out: Path, dataset: str, limits: ImportLimits) -> dict:
+    """Run the check in a child process; its result, or ModelImportError if it crashed or timed out."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
+           "TF_CPP_MIN_LOG_LEVEL": "3"}
+    command = [sys.executable, "-m", "pipelines.io.import_sandbox", str(source), str(out), dataset,
+               str(limits.memory_bytes), str(limits.seconds)]
+    try:
+        done = subprocess.run(command, cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, timeout=limits.seconds)
+    except subprocess.TimeoutExpired:
+        raise ModelImportError(f"Refused: checking the file took over {limits.seconds} s "
+                               "(LAYERLAB_IMPORT_SECONDS).") from None
+    try:
+        result = json.loads((out / RESULT_FILE).read_text())
+    except (OSError, ValueError):
+        result = None
+    if done.returncode not in (0, REFUSED_EXIT) or not isinstance(result, dict):
+        how = f"was killed by signal {-done.returncode}" if done.returncode < 0 else f"exited {done.returncode}"
+        raise ModelImportError(f"Refused: the process checking the file {how} (memory cap "
+                               f"{limits.memory_bytes // 2**20} MB, LAYERLAB_IMPORT_MEMORY_MB).")
+    if not result.get("ok"):
+        raise ModelImportError(str(result.get("reason") or "Refused."))
+    return result
+
+
+def import_model(store: RunStore, source: str | os.PathLike, dataset: str, *, name: str = "",
+                 filename: str | None = None, limits: ImportLimits | None = None) -> Run:
+    """Import the `.keras` file at `source` as a COMPLETED run on `dataset`; ModelImportError with
+    the reason if it is refused, and then nothing is stored."""
+    from pipelines.data.catalog import get_info
+
+    limits = limits or ImportLimits.from_env()
+    source = Path(source)
+    filename = filename or source.name
+    get_info(dataset)  # an unknown dataset is a DatasetError before any work
+    check_source(source, filename, limits.max_bytes)
+    work = store.home / IMPORTS_FOLDER / f".tmp-{uuid.uuid4().hex}"
+    work.mkdir(parents=True)
+    try:
+        result = _sandbox(source, work, dataset, limits)
+        files = work / "run"
+        files.mkdir()
+        for kept in (MODEL_FILE, SPEC_FILE):
+            os.replace(work / kept, files / kept)
+        return store.add_finished_run(name or f"{Path(filename).stem} (imported)", dataset, result["spec"], files,
+                                      metrics=result.get("metrics") or {}, tags=(IMPORTED_TAG,),
+                                      note=f"Imported from {filename}.")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
