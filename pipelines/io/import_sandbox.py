@@ -68,13 +68,12 @@ def _checked_spec(archive: GuardedZip, dataset: str):
 
 def rebuild_from_file(source: Path, dataset: str, out: Path) -> ModelSpec:
     """Check `source` and save the rebuilt model and its spec into `out`; ModelImportError if refused."""
-    from pipelines.io.keras_weights import load_weights, rebuild, max_weight_bytes
-    from pipelines.runs.artifacts import MODEL_FILE, SPEC_FILE
-
     scratch = out / "scratch"
     scratch.mkdir()
     with GuardedZip(source, "The .keras file") as archive:
         checked, spec = _checked_spec(archive, dataset)
+        from pipelines.io.keras_weights import load_weights, max_weight_bytes, rebuild  # TF once the config passed
+        from pipelines.runs.artifacts import MODEL_FILE, SPEC_FILE
         model = rebuild(spec, checked)
         weights = next(info for info in archive.files() if info.filename == "model.weights.h5")
         if weights.file_size > max_weight_bytes():
@@ -99,6 +98,14 @@ def evaluate_on_test_set(out: Path, dataset: str) -> dict[str, float]:
     return test_results({"accuracy": result.accuracy, "loss": result.loss})
 
 
+def _failure_reason(error: Exception) -> str:
+    """A MemoryError, or a library that could not map its memory, is the memory cap speaking."""
+    text = str(error)
+    if isinstance(error, MemoryError) or "map segment" in text or "Cannot allocate memory" in text:
+        return "Refused: checking the file needed more memory than the cap (LAYERLAB_IMPORT_MEMORY_MB)."
+    return f"Refused: the file could not be read: {text[:300]}."
+
+
 def main(argv: list[str]) -> int:
     source, out, dataset = Path(argv[0]), Path(argv[1]), argv[2]
     limit_resources(int(argv[3]), int(argv[4]))
@@ -114,7 +121,7 @@ def main(argv: list[str]) -> int:
     except LayerlabError as error:
         result = {"ok": False, "reason": str(error)}
     except Exception as error:  # h5py and Keras fail on a damaged file in many ways; none is a crash here
-        result = {"ok": False, "reason": f"Refused: the file could not be read: {str(error)[:300]}."}
+        result = {"ok": False, "reason": _failure_reason(error)}
     (out / RESULT_FILE).write_text(json.dumps(result))
     return 0 if result["ok"] else REFUSED_EXIT
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import uuid
@@ -97,6 +98,9 @@ def _sandbox(source: Path, out: Path, dataset: str, limits: ImportLimits) -> dic
         result = json.loads((out / RESULT_FILE).read_text())
     except (OSError, ValueError):
         result = None
+    if done.returncode == -signal.SIGXCPU:
+        raise ModelImportError(f"Refused: checking the file took over {limits.seconds} s of CPU "
+                               "(LAYERLAB_IMPORT_SECONDS).")
     if done.returncode not in (0, REFUSED_EXIT) or not isinstance(result, dict):
         how = f"was killed by signal {-done.returncode}" if done.returncode < 0 else f"exited {done.returncode}"
         raise ModelImportError(f"Refused: the process checking the file {how} (memory cap "

@@ -81,51 +81,50 @@ def _layout(path: Path) -> tuple[dict[str, tuple[tuple[int, ...], np.dtype]], di
     return arrays, names
 
 
-def _checked_array(path: str, dataset: h5py.Dataset) -> int:
-    """The declared bytes of one array of the file, after its storage is checked."""
-    if dataset.is_virtual or dataset.external:
-        raise refuse(f"weights array {path!r} is stored in another file; arrays must be stored in the file itself")
-    if dataset.dtype.kind not in "fiub" or dataset.dtype.itemsize > 8:
-        raise refuse(f"weights array {path!r} holds {dataset.dtype}; weights are numbers")
-    return math.prod(int(d) for d in dataset.shape) * dataset.dtype.itemsize
+def _problem(untrusted: h5py.File, path: str, link: Any, expected: dict, state: dict) -> str | None:
+    """Why one link of the file is refused, or None; `state` counts objects and declared bytes."""
+    state["objects"] += 1
+    if state["objects"] > MAX_H5_OBJECTS:
+        return f"the weights file holds over {MAX_H5_OBJECTS:,} objects"
+    if not isinstance(link, h5py.HardLink):
+        return f"the weights file links {path!r} to another place or file; only plain groups and arrays are allowed"
+    obj = untrusted.get(path)
+    if isinstance(obj, h5py.Group):
+        return None
+    if not isinstance(obj, h5py.Dataset):
+        return f"the weights file holds {path!r}, which is neither a group nor an array"
+    if obj.is_virtual or obj.external:
+        return f"weights array {path!r} is stored in another file; arrays must be stored in the file itself"
+    if obj.dtype.kind not in "fiub" or obj.dtype.itemsize > 8:
+        return f"weights array {path!r} holds {obj.dtype}; weights are numbers"
+    state["bytes"] += math.prod(int(d) for d in obj.shape) * obj.dtype.itemsize
+    if state["bytes"] > max_weight_bytes():
+        return (f"the weights file declares over {max_weight_bytes():,} bytes of arrays (LAYERLAB_MAX_PARAMETERS "
+                f"weights with their optimizer slots); {path!r} is {brief(tuple(obj.shape))}")
+    if path in expected:
+        shape, dtype = expected[path]
+        if tuple(obj.shape) != shape or obj.dtype != dtype:
+            return f"weights array {path!r} is {brief(tuple(obj.shape))} {obj.dtype}; the model needs {shape} {dtype}"
+    elif not path.startswith("optimizer/"):
+        return f"the weights file holds the array {path!r}, which the model does not have"
+    return None
 
 
 def check_weights(untrusted: h5py.File, expected: dict[str, tuple[tuple[int, ...], np.dtype]],
                   names: dict[str, Any]) -> None:
     """Refuse the file unless its arrays are the rebuilt model's, declared within the byte cap."""
-    seen, total, cap = [0], [0], max_weight_bytes()
-
-    def visit(path: str, link: Any) -> None:
-        seen[0] += 1
-        if seen[0] > MAX_H5_OBJECTS:
-            raise refuse(f"the weights file holds over {MAX_H5_OBJECTS:,} objects")
-        if not isinstance(link, h5py.HardLink):
-            raise refuse(f"the weights file links {path!r} to another place or file; only plain groups and "
-                         "arrays are allowed")
-        obj = untrusted.get(path)
-        if isinstance(obj, h5py.Group):
-            return
-        if not isinstance(obj, h5py.Dataset):
-            raise refuse(f"the weights file holds {path!r}, which is neither a group nor an array")
-        total[0] += _checked_array(path, obj)
-        if total[0] > cap:
-            raise refuse(f"the weights file declares over {cap:,} bytes of arrays (LAYERLAB_MAX_PARAMETERS "
-                         f"weights with their optimizer slots); {path!r} is {brief(tuple(obj.shape))}")
-        if path in expected:
-            shape, dtype = expected[path]
-            if tuple(obj.shape) != shape or obj.dtype != dtype:
-                raise refuse(f"weights array {path!r} is {brief(tuple(obj.shape))} {obj.dtype}; the model "
-                             f"needs {shape} {dtype}")
-        elif not path.startswith("optimizer/"):
-            raise refuse(f"the weights file holds the array {path!r}, which the model does not have")
-
-    untrusted.visititems_links(visit)
+    state = {"objects": 0, "bytes": 0}
+    # h5py stops visiting at the first non-None return; an exception raised inside would be mangled.
+    problem = untrusted.visititems_links(lambda path, link: _problem(untrusted, path, link, expected, state))
+    if problem:
+        raise refuse(problem)
     missing = sorted(set(expected) - set(_datasets(untrusted, expected)))
     if missing:
         raise refuse(f"the weights file has no array {missing[0]!r}, which the model needs")
     for group, name in names.items():
         found = untrusted.get(group)
-        if found is None or found.attrs.get("name") != name:
+        small = found is not None and "name" in found.attrs and found.attrs.get_id("name").get_storage_size() <= 256
+        if not small or found.attrs["name"] != name:
             raise refuse(f"the weights of layer {brief(name)} are not where the model has them ({group!r})")
 
 
