@@ -626,3 +626,27 @@ def test_sqlite_home_from_environment(tmp_path, monkeypatch):
     with SQLiteRunStore() as store:
         assert store.db_path == tmp_path / "env_home" / "runs.db"
         assert store.db_path.exists()
+
+
+# -- runs no worker trains (imported models) ---------------------------------------------------
+
+
+def test_a_finished_run_is_completed_at_once_with_its_files_as_its_folder(store):
+    files = store.home / "incoming"
+    files.mkdir()
+    (files / "model.keras").write_bytes(b"model")
+    run = store.add_finished_run("imported", "mnist", SPEC, files, metrics={"test_accuracy": 0.5},
+                                 tags=("imported",), note="from a.keras")
+    assert run.status is RunStatus.COMPLETED and run.finished_at is not None
+    assert run.metrics == {"test_accuracy": 0.5} and run.tags == ("imported",) and run.note == "from a.keras"
+    assert (store.run_dir(run.id) / "model.keras").read_bytes() == b"model" and not files.exists()
+    assert (store.run_dir(run.id) / "run.json").is_file()
+    assert store.claim_next_run(worker_pid=os.getpid(), max_running=100) is None
+    assert store.get_run(run.id) == run
+
+
+def test_a_finished_run_whose_files_cannot_be_moved_stores_nothing(store):
+    with pytest.raises(LayerlabError, match="Cannot write"):
+        store.add_finished_run("imported", "mnist", SPEC, store.home / "missing")
+    assert store.list_runs() == []
+    assert not list((store.home / "runs").glob("*"))

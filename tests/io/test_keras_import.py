@@ -1,0 +1,80 @@
+"""Models that import: one Layerlab trained and saved, and one a plain Keras script saved. Each
+becomes a COMPLETED run whose model predicts what the original predicts."""
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from pipelines.data.inputs import scale_images
+from pipelines.data.locate import load
+from pipelines.errors import DatasetError
+from pipelines.inference.predict import load_run_model
+from pipelines.io import keras_config_check as check
+from pipelines.io.keras_import import IMPORTED_TAG, import_model
+from pipelines.modelspec.keras_build import build_model
+from pipelines.modelspec.presets import get_preset
+from pipelines.runs.entities import RunStatus
+from pipelines.runs.sqlite_store import SQLiteRunStore
+from tests.io.keras_files import plain_keras_model, save
+
+
+@pytest.fixture
+def store(tmp_path, shared_datasets, monkeypatch):
+    monkeypatch.setenv("LAYERLAB_DATA_DIR", str(shared_datasets))
+    opened = SQLiteRunStore(tmp_path / "home")
+    yield opened
+    opened.close()
+
+
+def _largest_difference(store, run, original: keras.Model) -> float:
+    images = scale_images(load("mnist").x_test[:100])
+    imported = load_run_model(store.run_dir(run.id), "mnist").model
+    return float(np.abs(imported.predict(images, verbose=0) - original.predict(images, verbose=0)).max())
+
+
+def test_a_model_layerlab_trained_imports_and_predicts_the_same(tmp_path, store):
+    spec = get_preset("mlp-512").spec
+    model = build_model(spec, (28, 28, 1))
+    data = load("mnist")
+    model.fit(scale_images(data.x_train[:512]), data.y_train[:512], epochs=1, batch_size=64, verbose=0)
+    path = save(model, tmp_path / "model.keras")
+
+    run = import_model(store, path, "mnist", name="teammate's MLP")
+
+    assert run.status is RunStatus.COMPLETED and run.name == "teammate's MLP" and IMPORTED_TAG in run.tags
+    assert [layer.to_dict() for layer in run.model_spec.layers] == [layer.to_dict() for layer in spec.layers]
+    assert run.model_spec.compile == spec.compile
+    assert 0.0 <= run.metrics["test_accuracy"] <= 1.0 and run.metrics["test_loss"] > 0
+    assert _largest_difference(store, run, model) <= 1e-6
+    assert sorted(p.name for p in store.run_dir(run.id).iterdir()) == ["model.keras", "run.json", "spec.json"]
+    assert not list((store.home / "imports").iterdir())
+
+
+def test_a_plain_keras_model_saved_by_a_script_imports_and_predicts_the_same(tmp_path, store):
+    model = plain_keras_model(16)
+    run = import_model(store, save(model, tmp_path / "script.keras"), "mnist")
+    assert run.name == "script (imported)"
+    assert [layer.type for layer in run.model_spec.layers] == ["Conv2D", "MaxPooling2D", "Flatten", "Dropout",
+                                                               "Dense", "Dense"]
+    assert _largest_difference(store, run, model) <= 1e-6
+    assert store.list_runs()[0].id == run.id
+
+
+def test_a_model_for_another_dataset_or_an_unknown_dataset_is_refused(tmp_path, store):
+    path = save(plain_keras_model(16), tmp_path / "mnist.keras")
+    with pytest.raises(Exception, match="images are 32x32x3"):
+        import_model(store, path, "cifar10")
+    with pytest.raises(DatasetError):
+        import_model(store, path, "no_such_dataset")
+    assert store.list_runs() == []
+
+
+def test_the_allow_lists_name_keras_own_objects():
+    """Every name the checker allows exists in this Keras, so nothing allowed is invented."""
+    assert all(hasattr(keras.activations, name) for name in check.KERAS_ACTIVATIONS)
+    for module, classes in check.OBJECTS.values():
+        for name in classes:
+            owner = keras if module == "keras" else getattr(keras, module.split(".")[1])
+            assert hasattr(owner, name), (module, name)
+    assert all(hasattr(keras.layers, name) for name in check.LAYER_CLASSES)
