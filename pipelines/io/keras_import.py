@@ -82,10 +82,10 @@ def check_source(path: Path, filename: str, max_bytes: int) -> None:
     check_kind(head, size, filename, max_bytes)
 
 
-def _sandbox(source: Path, out: Path, dataset: str, limits: ImportLimits) -> dict:
+def _sandbox(source: Path, out: Path, dataset: str, limits: ImportLimits, data_dir: str | None) -> dict:
     """Run the check in a child process; its result, or ModelImportError if it crashed or timed out."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
-           "TF_CPP_MIN_LOG_LEVEL": "3"}
+           "TF_CPP_MIN_LOG_LEVEL": "3", **({"LAYERLAB_DATA_DIR": str(data_dir)} if data_dir else {})}
     command = [sys.executable, "-m", "pipelines.io.import_sandbox", str(source), str(out), dataset,
                str(limits.memory_bytes), str(limits.seconds)]
     try:
@@ -111,9 +111,11 @@ def _sandbox(source: Path, out: Path, dataset: str, limits: ImportLimits) -> dic
 
 
 def import_model(store: RunStore, source: str | os.PathLike, dataset: str, *, name: str = "",
-                 filename: str | None = None, limits: ImportLimits | None = None) -> Run:
+                 filename: str | None = None, limits: ImportLimits | None = None,
+                 data_dir: str | os.PathLike | None = None) -> Run:
     """Import the `.keras` file at `source` as a COMPLETED run on `dataset`; ModelImportError with
-    the reason if it is refused, and then nothing is stored."""
+    the reason if it is refused, and then nothing is stored. `data_dir` holds the dataset's files, for
+    the test figures (default: LAYERLAB_DATA_DIR)."""
     from pipelines.data.catalog import get_info
 
     limits = limits or ImportLimits.from_env()
@@ -124,7 +126,7 @@ def import_model(store: RunStore, source: str | os.PathLike, dataset: str, *, na
     work = store.home / IMPORTS_FOLDER / f".tmp-{uuid.uuid4().hex}"
     work.mkdir(parents=True)
     try:
-        result = _sandbox(source, work, dataset, limits)
+        result = _sandbox(source, work, dataset, limits, data_dir)
         files = work / "run"
         files.mkdir()
         for kept in (MODEL_FILE, SPEC_FILE):
