@@ -3,7 +3,7 @@ a baseline, what differs, which setting mattered, run-to-run noise, and two runs
 prediction. The selection lives in the URL (`/compare?runs=ID,ID`), so a comparison can be shared."""
 import streamlit as st
 
-from components import compare_view, resources, state, sweep_panel
+from components import compare_view, import_view, resources, state, sweep_panel
 from components.text import plain
 
 st.title("Compare")
@@ -12,6 +12,7 @@ if notice := state.pop_notice():
 store = resources.store()
 if sweep_id := state.compare_sweep():
     sweep_panel.compare_status(sweep_id)
+import_view.import_panel(store)
 table = compare_view.runs_table(store)
 if table.empty:
     st.info("No runs yet. Train a model on the Build page, or start a sweep there, then compare here.")

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from components import (activation_view, drawing_pad, evaluation_view, model_cache, resources, run_list, state,
-                        upload_view)
+from components import (activation_view, drawing_pad, evaluation_view, import_view, model_cache, resources, run_list,
+                        state, upload_view)
 from components.text import plain
 from pipelines.data.catalog import get_info
 from pipelines.errors import LayerlabError
@@ -49,6 +49,7 @@ def about(run: Run) -> None:
 st.title("Test")
 store = resources.store()
 runs = model_cache.usable_runs(store)
+import_view.import_panel(store, expanded=not runs)
 if not runs:
     st.info("No trained model yet. Build a model, train it, and once its run has finished it can be tried here.",
             icon=":material/info:")

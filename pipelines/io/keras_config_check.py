@@ -115,6 +115,9 @@ def _strings(data: Any) -> Iterator[str]:
         if isinstance(item, str):
             yield item
         elif isinstance(item, dict):
+            module, config = item.get("module"), item.get("config")
+            if isinstance(module, str):  # what Keras would import: `os.system` for a serialized function
+                yield f"{module}.{config if isinstance(config, str) else item.get('class_name')}"
             stack.extend(item.keys())
             stack.extend(item.values())
         elif isinstance(item, list):
