@@ -15,16 +15,7 @@ from pipelines.io.keras_import import IMPORTED_TAG, import_model
 from pipelines.modelspec.keras_build import build_model
 from pipelines.modelspec.presets import get_preset
 from pipelines.runs.entities import RunStatus
-from pipelines.runs.sqlite_store import SQLiteRunStore
 from tests.io.keras_files import plain_keras_model, save
-
-
-@pytest.fixture
-def store(tmp_path, shared_datasets, monkeypatch):
-    monkeypatch.setenv("LAYERLAB_DATA_DIR", str(shared_datasets))
-    opened = SQLiteRunStore(tmp_path / "home")
-    yield opened
-    opened.close()
 
 
 def _largest_difference(store, run, original: keras.Model) -> float:

@@ -12,7 +12,6 @@ import pytest
 
 from pipelines.errors import ModelImportError
 from pipelines.io.keras_import import import_model
-from pipelines.runs.sqlite_store import SQLiteRunStore
 from tests.io.keras_files import assemble, function_object, parts, plain_keras_model, save, with_layer
 
 
@@ -20,14 +19,6 @@ from tests.io.keras_files import assemble, function_object, parts, plain_keras_m
 def good(tmp_path_factory):
     folder = tmp_path_factory.mktemp("good")
     return parts(save(plain_keras_model(16), folder / "good.keras"))
-
-
-@pytest.fixture
-def store(tmp_path, shared_datasets, monkeypatch):
-    monkeypatch.setenv("LAYERLAB_DATA_DIR", str(shared_datasets))
-    opened = SQLiteRunStore(tmp_path / "home")
-    yield opened
-    opened.close()
 
 
 @pytest.fixture
