@@ -29,6 +29,7 @@ MAX_H5_OBJECTS = 10_000
 # while training (a rebuilt model's own initializers, regularizers and constraints are Layerlab's).
 _NOT_COMPARED = {"name", "trainable", "dtype", "seed"}
 _NOT_COMPARED_SUFFIXES = ("_initializer", "_regularizer", "_constraint")
+_FILTERS = {h5py.h5z.FILTER_DEFLATE, h5py.h5z.FILTER_SHUFFLE, h5py.h5z.FILTER_FLETCHER32, 32000}  # 32000: LZF
 BYTES_PER_PARAMETER = 4
 OPTIMIZER_SLOTS = 3  # the weights, and an optimizer's two slots per weight (Adam's m and v)
 
@@ -95,6 +96,10 @@ def _problem(untrusted: h5py.File, path: str, link: Any, expected: dict, state: 
         return f"the weights file holds {path!r}, which is neither a group nor an array"
     if obj.is_virtual or obj.external:
         return f"weights array {path!r} is stored in another file; arrays must be stored in the file itself"
+    plist = obj.id.get_create_plist()
+    filters = {plist.get_filter(index)[0] for index in range(plist.get_nfilters())}
+    if not filters <= _FILTERS:  # an unknown filter would have HDF5 look for a plugin library to load
+        return f"weights array {path!r} is compressed with filter {sorted(filters - _FILTERS)[0]}; allowed: gzip, lzf"
     if obj.dtype.kind not in "fiub" or obj.dtype.itemsize > 8:
         return f"weights array {path!r} holds {obj.dtype}; weights are numbers"
     state["bytes"] += math.prod(int(d) for d in obj.shape) * obj.dtype.itemsize

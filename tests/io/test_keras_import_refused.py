@@ -174,3 +174,17 @@ def test_a_check_that_runs_out_of_memory_or_time_is_refused_and_the_next_import_
     assert_refused(store, path, "took over 1 s")
     monkeypatch.delenv("LAYERLAB_IMPORT_SECONDS")
     assert import_model(store, path, "mnist").status.value == "COMPLETED"
+
+
+def test_weights_with_an_unknown_compression_filter_are_refused(tmp_path, store, good):
+    config, weights, _ = good
+    buffer = io.BytesIO(weights)
+    with h5py.File(buffer, "r+") as handle:
+        data = handle["layers/dense/vars/1"][()]
+        del handle["layers/dense/vars/1"]  # re-created below: same shape and dtype, with a filter HDF5 lacks
+        space = h5py.h5s.create_simple(data.shape)
+        plist = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+        plist.set_chunk(data.shape)
+        plist.set_filter(307, h5py.h5z.FLAG_OPTIONAL)  # a registered id (bzip2) no plugin here provides
+        h5py.h5d.create(handle.id, b"layers/dense/vars/1", h5py.h5t.IEEE_F32LE, space, dcpl=plist).close()
+    assert_refused(store, assemble(tmp_path / "filter.keras", config, buffer.getvalue()), "filter 307")

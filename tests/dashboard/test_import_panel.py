@@ -1,0 +1,52 @@
+"""The import panel on the Test and Compare pages (AppTest), and an imported run compared with a
+trained one: a run with no epoch curves must not break the page. Uploading is in tests/e2e."""
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from components import resources
+from components.compare_view import _frame
+from pipelines.modelspec.presets import get_preset
+from pipelines.runs.entities import MetricPoint, RunStatus
+from pipelines.runs.sqlite_store import SQLiteRunStore
+
+APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
+MLP = get_preset("mlp-128x2").spec
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    monkeypatch.setenv("LAYERLAB_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr("pipelines.execution.scheduler.Scheduler.ensure_workers", lambda *a, **k: [])
+    for cache in (resources.store, resources.scheduler, _frame):
+        cache.clear()
+    with SQLiteRunStore(tmp_path / "home") as store:
+        yield store
+    for cache in (resources.store, resources.scheduler, _frame):
+        cache.clear()
+
+
+def test_the_test_page_offers_the_import_open_when_there_is_no_model_yet(store):
+    at = AppTest.from_file(APP, default_timeout=60).switch_page("views/test.py").run()
+    assert not at.exception
+    panel = [e for e in at.expander if e.label == "Import a .keras model"]
+    assert panel and panel[0].proto.expanded
+    assert at.button(key="import_go").disabled  # nothing uploaded yet
+
+
+def test_an_imported_run_without_curves_compares_with_a_trained_one(store, tmp_path):
+    trained = store.create_run("trained", "fashion_mnist", MLP.to_dict(), total_epochs=2)
+    store.claim_next_run(1, 1)
+    store.log_metrics(trained.id, [MetricPoint("epoch", e, 10, "val_accuracy", 0.8, 100.0 + e) for e in range(2)])
+    store.finish_run(trained.id, RunStatus.COMPLETED, metrics={"test_accuracy": 0.8})
+    files = tmp_path / "files"
+    files.mkdir()
+    imported = store.add_finished_run("teammate", "fashion_mnist", MLP.to_dict(), files,
+                                      metrics={"test_accuracy": 0.85}, tags=("imported",))
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params["runs"] = f"{trained.id},{imported.id}"
+    at = at.switch_page("views/compare.py").run()
+    assert not at.exception
+    assert at.subheader[0].value == "2 runs"
+    assert any(e.label == "Import a .keras model" for e in at.expander)
