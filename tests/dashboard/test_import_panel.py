@@ -50,3 +50,15 @@ def test_an_imported_run_without_curves_compares_with_a_trained_one(store, tmp_p
     assert not at.exception
     assert at.subheader[0].value == "2 runs"
     assert any(e.label == "Import a .keras model" for e in at.expander)
+
+
+def test_an_imported_run_opens_on_the_train_page(store, tmp_path):
+    files = tmp_path / "files"
+    files.mkdir()
+    imported = store.add_finished_run("teammate", "fashion_mnist", MLP.to_dict(), files,
+                                      metrics={"test_accuracy": 0.85, "test_loss": 0.4}, tags=("imported",))
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params["run"] = imported.id
+    at = at.switch_page("views/train.py").run()
+    assert not at.exception
+    assert any(metric.value == "85.0%" for metric in at.metric)
