@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,12 +103,22 @@ def _sandbox(source: Path, out: Path, dataset: str, limits: ImportLimits, data_d
         raise ModelImportError(f"Refused: checking the file took over {limits.seconds} s of CPU "
                                "(LAYERLAB_IMPORT_SECONDS).")
     if done.returncode not in (0, REFUSED_EXIT) or not isinstance(result, dict):
-        how = f"was killed by signal {-done.returncode}" if done.returncode < 0 else f"exited {done.returncode}"
-        raise ModelImportError(f"Refused: the process checking the file {how} (memory cap "
-                               f"{limits.memory_bytes // 2**20} MB, LAYERLAB_IMPORT_MEMORY_MB).")
+        how = f"crashed (signal {-done.returncode})" if done.returncode < 0 else f"exited {done.returncode}"
+        raise ModelImportError(f"Refused: the process checking the file {how}: the file is damaged, or needs more "
+                               f"than {limits.memory_bytes // 2**20} MB (LAYERLAB_IMPORT_MEMORY_MB).")
     if not result.get("ok"):
         raise ModelImportError(str(result.get("reason") or "Refused."))
     return result
+
+
+def _remove_stale_work(folder: Path, seconds: int) -> None:
+    """Remove what an import killed with its server left behind: work folders older than two checks."""
+    try:
+        stale = [path for path in folder.iterdir() if time.time() - path.stat().st_mtime > 2 * seconds + 60]
+    except OSError:
+        return
+    for path in stale:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def import_model(store: RunStore, source: str | os.PathLike, dataset: str, *, name: str = "",
@@ -123,6 +134,7 @@ def import_model(store: RunStore, source: str | os.PathLike, dataset: str, *, na
     filename = filename or source.name
     get_info(dataset)  # an unknown dataset is a DatasetError before any work
     check_source(source, filename, limits.max_bytes)
+    _remove_stale_work(store.home / IMPORTS_FOLDER, limits.seconds)
     work = store.home / IMPORTS_FOLDER / f".tmp-{uuid.uuid4().hex}"
     work.mkdir(parents=True)
     try:

@@ -2,6 +2,8 @@
 becomes a COMPLETED run whose model predicts what the original predicts."""
 from __future__ import annotations
 
+import os
+
 import keras
 import numpy as np
 import pytest
@@ -69,3 +71,13 @@ def test_the_allow_lists_name_keras_own_objects():
             owner = keras if module == "keras" else getattr(keras, module.split(".")[1])
             assert hasattr(owner, name), (module, name)
     assert all(hasattr(keras.layers, name) for name in check.LAYER_CLASSES)
+
+
+def test_work_left_by_a_killed_import_is_removed_by_the_next(tmp_path, store):
+    left = store.home / "imports" / ".tmp-left-behind"
+    (left / "scratch").mkdir(parents=True)
+    os.utime(left, (0, 0))
+    fresh = store.home / "imports" / ".tmp-in-progress"
+    fresh.mkdir()
+    import_model(store, save(plain_keras_model(16), tmp_path / "m.keras"), "mnist")
+    assert not left.exists() and fresh.exists()
