@@ -3,8 +3,9 @@
 Keras rebuilds a model by importing whatever `module`/`class_name` the config names, so a config
 is code (CVE-2025-1550, CVE-2025-9906, CVE-2025-8747, CVE-2026-1462, CVE-2025-12058). Layerlab
 never hands it to Keras: this module walks it against an allow-list (a Sequential of registry
-layers, keras' own initializers, regularizers, constraints, activations, optimizers and losses,
-by name) and keeps the layer configs, from which `import_spec` makes a Layerlab spec to rebuild.
+layers, or a Functional model that is one chain of them; keras' own initializers, regularizers,
+constraints, activations, optimizers and losses, by name) and keeps the layer configs, from which
+`import_spec` makes a Layerlab spec to rebuild.
 The well-known attacks are named first, so a refusal says which one it was.
 """
 from __future__ import annotations
@@ -19,12 +20,16 @@ from pipelines.modelspec.layers import LAYER_NAME_PATTERN, LAYER_TYPES
 from pipelines.modelspec.limits import SpecLimits, brief, limits, load_spec_json, nesting_depth
 
 CONFIG_MAX_BYTES = 1024 * 1024  # Keras writes about 1 KB per layer; the registry allows 200 layers
-CONFIG_MAX_DEPTH = 8  # model > config > layers > layer > config > initializer > config > a list
+# model > config > layers > layer > inbound_nodes > node > args > tensor > config > a shape (Functional)
+CONFIG_MAX_DEPTH = 10
 MAX_LAYER_KEYS = 40
 MAX_LIST_ITEMS = 8
 MAX_TEXT_CHARS = 200
 
-MODEL_MODULES = {"keras", "keras.models", "keras.src.models.sequential"}
+MODEL_MODULES = {"keras", "keras.models", "keras.src.models.sequential", "keras.src.models.functional"}
+MODEL_CONFIG_KEYS = {"Sequential": {"name", "trainable", "dtype", "layers", "build_input_shape"},
+                     "Functional": {"name", "trainable", "dtype", "layers", "input_layers", "output_layers"}}
+FUNCTIONAL_LAYER_KEYS = {"name", "inbound_nodes"}  # a Functional model's layers also say what they are called on
 LAYER_MODULE = re.compile(r"keras\.layers|keras\.src\.layers(\.[a-z_][a-z0-9_]*){0,3}")
 LAYER_CLASSES = frozenset({t.keras_class for t in LAYER_TYPES.values()} | {"InputLayer"})
 # keras' own objects by name, as `dir(keras.<module>)` lists them in Keras 3 (a test checks each exists).
@@ -98,7 +103,7 @@ def parse_config(data: bytes) -> Any:
         raise refuse("config.json is not UTF-8 text") from None
     depth = nesting_depth(text)
     if depth > CONFIG_MAX_DEPTH:
-        raise refuse(f"config.json nests objects and lists {depth:,} deep; a Sequential model of registry "
+        raise refuse(f"config.json nests objects and lists {depth:,} deep; a model of registry "
                      f"layers needs at most {CONFIG_MAX_DEPTH}")
     try:
         return load_spec_json(text, SpecLimits(max_bytes=CONFIG_MAX_BYTES, max_depth=CONFIG_MAX_DEPTH,
@@ -147,21 +152,23 @@ def check_config(data: Any) -> CheckedConfig:
         raise refuse(f"config.json must hold a model object. Received: {type(data).__name__}")
     _check_object_keys(data, "the model")
     module, class_name = data.get("module"), data.get("class_name")
-    if class_name != "Sequential":
-        raise refuse(f"the file holds a {brief(class_name)} model; Layerlab imports Sequential models "
-                     "(one stack of layers)")
+    if class_name not in MODEL_CONFIG_KEYS:
+        raise refuse(f"the file holds a {brief(class_name)} model; Layerlab imports Sequential models, and "
+                     "Functional ones that are one chain of layers")
     _check_origin(data, module, MODEL_MODULES, "the model")
     config = data.get("config")
-    if not isinstance(config, dict) or not set(config) <= {"name", "trainable", "dtype", "layers",
-                                                             "build_input_shape"}:
-        raise refuse(f"the model's config must hold name, dtype and layers only. Received: {brief(config)}")
+    if not isinstance(config, dict) or not set(config) <= MODEL_CONFIG_KEYS[class_name]:
+        raise refuse(f"the model's config may hold only {', '.join(sorted(MODEL_CONFIG_KEYS[class_name]))}. "
+                     f"Received: {brief(config)}")
     if "dtype" in config:
         _check_value("model", "dtype", config["dtype"])
     raw_layers = config.get("layers")
     most = limits().max_layers
     if not isinstance(raw_layers, list) or not 0 < len(raw_layers) <= most + 1:
         raise refuse(f"the model's `layers` must be a list of 1 to {most} layers. Received: {brief(raw_layers)}")
-    layers = _checked_layers(raw_layers)
+    layers = _checked_layers(raw_layers, functional=class_name == "Functional")
+    if class_name == "Functional":
+        _check_chain(raw_layers, config)
     input_shape = _input_shape(layers, config.get("build_input_shape"))
     name = config.get("name", "imported")
     if not isinstance(name, str) or len(name) > MAX_TEXT_CHARS:
@@ -173,10 +180,45 @@ def check_config(data: Any) -> CheckedConfig:
                          compile=compile_config)
 
 
-def _check_object_keys(data: dict, where: str) -> None:
-    extra = sorted(set(data) - OBJECT_KEYS)
+def _check_object_keys(data: dict, where: str, also: set[str] | frozenset[str] = frozenset()) -> None:
+    allowed = OBJECT_KEYS | also
+    extra = sorted(set(data) - allowed)
     if extra:
-        raise refuse(f"{where} has the unknown key {brief(extra[0])}; allowed: {', '.join(sorted(OBJECT_KEYS))}")
+        raise refuse(f"{where} has the unknown key {brief(extra[0])}; allowed: {', '.join(sorted(allowed))}")
+
+
+def _calls(node: Any, previous: str) -> bool:
+    """Whether one inbound node of a Functional layer is a plain call on `previous`'s output."""
+    if not isinstance(node, dict) or not set(node) <= {"args", "kwargs"}:
+        return False
+    args, kwargs = node.get("args"), node.get("kwargs", {})
+    if not (isinstance(args, list) and len(args) == 1 and isinstance(args[0], dict)):
+        return False
+    tensor, config = args[0], args[0].get("config")
+    return (set(tensor) <= {"class_name", "config"} and tensor.get("class_name") == "__keras_tensor__"
+            and isinstance(config, dict) and set(config) <= {"shape", "dtype", "keras_history"}
+            and config.get("keras_history") == [previous, 0, 0]
+            and isinstance(kwargs, dict) and set(kwargs) <= {"training", "mask"}
+            and all(value is None or isinstance(value, bool) for value in kwargs.values()))
+
+
+def _check_chain(raw_layers: list, config: dict) -> None:
+    """A Functional model that Layerlab can rebuild as a Sequential: Input, then each layer called
+    once on the one before it, the first layer its input and the last its output."""
+    names = [layer["config"]["name"] for layer in raw_layers]
+    if raw_layers[0].get("class_name") != "InputLayer" or raw_layers[0].get("inbound_nodes") not in ([], None):
+        raise refuse("a Functional model must start with its keras.Input")
+    for index, layer in enumerate(raw_layers):
+        if layer.get("name", names[index]) != names[index]:
+            raise refuse(f"layer {index + 1} is named {brief(layer.get('name'))} and {names[index]!r}")
+        nodes = layer.get("inbound_nodes")
+        if index and not (isinstance(nodes, list) and len(nodes) == 1 and _calls(nodes[0], names[index - 1])):
+            raise refuse(f"layer {names[index]!r} is not called once on the layer before it; Layerlab imports "
+                         "Functional models that are one chain of layers")
+    for key, name in (("input_layers", names[0]), ("output_layers", names[-1])):
+        if config.get(key) not in ([name, 0, 0], [[name, 0, 0]]):
+            raise refuse(f"the model's `{key}` must be [{name!r}, 0, 0]: one input and one output. "
+                         f"Received: {brief(config.get(key))}")
 
 
 def _check_origin(data: dict, module: Any, modules: Any, where: str) -> None:
@@ -193,14 +235,14 @@ def _check_origin(data: dict, module: Any, modules: Any, where: str) -> None:
                      "from outside keras")
 
 
-def _checked_layers(raw_layers: list) -> list[ConfigLayer]:
+def _checked_layers(raw_layers: list, functional: bool = False) -> list[ConfigLayer]:
     layers: list[ConfigLayer] = []
     seen: set[str] = set()
     for index, layer in enumerate(raw_layers):
         where = f"layer {index + 1}"
         if not isinstance(layer, dict):
             raise refuse(f"{where} must be an object. Received: {brief(layer)}")
-        _check_object_keys(layer, where)
+        _check_object_keys(layer, where, FUNCTIONAL_LAYER_KEYS if functional else frozenset())
         class_name = layer.get("class_name")
         if class_name not in LAYER_CLASSES:
             raise refuse(f"{where} is a {brief(class_name)}; Layerlab imports only the layers of its registry: "

@@ -60,3 +60,17 @@ def with_layer(config: dict, layer: dict, index: int = 1) -> dict:
 def function_object(module: str, name: str) -> dict:
     """How Keras serializes a plain function: importing `module` and calling `name` on load."""
     return {"module": module, "class_name": "function", "config": name, "registered_name": "function"}
+
+
+def functional_keras_model() -> keras.Model:
+    """The same kind of model written with the Functional API, as many tutorials do."""
+    inputs = keras.Input(shape=(28, 28, 1))
+    x = keras.layers.Conv2D(4, 3, activation="relu")(inputs)
+    x = keras.layers.MaxPooling2D(2)(x)
+    x = keras.layers.Flatten()(x)
+    x = keras.layers.Dropout(0.25)(x)
+    outputs = keras.layers.Dense(10, activation="softmax")(x)
+    model = keras.Model(inputs, outputs)
+    rng = np.random.default_rng(1)
+    model.set_weights([rng.normal(0, 0.2, w.shape).astype("float32") for w in model.get_weights()])
+    return model

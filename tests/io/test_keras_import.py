@@ -10,14 +10,14 @@ import pytest
 
 from pipelines.data.inputs import scale_images
 from pipelines.data.locate import load
-from pipelines.errors import DatasetError
+from pipelines.errors import DatasetError, ModelImportError
 from pipelines.inference.predict import load_run_model
 from pipelines.io import keras_config_check as check
 from pipelines.io.keras_import import IMPORTED_TAG, import_model
 from pipelines.modelspec.keras_build import build_model
 from pipelines.modelspec.presets import get_preset
 from pipelines.runs.entities import RunStatus
-from tests.io.keras_files import plain_keras_model, save
+from tests.io.keras_files import assemble, functional_keras_model, parts, plain_keras_model, save
 
 
 def _largest_difference(store, run, original: keras.Model) -> float:
@@ -81,3 +81,25 @@ def test_work_left_by_a_killed_import_is_removed_by_the_next(tmp_path, store):
     fresh.mkdir()
     import_model(store, save(plain_keras_model(16), tmp_path / "m.keras"), "mnist")
     assert not left.exists() and fresh.exists()
+
+
+def test_a_functional_model_that_is_one_chain_imports_and_predicts_the_same(tmp_path, store):
+    model = functional_keras_model()
+    run = import_model(store, save(model, tmp_path / "functional.keras"), "mnist")
+    assert [layer.type for layer in run.model_spec.layers] == ["Conv2D", "MaxPooling2D", "Flatten", "Dropout", "Dense"]
+    assert _largest_difference(store, run, model) <= 1e-6
+
+
+def test_a_functional_model_with_a_skip_is_refused(tmp_path, store):
+    inputs = keras.Input(shape=(28, 28, 1))
+    flat = keras.layers.Flatten()(inputs)
+    hidden = keras.layers.Dense(784, activation="relu")(flat)
+    outputs = keras.layers.Dense(10, activation="softmax")(keras.layers.Add()([flat, hidden]))
+    with pytest.raises(ModelImportError, match="Add|deep"):  # its two-input call nests deeper than a chain
+        import_model(store, save(keras.Model(inputs, outputs), tmp_path / "skip.keras"), "mnist")
+    skipped = functional_keras_model()
+    config, weights, _ = parts(save(skipped, tmp_path / "chain.keras"))
+    config["config"]["layers"][3]["inbound_nodes"][0]["args"][0]["config"]["keras_history"][0] = "input_layer"
+    with pytest.raises(ModelImportError, match="one chain"):
+        import_model(store, assemble(tmp_path / "rewired.keras", config, weights), "mnist")
+    assert store.list_runs() == []
