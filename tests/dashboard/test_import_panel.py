@@ -62,3 +62,15 @@ def test_an_imported_run_opens_on_the_train_page(store, tmp_path):
     at = at.switch_page("views/train.py").run()
     assert not at.exception
     assert any(metric.value == "85.0%" for metric in at.metric)
+
+
+def test_a_refused_upload_shows_its_reason_as_text_and_stores_nothing(store):
+    at = AppTest.from_file(APP, default_timeout=60).switch_page("views/test.py").run()
+    name = "[team](http://example.test/x) ![t](http://example.test/t.png).keras"
+    at.file_uploader(key="import_file").set_value((name, b"\x89HDF\r\n\x1a\n" + b"\0" * 64,
+                                                   "application/octet-stream")).run()
+    at.button(key="import_go").click().run()
+    assert not at.exception
+    (error,) = at.error
+    assert "HDF5" in error.value and "\\[team\\]\\(http" in error.value  # the name escaped: no link, no image
+    assert store.list_runs() == []
