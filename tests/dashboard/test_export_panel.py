@@ -3,30 +3,16 @@ files are real: the script, the parity check, and the downloads."""
 import re
 from pathlib import Path
 
-import pytest
 from streamlit.testing.v1 import AppTest
 
-from components import resources
 from pipelines.io.export import CHECKED_TEXT, EXPORT_RECORD_FILE
 from pipelines.modelspec.presets import get_preset
 from pipelines.runs import artifacts
 from pipelines.runs.entities import RunStatus
-from pipelines.runs.sqlite_store import SQLiteRunStore
+from tests.dashboard.test_train_page import store  # noqa: F401  (the fixture: a temp store, no workers)
 
 REPO = Path(__file__).resolve().parents[2]
 APP = str(REPO / "dashboard" / "app.py")
-
-
-@pytest.fixture
-def store(tmp_path, monkeypatch):
-    monkeypatch.setenv("LAYERLAB_HOME", str(tmp_path / "home"))
-    monkeypatch.setattr("pipelines.execution.scheduler.Scheduler.ensure_workers", lambda *a, **k: [])
-    resources.store.clear()
-    resources.scheduler.clear()
-    with SQLiteRunStore(tmp_path / "home") as store:
-        yield store
-    resources.store.clear()
-    resources.scheduler.clear()
 
 
 def finished(store, name):
