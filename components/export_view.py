@@ -49,6 +49,8 @@ def export_panel(store: RunStore, run: Run, page: str, *, run_files: bool = True
     except LayerlabError as exc:
         st.caption(plain(f"No script for this run: {exc}", keep_code=True))
         return
+    st.caption("Take this run out: a standalone Keras script that trains it again (no Layerlab needed), "
+               "its files, or all of them in one zip.")
     parity = _parity_badge(page, run, run_dir, script)
     files = [("script", "Download script (.py)", script_file_name(run), "text/x-python", lambda: script)]
     for name, label, file_name, mime in (("model", "Download model (.keras)", artifacts.MODEL_FILE,
