@@ -15,12 +15,13 @@ import re
 import tempfile
 import uuid
 import zipfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from pipelines.data.catalog import get_info
 from pipelines.errors import RunStateError
-from pipelines.io.export_script import export_script
+from pipelines.io.export_blocks import OFFLINE_PARAMS
+from pipelines.io.export_script import export_script, literal
 from pipelines.modelspec.spec import ModelSpec
 from pipelines.runs.artifacts import HISTORY_FILE, MODEL_FILE, SPEC_FILE, atomic_write_text
 from pipelines.runs.entities import Run
@@ -99,11 +100,26 @@ def _differences(app, scripted) -> list[str]:
     return out
 
 
+def offline(spec: ModelSpec) -> ModelSpec:
+    """The spec with every setting that would download weights set to one that does not."""
+    layers = tuple(replace(layer, params={**layer.params, **{param: value for (kind, param), value in
+                                                             OFFLINE_PARAMS.items() if kind == layer.type}})
+                   for layer in spec.layers)
+    return replace(spec, layers=layers)
+
+
 def check_parity(script: str, spec: ModelSpec, input_shape: tuple[int, ...]) -> Parity:
     """Build the model the script builds (its own `build_model()`, imported from a temp file) and
-    the app's (`keras_build.build_model`), and compare them. The script is Layerlab's own output."""
+    the app's (`keras_build.build_model`), and compare them. The script is Layerlab's own output.
+    Both are built without downloading pretrained weights: the structure is what is compared."""
     from pipelines.modelspec.keras_build import build_model
 
+    sha = sha256(script)
+    for layer in spec.layers:  # the same change in the script's layer calls
+        for (kind, param), value in OFFLINE_PARAMS.items():
+            if layer.type == kind and param in layer.params:
+                script = script.replace(f"{param}={literal(layer.params[param])}", f"{param}={literal(value)}")
+    spec = offline(spec)
     with tempfile.TemporaryDirectory(prefix="layerlab-parity-") as folder:
         path = Path(folder) / "exported.py"
         path.write_text(script)
@@ -112,7 +128,7 @@ def check_parity(script: str, spec: ModelSpec, input_shape: tuple[int, ...]) -> 
         module_spec.loader.exec_module(module)
         scripted = module.build_model()
     app = build_model(spec, input_shape)
-    return Parity(sha256(script), app.count_params(), scripted.count_params(), tuple(_differences(app, scripted)))
+    return Parity(sha, app.count_params(), scripted.count_params(), tuple(_differences(app, scripted)))
 
 
 def recorded_parity(run_dir: Path, script: str) -> Parity | None:

@@ -14,6 +14,7 @@ from string import Template
 from pipelines.data.catalog import DatasetInfo
 from pipelines.errors import SpecError
 from pipelines.modelspec.layers import get_layer_type
+from pipelines.io.export_blocks import SCRIPT_LAYERS, UNEXPORTABLE
 from pipelines.modelspec.spec import LOSSES, OPTIMIZERS, LayerSpec, ModelSpec, output_activation
 
 # The datasets `keras.datasets` can download; any other dataset is read from an image folder.
@@ -119,7 +120,7 @@ _EXAMPLE_PATHS = {"mnist": "mnist.npz", "fashion_mnist": "fashion-mnist/", "cifa
 _LOAD_FOLDER = '''
 
 def read_folder(folder):
-    """Every image of a folder with one subfolder per class, resized to INPUT_SHAPE, as uint8."""
+    """Every image under folder/<class>/, stretched to INPUT_SHAPE (Layerlab's default fit), as uint8."""
     images = keras.utils.image_dataset_from_directory(
         folder, labels="inferred", label_mode="int", class_names=list(CLASS_NAMES),
         color_mode="grayscale" if INPUT_SHAPE[2] == 1 else "rgb", image_size=INPUT_SHAPE[:2],
@@ -131,14 +132,28 @@ def read_folder(folder):
     return np.clip(np.round(x), 0, 255).astype("uint8"), y
 
 
+def hold_out_test(x, y, share=0.2, seed=0):
+    """A folder without splits: Layerlab tests on a seeded `share` of each class."""
+    rng = np.random.default_rng(seed)
+    test = np.zeros(len(y), dtype=bool)
+    for label in np.unique(y):
+        members = np.flatnonzero(y == label)
+        take = max(int(round(len(members) * share)), 1) if len(members) >= 2 else 0
+        test[rng.permutation(members)[:take]] = True
+    return (x[~test], y[~test]), (x[test], y[test])
+
+
 def load_data(path):
-    """Images in <path>/train/<class>/ to train on and <path>/test/<class>/ (or validation/) to test on."""
+    """train/ to train on and test/ (else validation/ or val/) to test on, each with one folder
+    per class; or one folder per class directly, a share of which is held out for testing."""
     if path is None:
         raise SystemExit("This dataset is a folder of images: pass --data FOLDER")
     root = pathlib.Path(path)
-    test = next((root / name for name in ("test", "validation") if (root / name).is_dir()), None)
-    if not (root / "train").is_dir() or test is None:
-        raise SystemExit(f"{root} needs a train/ folder and a test/ or validation/ folder of class subfolders")
+    if not (root / "train").is_dir():
+        return hold_out_test(*read_folder(root))
+    test = next((root / name for name in ("test", "validation", "val") if (root / name).is_dir()), None)
+    if test is None:
+        return hold_out_test(*read_folder(root / "train"))
     return read_folder(root / "train"), read_folder(test)
 '''
 
@@ -247,8 +262,13 @@ def layer_code(layer: LayerSpec) -> str:
     layer_type = get_layer_type(layer.type)
     if layer_type is None:
         raise SpecError(f"Cannot export the layer {layer.name!r}: its type {layer.type!r} is not in the registry")
+    if layer_type.keras_class in UNEXPORTABLE:
+        raise SpecError(f"Cannot export the layer {layer.name!r} as code: {UNEXPORTABLE[layer_type.keras_class]}")
     kwargs = {p.key: p.to_keras(layer.params.get(p.name, p.default)) for p in layer_type.params}
-    return _call(f"keras.layers.{layer_type.keras_class}", {**kwargs, "name": layer.name})
+    # Arguments Layerlab sets itself (e.g. RandomContrast's value_range), when the registry has them.
+    kwargs.update(dict(getattr(layer_type, "fixed", ())))
+    where = "" if layer_type.keras_class in SCRIPT_LAYERS else "keras.layers."
+    return _call(f"{where}{layer_type.keras_class}", {**kwargs, "name": layer.name})
 
 
 def _compile_parts(spec: ModelSpec) -> dict[str, str]:
@@ -302,7 +322,14 @@ def export_script(spec: ModelSpec, info: DatasetInfo, *, title: str = "the run",
         monitor = "val_loss" if spec.fit.validation_split else "loss"
         early = Template(_EARLY_STOPPING).substitute(monitor=monitor, patience=spec.fit.early_stopping_patience)
     main = _MAIN.substitute(data_arg_help=data["data_arg_help"], early_stopping=early)
-    return header + data["loaders"] + body + main
+    blocks = "".join(SCRIPT_LAYERS[name] for name in sorted({_keras_class(layer) for layer in spec.layers})
+                     if name in SCRIPT_LAYERS)
+    return header + data["loaders"] + blocks + body + main
+
+
+def _keras_class(layer: LayerSpec) -> str | None:
+    layer_type = get_layer_type(layer.type)
+    return layer_type.keras_class if layer_type else None
 
 
 def _imports(*modules: str) -> str:
