@@ -12,7 +12,7 @@ import importlib.util
 import logging
 from pathlib import Path
 
-TENSORBOARD_DIR = "tensorboard"
+from pipelines.runs.artifacts import TENSORBOARD_DIR
 
 log = logging.getLogger("layerlab.worker")
 

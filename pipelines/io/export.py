@@ -23,7 +23,7 @@ from pipelines.errors import RunStateError
 from pipelines.io.export_blocks import OFFLINE_PARAMS
 from pipelines.io.export_script import export_script, literal
 from pipelines.modelspec.spec import ModelSpec
-from pipelines.runs.artifacts import HISTORY_FILE, MODEL_FILE, SPEC_FILE, atomic_write_text
+from pipelines.runs.artifacts import HISTORY_FILE, MODEL_FILE, SPEC_FILE, TENSORBOARD_DIR, atomic_write_text
 from pipelines.runs.entities import Run
 
 EXPORT_RECORD_FILE = "export.json"  # the last parity check, beside the run's other files
@@ -158,13 +158,16 @@ def parity_for(run: Run, run_dir: Path, script: str | None = None) -> Parity:
 
 
 def bundle(run: Run, run_dir: Path, script: str, parity: Parity | None = None) -> bytes:
-    """A zip of the run's model.keras, spec.json, history.csv (those that exist), the script and,
-    once checked, parity.json."""
+    """A zip of the run's model.keras, spec.json, history.csv and TensorBoard logs (those that
+    exist), the script and, once checked, parity.json."""
     buffer = io.BytesIO()
+    logs = sorted(path for path in (run_dir / TENSORBOARD_DIR).rglob("events.out.tfevents.*") if path.is_file())
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for name in (MODEL_FILE, SPEC_FILE, HISTORY_FILE):
             if (run_dir / name).is_file():
                 archive.write(run_dir / name, name)
+        for path in logs:  # `tensorboard --logdir tensorboard` opens them where the zip is unpacked
+            archive.write(path, path.relative_to(run_dir).as_posix())
         archive.writestr(script_file_name(run), script)
         if parity is not None:
             archive.writestr(PARITY_FILE, json.dumps(parity.to_dict(), indent=2))

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pipelines.execution.tensorboard_logs import can_write_logs
 from pipelines.io.export import CHECKED_TEXT, EXPORT_RECORD_FILE, bundle, parity_for, run_script, script_file_name
 
 pytestmark = pytest.mark.slow
@@ -65,8 +66,11 @@ def test_the_zip_holds_the_model_spec_history_script_and_the_parity_check(traine
     assert parity.ok and parity.text == CHECKED_TEXT
     assert json.loads((run_dir / EXPORT_RECORD_FILE).read_text())["script_sha256"] == parity.script_sha256
     with zipfile.ZipFile(io.BytesIO(bundle(run, run_dir, script, parity))) as archive:
-        assert sorted(archive.namelist()) == sorted(["model.keras", "spec.json", "history.csv", "parity.json",
-                                                     script_file_name(run)])
+        logs = sorted(name for name in archive.namelist() if name.startswith("tensorboard/"))
+        assert sorted(set(archive.namelist()) - set(logs)) == sorted(["model.keras", "spec.json", "history.csv",
+                                                                      "parity.json", script_file_name(run)])
+        if can_write_logs():  # the run's event files, where `tensorboard --logdir tensorboard` finds them
+            assert [name.split("/")[1] for name in logs] == ["train", "validation"]
         assert archive.read("model.keras") == (run_dir / "model.keras").read_bytes()
         assert json.loads(archive.read("spec.json")) == json.loads((run_dir / "spec.json").read_text())
         assert archive.read(script_file_name(run)).decode() == script
