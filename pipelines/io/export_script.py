@@ -315,7 +315,7 @@ def export_script(spec: ModelSpec, info: DatasetInfo, *, title: str = "the run",
         dataset=literal(info.name), class_names=literal(list(info.class_names)),
         input_shape=literal(list(input_shape)), seed=literal(spec.fit.seed), epochs=literal(spec.fit.epochs),
         batch_size=literal(spec.fit.batch_size), validation_split=literal(spec.fit.validation_split))
-    layers = "".join(f"            {layer_code(layer)},\n" for layer in spec.layers)
+    layers = "".join(_wrapped(layer_code(layer), "            ") for layer in spec.layers)
     body = _PREPARE.substitute(labels=_LABELS[spec.compile.label_mode], layers=layers, **_compile_parts(spec))
     early = ""
     if spec.fit.early_stopping_patience:
@@ -330,6 +330,16 @@ def export_script(spec: ModelSpec, info: DatasetInfo, *, title: str = "the run",
 def _keras_class(layer: LayerSpec) -> str | None:
     layer_type = get_layer_type(layer.type)
     return layer_type.keras_class if layer_type else None
+
+
+def _wrapped(call: str, indent: str) -> str:
+    """One list item; a call too long for a line gets one argument per line, as black writes it."""
+    if len(indent) + len(call) < 100:
+        return f"{indent}{call},\n"
+    name = call.split("(", 1)[0]
+    parts = ast.parse(call).body[0].value.keywords
+    lines = "".join(f"{indent}    {ast.unparse(part)},\n" for part in parts)
+    return f"{indent}{name}(\n{lines}{indent}),\n"
 
 
 def _imports(*modules: str) -> str:
