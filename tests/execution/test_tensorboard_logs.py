@@ -1,4 +1,5 @@
 """TensorBoard event logs: a real run writes them under its folder, one point per epoch per metric."""
+import json
 import os
 import threading
 from collections import defaultdict
@@ -21,17 +22,23 @@ def tensorboard_package():
         pytest.skip("the tensorboard package is not installed (pip install -r requirements.txt)")
 
 
-def scalars(folder):
-    """{tag: {step: value}} from every event file in `folder`, read with TensorFlow's own reader."""
+def summaries(folder, plugin):
+    """{tag: {step: value}} of one TensorBoard plugin's summaries in every event file in `folder`,
+    read with TensorFlow's own reader."""
     import tensorflow as tf
 
     found = defaultdict(dict)
     for path in sorted(folder.glob("events.out.tfevents.*")):
         for event in tf.compat.v1.train.summary_iterator(str(path)):
             for value in event.summary.value:
-                if value.metadata.plugin_data.plugin_name == "scalars":
-                    found[value.tag][event.step] = float(tf.make_ndarray(value.tensor))
+                if value.metadata.plugin_data.plugin_name == plugin:
+                    found[value.tag][event.step] = tf.make_ndarray(value.tensor)
     return found
+
+
+def scalars(folder):
+    return {tag: {step: float(value) for step, value in steps.items()}
+            for tag, steps in summaries(folder, "scalars").items()}
 
 
 def test_a_run_writes_each_epochs_scalars_for_tensorboard(tmp_path, shared_datasets, tensorboard_package):
@@ -57,3 +64,6 @@ def test_a_run_writes_each_epochs_scalars_for_tensorboard(tmp_path, shared_datas
     assert train["epoch_loss"][2] < train["epoch_loss"][0]
     # No per-batch points: the app has the batch curves, the logs stay small.
     assert not any(tag.startswith("batch_") for tag in train)
+    # The model's graph, as TensorBoard's Graphs tab reads it: the Keras config of these layers.
+    graph = json.loads(summaries(logs / "train", "graph_keras_model")["keras"][0].item())
+    assert [layer["config"]["name"] for layer in graph["config"]["layers"][1:]] == [layer.name for layer in spec.layers]
