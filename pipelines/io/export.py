@@ -17,6 +17,7 @@ import uuid
 import zipfile
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from types import ModuleType
 
 from pipelines.data.catalog import get_info
 from pipelines.errors import RunStateError
@@ -100,6 +101,18 @@ def _differences(app, scripted) -> list[str]:
     return out
 
 
+def script_module(script: str) -> ModuleType:
+    """An exported script imported as a module (its `main()` does not run), from a temp file. Only
+    for Layerlab's own output: importing runs the script's top level."""
+    with tempfile.TemporaryDirectory(prefix="layerlab-parity-") as folder:
+        path = Path(folder) / "exported.py"
+        path.write_text(script)
+        module_spec = importlib.util.spec_from_file_location(f"layerlab_exported_{uuid.uuid4().hex}", path)
+        module = importlib.util.module_from_spec(module_spec)
+        module_spec.loader.exec_module(module)
+    return module
+
+
 def offline(spec: ModelSpec) -> ModelSpec:
     """The spec with every setting that would download weights set to one that does not."""
     layers = tuple(replace(layer, params={**layer.params, **{param: value for (kind, param), value in
@@ -120,13 +133,7 @@ def check_parity(script: str, spec: ModelSpec, input_shape: tuple[int, ...]) -> 
             if layer.type == kind and param in layer.params:
                 script = script.replace(f"{param}={literal(layer.params[param])}", f"{param}={literal(value)}")
     spec = offline(spec)
-    with tempfile.TemporaryDirectory(prefix="layerlab-parity-") as folder:
-        path = Path(folder) / "exported.py"
-        path.write_text(script)
-        module_spec = importlib.util.spec_from_file_location(f"layerlab_exported_{uuid.uuid4().hex}", path)
-        module = importlib.util.module_from_spec(module_spec)
-        module_spec.loader.exec_module(module)
-        scripted = module.build_model()
+    scripted = script_module(script).build_model()
     app = build_model(spec, input_shape)
     return Parity(sha, app.count_params(), scripted.count_params(), tuple(_differences(app, scripted)))
 

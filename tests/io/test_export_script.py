@@ -12,13 +12,15 @@ from PIL import Image
 
 from pipelines.data.catalog import CATALOG, DatasetInfo
 from pipelines.errors import SpecError
-from pipelines.io.export import check_parity, offline, run_script
+from pipelines.data import readers
+from pipelines.io.export import check_parity, offline, run_script, script_module
 from pipelines.io.export_blocks import UNEXPORTABLE
 from pipelines.io.export_script import export_script, literal
 from pipelines.modelspec.layers import LAYER_TYPES
 from pipelines.modelspec.presets import PRESETS
 from pipelines.modelspec.spec import LayerSpec, ModelSpec
 from pipelines.modelspec.validation import validate
+from tests.data.test_datasets import write_cifar_folder, write_cifar_tarball
 
 ALLOWED_IMPORTS = {"argparse", "gzip", "pathlib", "pickle", "tarfile", "keras", "numpy"}
 
@@ -193,3 +195,23 @@ def test_names_and_titles_cannot_become_code():
         literal(object())
     with pytest.raises(SpecError, match="only numbers, strings"):
         literal(float("nan"))  # repr 'nan' is a name, not a literal
+
+
+@pytest.mark.parametrize("dataset, files, reader", [
+    ("mnist", lambda data, tmp: data / "mnist-sample" / "mnist.npz", readers.read_mnist_npz),
+    ("fashion_mnist", lambda data, tmp: data / "fashion-mnist", readers.read_fashion_idx),
+    ("cifar10", lambda data, tmp: write_cifar_folder(tmp / "cifar-10-batches-py"), readers.read_cifar_folder),
+    ("cifar10", lambda data, tmp: write_cifar_tarball(tmp / "cifar-10-python.tar.gz"), readers.read_cifar_tarball),
+])
+def test_the_scripts_data_loading_gives_the_arrays_layerlab_trains_on(dataset, files, reader, shared_datasets,
+                                                                       tmp_path):
+    """--data PATH: the same images and labels, in the same order, as Layerlab's own readers."""
+    info = CATALOG[dataset]
+    spec = PRESETS["cifar-mlp" if dataset == "cifar10" else "mlp-128x2"].spec
+    path = files(shared_datasets, tmp_path)
+    (x_train, y_train), (x_test, y_test) = script_module(export_script(spec, info)).load_data(str(path))
+    layerlab = reader(Path(path), info)
+    for mine, theirs in ((x_train, layerlab.x_train), (y_train, layerlab.y_train), (x_test, layerlab.x_test),
+                         (y_test, layerlab.y_test)):
+        assert mine.shape == theirs.shape and np.array_equal(mine, theirs)
+    assert x_train.dtype == np.uint8 and x_train.shape[1:] == info.input_shape
