@@ -3,7 +3,7 @@ a baseline, what differs, which setting mattered, run-to-run noise, and two runs
 prediction. The selection lives in the URL (`/compare?runs=ID,ID`), so a comparison can be shared."""
 import streamlit as st
 
-from components import compare_view, import_view, resources, state, sweep_panel
+from components import compare_view, export_view, import_view, resources, state, sweep_panel
 from components.text import plain
 
 st.title("Compare")
@@ -20,6 +20,7 @@ if table.empty:
 selected = compare_view.selectable_table(compare_view.filtered(table))
 if selected:
     compare_view.manage(store, table, selected)
+    export_view.compare_exports(store, selected)
 if len(selected) < 2:
     st.caption("Select two or more runs in the table (up to 20) to compare them.")
     st.stop()

@@ -12,7 +12,7 @@ import time
 
 import streamlit as st
 
-from components import live_chart, model_cache, resources, run_list, state
+from components import export_view, live_chart, model_cache, resources, run_list, state
 from components.guard import guard
 from components.live_chart import Curves
 from components.text import plain
@@ -181,6 +181,7 @@ def selected_run(store: RunStore, run_id: str, live: bool) -> None:
         actions(store, run)
         if run.status.is_terminal:
             results(store, run)
+            export_view.export_panel(store, run, "train", run_files=False)
         st.plotly_chart(curves.figure, key=state.key("train", "chart"), config={"displaylogo": False})
         if not curves.point_count and run.status.is_active:
             st.caption("The curves appear with the first batch.")

@@ -16,6 +16,7 @@ from pipelines import paths
 from pipelines.cli.commands import (cmd_resume, cmd_runs, cmd_show, cmd_stop, cmd_store_check, cmd_store_rebuild,
                                     cmd_train, cmd_validate, cmd_worker)
 from pipelines.cli.import_commands import add_import_command
+from pipelines.cli.export_commands import add_export_command
 from pipelines.cli.sweep_commands import add_sweep_command
 from pipelines.data.catalog import CATALOG
 from pipelines.errors import LayerlabError
@@ -69,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_sweep_command(sub, common, tuple(CATALOG))
     add_import_command(sub, common, tuple(CATALOG))
+    add_export_command(sub, common)
 
     resume_help = "resume a STOPPED or INTERRUPTED run, or a FAILED one that kept a checkpoint"
     for name, func, helptext in (("show", cmd_show, "one run as JSON"), ("stop", cmd_stop, "stop a run"),

@@ -32,6 +32,7 @@ from pipelines.modelspec.spec import ModelSpec
 from pipelines.modelspec.validation import ensure_valid
 from pipelines.execution.checkpoints import load_checkpoint, save_checkpoint
 from pipelines.execution.speed import SpeedSettings, choose_steps_per_execution
+from pipelines.execution.tensorboard_logs import tensorboard_callbacks
 from pipelines.runs.artifacts import (BEST_FILE, HISTORY_FILE, LAST_FILE, MODEL_FILE, SPEC_FILE, atomic_copy,
                                       atomic_target, atomic_write_text)
 from pipelines.runs.entities import MetricPoint, Progress, Run, RunOutcome, RunStatus
@@ -370,6 +371,7 @@ def _callbacks(store: RunStore, run: Run, spec: ModelSpec, steps_per_epoch: int,
     callbacks: list[keras.callbacks.Callback] = [FiniteEpochGuard(recorder), checkpoint, recorder]
     if spec.fit.early_stopping_patience:
         callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, patience=spec.fit.early_stopping_patience))
+    callbacks += tensorboard_callbacks(run_dir)
     return recorder, checkpoint, callbacks
 
 

@@ -24,6 +24,7 @@ PREVIOUS_FILE = "previous.keras"  # the checkpoint before last.keras: resume fal
 PREVIOUS_STATE_FILE = "previous.json"
 HISTORY_FILE = "history.csv"  # epoch-level metrics
 SPEC_FILE = "spec.json"  # the spec the run trained
+TENSORBOARD_DIR = "tensorboard"  # TensorBoard event logs: train/ and validation/ (execution/tensorboard_logs.py)
 RECORD_FILE = "run.json"  # the run's own record, rewritten at every status change (see records.py)
 FAILURE_FILE = "failure.txt"  # why a worker failed, left for the reaper when the store could not be written
 TEMP_PREFIX = ".tmp-"
