@@ -52,6 +52,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self.best_epoch: int | None = None
         self.best_is_final = False
         self.epoch_complete: Callable[[], bool] = lambda: True
+        self.saved_model: keras.Model | None = None  # what to save when fit trains a part of it
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         if not self.epoch_complete():
@@ -67,7 +68,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
         # written: the worker saves model.keras right after fit, and copies it if it is the best.
         final = epoch + 1 >= self.params.get("epochs", 0)
         if not final:
-            save_checkpoint(self.model, self.run_dir,
+            save_checkpoint(self.saved_model or self.model, self.run_dir,
                             {"epochs_done": epoch + 1, "best_value": self.best_value, "best_epoch": self.best_epoch})
             if improved:
                 atomic_copy(self.run_dir / LAST_FILE, self.run_dir / BEST_FILE)

@@ -18,8 +18,9 @@ import keras
 import numpy as np
 
 from pipelines.data.catalog import CATALOG, Dataset
-from pipelines.data.inputs import make_inputs
+from pipelines.data.inputs import Inputs, make_inputs
 from pipelines.data.locate import load, locate
+from pipelines.modelspec.keras_blocks import set_runs_home
 from pipelines.modelspec.keras_build import build_model
 from pipelines.modelspec.presets import get_preset
 from pipelines.modelspec.spec import ModelSpec
@@ -27,6 +28,7 @@ from pipelines.modelspec.validation import ensure_valid
 from pipelines.execution.callbacks import (BatchProbe, EpochCheckpoint, FiniteEpochGuard, StoreRecorder,
                                            nonfinite)
 from pipelines.execution.checkpoints import load_checkpoint
+from pipelines.execution.feature_cache import cached_training, ensure_base_runs_finished
 from pipelines.execution.speed import SpeedSettings, choose_steps_per_execution
 from pipelines.runs.artifacts import (BEST_FILE, HISTORY_FILE, MODEL_FILE, SPEC_FILE, atomic_copy,
                                       atomic_target, atomic_write_text)
@@ -120,6 +122,16 @@ def _starting_model(run: Run, spec: ModelSpec, input_shape: tuple, run_dir: Path
     return build_model(spec, input_shape), {"epochs_done": 0, "best_value": None, "best_epoch": None}
 
 
+def _fit_target(model: keras.Model, spec: ModelSpec, dataset: Dataset, home: Path) -> tuple[keras.Model, Inputs]:
+    """What `fit` trains, and on what: the top on a frozen base's cached features when the spec
+    allows (feature_cache.py), else the model on the images."""
+    cached = cached_training(model, spec, dataset, home)
+    if cached is not None:
+        return cached.top, cached.inputs
+    return model, make_inputs(dataset, batch_size=spec.fit.batch_size, validation_split=spec.fit.validation_split,
+                              label_mode=spec.compile.label_mode, seed=spec.fit.seed)
+
+
 def _speed(recorder: StoreRecorder, steps_per_epoch: int, examples_per_step: int, fit_seconds: float) -> dict:
     """fit_seconds, and samples/s over the batches this attempt actually trained."""
     metrics = {"fit_seconds": fit_seconds}
@@ -162,24 +174,26 @@ def execute_run(store: RunStore, run: Run, stop_event: threading.Event, data_dir
     started = time.perf_counter()
     keras.backend.clear_session()  # a worker that trains a sweep's runs one after another starts each afresh
     spec = ModelSpec.from_dict(run.spec)
-    ensure_valid(spec, run.dataset)
+    set_runs_home(store.home)  # where a RunBase layer finds its run's model
+    ensure_base_runs_finished(store, spec)
+    ensure_valid(spec, dataset.info if dataset is not None else run.dataset)
     dataset = dataset if dataset is not None else load(run.dataset, data_dir)
-    inputs = make_inputs(dataset, batch_size=spec.fit.batch_size, validation_split=spec.fit.validation_split,
-                         label_mode=spec.compile.label_mode, seed=spec.fit.seed)
     run_dir = store.ensure_run_dir(run.id)
     atomic_write_text(run_dir / SPEC_FILE, spec.to_json())
 
     keras.utils.set_random_seed(spec.fit.seed + run.resume_count)
     model, state = _starting_model(run, spec, dataset.info.input_shape, run_dir)
-    spe = tune_speed(model, speed or SpeedSettings(), spec.fit.batch_size, inputs.steps_per_epoch)
+    fit_model, inputs = _fit_target(model, spec, dataset, store.home)
+    spe = tune_speed(fit_model, speed or SpeedSettings(), spec.fit.batch_size, inputs.steps_per_epoch)
     store.delete_metrics_from_epoch(run.id, state["epochs_done"])
 
     fit_start = time.perf_counter()
-    with BatchProbe(model) as probe:
+    with BatchProbe(fit_model) as probe:
         recorder, checkpoint, callbacks = _callbacks(store, run, spec, inputs.steps_per_epoch,
                                                      inputs.val is not None, run_dir, state, stop_event, probe)
-        history = model.fit(inputs.train, validation_data=inputs.val, epochs=spec.fit.epochs,
-                            initial_epoch=state["epochs_done"], verbose=0, callbacks=callbacks, shuffle=False)
+        checkpoint.saved_model = model  # the full model, also when only its top is fitted
+        history = fit_model.fit(inputs.train, validation_data=inputs.val, epochs=spec.fit.epochs,
+                                initial_epoch=state["epochs_done"], verbose=0, callbacks=callbacks, shuffle=False)
     recorder.flush()
     metrics = _finite(fit_results(history.history))
     metrics.update(_speed(recorder, inputs.steps_per_epoch, min(spec.fit.batch_size, inputs.n_train),
@@ -190,7 +204,7 @@ def execute_run(store: RunStore, run: Run, stop_event: threading.Event, data_dir
     if not failure:
         status = RunStatus.STOPPED if recorder.stopped else RunStatus.COMPLETED
     if status is RunStatus.COMPLETED:
-        test = evaluate_test(model, inputs.test)
+        test = evaluate_test(fit_model, inputs.test)
         metrics.update(_finite(test))
         if kind := nonfinite(test.get("test_loss")):
             status, failure = RunStatus.FAILED, (
