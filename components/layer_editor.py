@@ -12,12 +12,15 @@ from components import state
 from components.text import plain
 from pipelines.errors import SpecError
 from pipelines.modelspec import edit
+from pipelines.data.catalog import get_info
 from pipelines.modelspec.layers import LAYER_TYPES, ParamSpec
+from pipelines.modelspec.pretrained import weights_note
 from pipelines.modelspec.spec import LayerSpec
 from pipelines.modelspec.validation import Fix, LayerRow, Problem, shape_text
 
 CATEGORY_TITLES = {"core": "Core", "convolutional": "Convolution", "regularization": "Regularisation",
-                   "activation": "Activation"}
+                   "activation": "Activation", "augmentation": "Augmentation (training only)",
+                   "transfer": "Transfer learning"}
 
 
 # --- callbacks: they run before the next script run, so the page draws the new spec at once -----
@@ -125,6 +128,8 @@ def _param_widget(index: int, layer: LayerSpec, param: ParamSpec) -> None:
         st.text_input(label, value=text, **common)
         if _parse_shape(state.widget_value(widget_key) or text) is None:
             st.error("Write whole numbers separated by commas, e.g. 28, 28, 1")
+    elif param.kind == "text":
+        st.text_input(label, value=str(value or ""), **common)
     elif param.kind == "int":
         number = value if isinstance(value, int) and not isinstance(value, bool) else int(param.default)
         st.number_input(label, value=number, step=1, **common)
@@ -174,6 +179,8 @@ def layer_card(index: int, layer: LayerSpec, row: LayerRow | None, problems: lis
                     _param_widget(index, layer, param)
         if layer_type is not None:
             st.caption(layer_type.help)
+        if layer.type == "PretrainedBase" and layer.params.get("weights") == "imagenet":
+            st.caption(plain(weights_note(str(layer.params.get("base")), get_info(state.dataset()).input_shape)))
         for number, problem in enumerate(problems):
             problem_row(problem, state.build_key("fix", index, number))
 

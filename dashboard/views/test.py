@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from components import (activation_view, drawing_pad, evaluation_view, model_cache, resources, run_list, state,
+from components import (activation_view, augmentation_view, drawing_pad, evaluation_view, model_cache, resources, run_list, state,
                         upload_view)
 from components.text import plain
 from pipelines.data.catalog import get_info
@@ -76,3 +76,4 @@ if evaluate.open:
 if inside.open:
     with inside:
         activation_view.see_inside(loaded, run.id, run.dataset)
+        augmentation_view.what_the_model_sees(loaded, run.id, run.dataset)
