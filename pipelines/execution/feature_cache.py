@@ -87,7 +87,10 @@ def _features(prefix: keras.Model, images: np.ndarray) -> np.ndarray:
 
 def _load_or_compute(folder: Path, prefix: keras.Model, dataset: Dataset) -> tuple[np.ndarray, np.ndarray, bool]:
     if (folder / "test.npy").is_file():
-        return np.load(folder / "train.npy"), np.load(folder / "test.npy"), True
+        try:
+            return np.load(folder / "train.npy"), np.load(folder / "test.npy"), True
+        except (OSError, ValueError):  # a damaged cache is computed again, never trusted
+            shutil.rmtree(folder, ignore_errors=True)
     train, test = _features(prefix, dataset.x_train), _features(prefix, dataset.x_test)
     partial = folder.with_name(folder.name + f".partial-{os.getpid()}")
     partial.mkdir(parents=True, exist_ok=True)

@@ -13,6 +13,7 @@ from pipelines.data.inputs import scale_images
 from pipelines.errors import SpecError
 from pipelines.execution.feature_cache import CACHE_FOLDER, cached_prefix
 from pipelines.execution.training import execute_run
+from pipelines.modelspec.keras_build import spec_from_model
 from pipelines.modelspec.spec import LayerSpec, ModelSpec
 from pipelines.runs.artifacts import MODEL_FILE
 from pipelines.runs.entities import RunStatus
@@ -115,6 +116,7 @@ def test_a_finished_run_is_a_frozen_base_for_a_new_top(tmp_path, photos):
                              .get_weights()):
         np.testing.assert_array_equal(before, after)  # frozen
     assert not new.get_layer("base").trainable_weights
+    assert spec_from_model(new).layers == spec.layers  # the block reads back as the spec wrote it
 
     store.create_run("unfinished", photos.info.name, source_spec.to_dict(), total_epochs=1)
     queued = next(r for r in store.list_runs() if r.name == "unfinished")
