@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +35,7 @@ from pipelines.runs.store import RunStore
 
 CACHE_FOLDER = "feature-cache"
 FEATURE_BATCH = 64
+FEATURE_CHUNK = 512  # images between two looks at the Stop flag
 # Layers without weights or randomness that may follow the base and be cached with it: average
 # pooling shrinks 4x4x1280 maps to 1280 numbers, so the cache is 16 times smaller.
 _PASS_THROUGH = ("GlobalAveragePooling2D", "Flatten")
@@ -78,20 +80,31 @@ def cache_key(dataset: Dataset, prefix: keras.Model) -> str:
     return digest.hexdigest()
 
 
-def _features(prefix: keras.Model, images: np.ndarray) -> np.ndarray:
-    """The prefix's outputs on uint8 images, scaled to [0, 1] a batch at a time as training does."""
-    batches = tf.data.Dataset.from_tensor_slices(images).batch(FEATURE_BATCH).map(
-        lambda x: tf.cast(x, tf.float32) / 255.0)
-    return prefix.predict(batches, verbose=0).astype(np.float32)
+class _Stopped(Exception):
+    """A Stop arrived while the features were being computed."""
 
 
-def _load_or_compute(folder: Path, prefix: keras.Model, dataset: Dataset) -> tuple[np.ndarray, np.ndarray, bool]:
+def _features(prefix: keras.Model, images: np.ndarray, should_stop: Callable[[], bool]) -> np.ndarray:
+    """The prefix's outputs on uint8 images, scaled to [0, 1] a batch at a time as training does; in
+    chunks, so that a Stop is heeded within one chunk rather than after the whole set."""
+    parts = []
+    for start in range(0, len(images), FEATURE_CHUNK):
+        if should_stop():
+            raise _Stopped
+        batches = tf.data.Dataset.from_tensor_slices(images[start:start + FEATURE_CHUNK]).batch(FEATURE_BATCH).map(
+            lambda x: tf.cast(x, tf.float32) / 255.0)
+        parts.append(prefix.predict(batches, verbose=0).astype(np.float32))
+    return np.concatenate(parts)
+
+
+def _load_or_compute(folder: Path, prefix: keras.Model, dataset: Dataset, should_stop: Callable[[], bool]
+                     ) -> tuple[np.ndarray, np.ndarray, bool]:
     if (folder / "test.npy").is_file():
         try:
             return np.load(folder / "train.npy"), np.load(folder / "test.npy"), True
         except (OSError, ValueError):  # a damaged cache is computed again, never trusted
             shutil.rmtree(folder, ignore_errors=True)
-    train, test = _features(prefix, dataset.x_train), _features(prefix, dataset.x_test)
+    train, test = _features(prefix, dataset.x_train, should_stop), _features(prefix, dataset.x_test, should_stop)
     partial = folder.with_name(folder.name + f".partial-{os.getpid()}")
     partial.mkdir(parents=True, exist_ok=True)
     np.save(partial / "train.npy", train)
@@ -103,10 +116,11 @@ def _load_or_compute(folder: Path, prefix: keras.Model, dataset: Dataset) -> tup
     return train, test, False
 
 
-def cached_training(model: keras.Model, spec: ModelSpec, dataset: Dataset, home: str | Path | None = None
-                    ) -> CachedTraining | None:
+def cached_training(model: keras.Model, spec: ModelSpec, dataset: Dataset, home: str | Path | None = None,
+                    should_stop: Callable[[], bool] = lambda: False) -> CachedTraining | None:
     """The top of `model` on cached features, with inputs split as `make_inputs` splits the images;
-    None when the spec has no cacheable base or its features would be too big."""
+    None when the spec has no cacheable base, its features would be too big, or a Stop came while
+    they were computed (the caller's plain `fit` then stops at its first batch)."""
     count = cached_prefix(spec)
     if count is None:
         return None
@@ -117,7 +131,10 @@ def cached_training(model: keras.Model, spec: ModelSpec, dataset: Dataset, home:
         return None
     prefix = keras.Model(model.inputs, boundary.output)
     folder = paths.home_dir(home) / CACHE_FOLDER / cache_key(dataset, prefix)
-    train, test, reused = _load_or_compute(folder, prefix, dataset)
+    try:
+        train, test, reused = _load_or_compute(folder, prefix, dataset, should_stop)
+    except _Stopped:
+        return None
 
     features_in = keras.Input(shape=feature_shape)
     x = features_in

@@ -122,10 +122,11 @@ def _starting_model(run: Run, spec: ModelSpec, input_shape: tuple, run_dir: Path
     return build_model(spec, input_shape), {"epochs_done": 0, "best_value": None, "best_epoch": None}
 
 
-def _fit_target(model: keras.Model, spec: ModelSpec, dataset: Dataset, home: Path) -> tuple[keras.Model, Inputs]:
+def _fit_target(model: keras.Model, spec: ModelSpec, dataset: Dataset, home: Path,
+                should_stop: Callable[[], bool]) -> tuple[keras.Model, Inputs]:
     """What `fit` trains, and on what: the top on a frozen base's cached features when the spec
     allows (feature_cache.py), else the model on the images."""
-    cached = cached_training(model, spec, dataset, home)
+    cached = cached_training(model, spec, dataset, home, should_stop)
     if cached is not None:
         return cached.top, cached.inputs
     return model, make_inputs(dataset, batch_size=spec.fit.batch_size, validation_split=spec.fit.validation_split,
@@ -183,7 +184,7 @@ def execute_run(store: RunStore, run: Run, stop_event: threading.Event, data_dir
 
     keras.utils.set_random_seed(spec.fit.seed + run.resume_count)
     model, state = _starting_model(run, spec, dataset.info.input_shape, run_dir)
-    fit_model, inputs = _fit_target(model, spec, dataset, store.home)
+    fit_model, inputs = _fit_target(model, spec, dataset, store.home, stop_event.is_set)
     spe = tune_speed(fit_model, speed or SpeedSettings(), spec.fit.batch_size, inputs.steps_per_epoch)
     store.delete_metrics_from_epoch(run.id, state["epochs_done"])
 

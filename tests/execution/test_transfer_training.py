@@ -126,3 +126,14 @@ def test_a_finished_run_is_a_frozen_base_for_a_new_top(tmp_path, photos):
     with pytest.raises(SpecError, match="only a completed run can be a base"):
         execute_run(store, next(r for r in store.list_runs() if r.name == "bad"), threading.Event(), dataset=photos)
     assert (tmp_path / "home" / CACHE_FOLDER).is_dir()  # the RunBase run's features were cached too
+
+
+def test_a_stop_while_the_features_are_computed_ends_the_run_stopped_and_caches_nothing(tmp_path, photos):
+    store = SQLiteRunStore(tmp_path / "home")
+    spec = _spec(LayerSpec("PretrainedBase", "base", {"base": "MobileNetV2", "weights": "none"}))
+    store.create_run("stopped", photos.info.name, spec.to_dict(), total_epochs=1)
+    stop = threading.Event()
+    stop.set()  # as if Stop was pressed before the first chunk of features
+    outcome = execute_run(store, store.claim_next_run(1, 1), stop, dataset=photos)
+    assert outcome.status is RunStatus.STOPPED
+    assert not list((tmp_path / "home" / CACHE_FOLDER).glob("*"))
