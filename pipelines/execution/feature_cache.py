@@ -152,7 +152,10 @@ def cached_training(model: keras.Model, spec: ModelSpec, dataset: Dataset, home:
 
 
 def ensure_base_runs_finished(store: RunStore, spec: ModelSpec) -> None:
-    """A RunBase must name a COMPLETED run: a stopped or failed one is no base to build on."""
+    """A RunBase must name a COMPLETED run: a stopped or failed one is no base to build on. (A Ray
+    task's relay holds no runs: there the RunBase itself needs the run's saved model.)"""
+    if not isinstance(store, RunStore):
+        return
     for index, layer in enumerate(spec.layers):
         run_id = layer.params.get("run_id") if layer.type == "RunBase" else None
         if not run_id:

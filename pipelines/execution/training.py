@@ -122,7 +122,7 @@ def _starting_model(run: Run, spec: ModelSpec, input_shape: tuple, run_dir: Path
     return build_model(spec, input_shape), {"epochs_done": 0, "best_value": None, "best_epoch": None}
 
 
-def _fit_target(model: keras.Model, spec: ModelSpec, dataset: Dataset, home: Path,
+def _fit_target(model: keras.Model, spec: ModelSpec, dataset: Dataset, home: Path | None,
                 should_stop: Callable[[], bool]) -> tuple[keras.Model, Inputs]:
     """What `fit` trains, and on what: the top on a frozen base's cached features when the spec
     allows (feature_cache.py), else the model on the images."""
@@ -175,7 +175,8 @@ def execute_run(store: RunStore, run: Run, stop_event: threading.Event, data_dir
     started = time.perf_counter()
     keras.backend.clear_session()  # a worker that trains a sweep's runs one after another starts each afresh
     spec = ModelSpec.from_dict(run.spec)
-    set_runs_home(store.home)  # where a RunBase layer finds its run's model
+    home = getattr(store, "home", None)  # None in a Ray task (its relay): the node's own Layerlab home
+    set_runs_home(home)  # where a RunBase layer finds its run's model
     ensure_base_runs_finished(store, spec)
     ensure_valid(spec, dataset.info if dataset is not None else run.dataset)
     dataset = dataset if dataset is not None else load(run.dataset, data_dir)
@@ -184,7 +185,7 @@ def execute_run(store: RunStore, run: Run, stop_event: threading.Event, data_dir
 
     keras.utils.set_random_seed(spec.fit.seed + run.resume_count)
     model, state = _starting_model(run, spec, dataset.info.input_shape, run_dir)
-    fit_model, inputs = _fit_target(model, spec, dataset, store.home, stop_event.is_set)
+    fit_model, inputs = _fit_target(model, spec, dataset, home, stop_event.is_set)
     spe = tune_speed(fit_model, speed or SpeedSettings(), spec.fit.batch_size, inputs.steps_per_epoch)
     store.delete_metrics_from_epoch(run.id, state["epochs_done"])
 
