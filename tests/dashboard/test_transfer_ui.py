@@ -66,3 +66,30 @@ def test_what_the_model_sees_are_augmented_copies_and_nothing_without_augmentati
     plain = LoadedModel(build_model(plain_spec), plain_spec, (16, 16, 3), False, ("a", "b"))
     assert augmentation_layers(plain) == []
     np.testing.assert_array_equal(augmented_samples(plain, image, 6), image[None])
+
+
+def test_a_run_base_is_picked_from_the_completed_runs_and_shows_the_cut_shape(app, tmp_path):
+    import os
+
+    import keras
+
+    from pipelines.runs.artifacts import MODEL_FILE
+    from pipelines.runs.entities import RunStatus
+    from pipelines.runs.sqlite_store import SQLiteRunStore
+
+    model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(name="flat"),
+                              keras.layers.Dense(8, name="hidden"), keras.layers.Dense(10, name="outputs")])
+    with SQLiteRunStore(tmp_path / "home") as store:
+        run = store.create_run("source", "fashion_mnist", {"layers": []})
+        store.claim_next_run(os.getpid(), 10)
+        model.save(store.ensure_run_dir(run.id) / MODEL_FILE)
+        store.finish_run(run.id, RunStatus.COMPLETED)
+    app.button(key="build_clear").click().run()
+    app.button(key="build_add_RunBase").click().run()
+    picker = next(s for s in app.selectbox if s.label == "run id")
+    assert len(picker.options) == 2  # nothing picked yet, and the one completed run
+    picker.set_value(run.id).run()
+    assert not app.exception
+    assert next(s for s in app.selectbox if s.label == "run id").value == run.id
+    assert list(app.table[0].value["Output shape"]) == ["(None, 8)"]  # cut after "hidden", all but the last
+    assert list(app.table[0].value["Frozen"]) == [784 * 8 + 8]
