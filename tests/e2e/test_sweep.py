@@ -34,11 +34,20 @@ def test_learning_rate_sweep_from_build_to_compare(app_server, page):
     page.goto(f"{url}/build")
     page.get_by_role("heading", name="Build").wait_for(timeout=60_000)
     wait_for_app(page)
-    click(page, "build_preset_mlp-512")  # MNIST (the 5,000-image sample): quick to sweep
-    epochs = page.get_by_label("Epochs", exact=True)
-    epochs.fill("1")
-    epochs.press("Enter")
+    # mlp-512 trains on MNIST (the 5,000-image sample): quick to sweep. Edit only once the preset
+    # has landed, so that no widget of the model it replaced is still on the page.
+    loaded = page.get_by_text(re.compile(r"switched the dataset to MNIST"))
+    until(page, lambda: click(page, "build_preset_mlp-512"), loaded.is_visible, "the mlp-512 preset")
     wait_for_app(page)
+    one_epoch = page.get_by_text(re.compile(r"· 1 epoch of 128"))
+
+    def one_epoch_only() -> None:
+        epochs = page.get_by_label("Epochs", exact=True)
+        epochs.fill("1")
+        epochs.press("Enter")
+        wait_for_app(page)
+
+    until(page, one_epoch_only, one_epoch.is_visible, "1 epoch")
 
     # Each step is retried until its effect shows: a click that lands while the page redraws (the
     # Build page reaps workers on a one-second fragment) can be dropped by the browser.
@@ -52,6 +61,10 @@ def test_learning_rate_sweep_from_build_to_compare(app_server, page):
 
     until(page, lambda: click(page, "build_sweep_tutorial_lr"), estimate.is_visible, "the tutorial sweep",
           before=open_sweeps)
+    off = page.get_by_text(re.compile(r"Sweeping is off"))
+    if off.count():
+        screenshot(page, "sweep-off")
+        raise AssertionError(off.first.text_content())
     with SQLiteRunStore(home) as store:
         until(page, lambda: click(page, "build_sweep_start"), lambda: bool(store.list_sweeps()), "the sweep's start")
     page.wait_for_url(re.compile(r".*/compare\?.*sweep=[0-9a-f]{10}"), timeout=60_000)
