@@ -8,16 +8,21 @@ from __future__ import annotations
 
 import streamlit as st
 
-from components import state
+from components import resources, state
+from components.run_list import run_label
 from components.text import plain
 from pipelines.errors import SpecError
+from pipelines.data.catalog import get_info
 from pipelines.modelspec import edit
 from pipelines.modelspec.layers import LAYER_TYPES, ParamSpec
+from pipelines.modelspec.pretrained import weights_note
 from pipelines.modelspec.spec import LayerSpec
 from pipelines.modelspec.validation import Fix, LayerRow, Problem, shape_text
+from pipelines.runs.entities import RunStatus
 
 CATEGORY_TITLES = {"core": "Core", "convolutional": "Convolution", "regularization": "Regularisation",
-                   "activation": "Activation"}
+                   "activation": "Activation", "augmentation": "Augmentation (training only)",
+                   "transfer": "Transfer learning"}
 
 
 # --- callbacks: they run before the next script run, so the page draws the new spec at once -----
@@ -127,12 +132,25 @@ def _param_widget(index: int, layer: LayerSpec, param: ParamSpec) -> None:
         st.text_input(label, value=text, **common)
         if _parse_shape(state.widget_value(widget_key) or text) is None:
             st.error("Write whole numbers separated by commas, e.g. 28, 28, 1")
+    elif param.kind == "text" and (layer.type, param.name) == ("RunBase", "run_id"):
+        _run_picker(label, str(value or ""), common)
+    elif param.kind == "text":
+        st.text_input(label, value=str(value or ""), **common)
     elif param.kind == "int":
         number = value if isinstance(value, int) and not isinstance(value, bool) else int(param.default)
         st.number_input(label, value=number, step=1, **common)
     else:
         number = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else param.default
         st.number_input(label, value=number, step=0.05, format="%.3f", **common)
+
+
+def _run_picker(label: str, value: str, common: dict) -> None:
+    """A RunBase's run: one of the completed runs (newest first), by their labels."""
+    runs = {run.id: run for run in resources.store().list_runs([RunStatus.COMPLETED], limit=200)}
+    options = ["", *runs] if value in runs or not value else ["", value, *runs]
+    st.selectbox(label, options, index=options.index(value),
+                 format_func=lambda run_id: run_label(runs[run_id]) if run_id in runs else (run_id or "(pick a run)"),
+                 **{**common, "width": PARAM_WIDTH * 2})
 
 
 def _card_actions(index: int, layer: LayerSpec, count: int, is_insertion_point: bool) -> None:
@@ -176,6 +194,8 @@ def layer_card(index: int, layer: LayerSpec, row: LayerRow | None, problems: lis
                     _param_widget(index, layer, param)
         if layer_type is not None:
             st.caption(layer_type.help)
+        if layer.type == "PretrainedBase" and layer.params.get("weights") == "imagenet":
+            st.caption(plain(weights_note(str(layer.params.get("base")), get_info(state.dataset()).input_shape)))
         for number, problem in enumerate(problems):
             problem_row(problem, state.build_key("fix", index, number))
 

@@ -45,7 +45,15 @@ def is_available(name: str) -> bool:
     """Whether the dataset is on this machine (data folder or Keras' cache): if not, only a
     download would get it, which Build never starts on its own. A few file checks, so not cached:
     a download on the Data page shows here at once."""
-    return locate(name) is not None
+    return name in CATALOG and locate(name) is not None
+
+
+def _missing_hint(name: str) -> str:
+    """Where to get a preset's dataset: a download for the built-in ones, else adding the photos."""
+    if name in CATALOG:
+        return f" {CATALOG[name].title} is not on this machine: {DOWNLOAD_HINT}"
+    return (f" Add the photos as dataset '{name}' first (Data page, or `python -m pipelines dataset add {name} "
+            "--from PATH`).")
 
 
 def dataset_label(name: str) -> str:
@@ -58,7 +66,9 @@ def _load_preset(name: str) -> None:
     preset = PRESETS[name]
     state.set_spec(preset.spec, refresh_widgets=True)
     state.select_layer(None)
-    if preset.dataset != state.dataset():
+    if preset.dataset not in CATALOG:
+        state.push_notice(f"Loaded '{preset.title}'.{_missing_hint(preset.dataset)}")
+    elif preset.dataset != state.dataset():
         state.set_dataset(preset.dataset)
         missing = "" if is_available(preset.dataset) else f" It is not on this machine yet: {DOWNLOAD_HINT}"
         state.push_notice(f"Loaded '{preset.title}' and switched the dataset to {CATALOG[preset.dataset].title}, "
@@ -104,8 +114,9 @@ def toolbar() -> None:
     with st.container(horizontal=True, gap="small", key=state.key("build", "presets")):
         for preset in PRESETS.values():
             here = is_available(preset.dataset)
-            label = preset.name if here else f"{preset.name} (needs a download)"
-            where = "" if here else f" {CATALOG[preset.dataset].title} is not on this machine: {DOWNLOAD_HINT}"
+            needs = "a download" if preset.dataset in CATALOG else "its photos"
+            label = preset.name if here else f"{preset.name} (needs {needs})"
+            where = "" if here else _missing_hint(preset.dataset)
             st.button(label, key=state.key("build", "preset", preset.name), help=preset.description + where,
                       on_click=_load_preset, args=(preset.name,))
     with st.expander("Save or load this model as JSON"):

@@ -12,14 +12,16 @@ import pandas as pd
 from components.text import plain
 from pipelines.modelspec.validation import Validation, shape_text
 
-COLUMNS = [plain("#"), "Layer", "Output shape", "Params"]  # a bare "#" would be a Markdown heading
+COLUMNS = [plain("#"), "Layer", "Output shape", "Params", "Frozen"]  # a bare "#" would be a Markdown heading
 
 
 def summary_frame(result: Validation) -> pd.DataFrame:
-    """One row per layer, like `model.summary()`: "name (Type)", output shape, parameters."""
+    """One row per layer, like `model.summary()`: "name (Type)", output shape, parameters, and how
+    many of them do not learn (a frozen base; BatchNormalization's moving statistics)."""
     return pd.DataFrame(
         [{COLUMNS[0]: str(row.index + 1), "Layer": f"{plain(row.name)} ({plain(row.type)})",
-          "Output shape": shape_text(row.output_shape), "Params": row.params} for row in result.rows],
+          "Output shape": shape_text(row.output_shape), "Params": row.params,
+          "Frozen": row.params - row.trainable_params} for row in result.rows],
         columns=COLUMNS,
     )
 
@@ -29,5 +31,5 @@ def styled(frame: pd.DataFrame):
     (batch_normalization_1 (BatchNormalization)) free to break anywhere, so a narrow column wraps
     them instead of pushing the shapes and counts out of sight."""
     layer_column = frame.columns.get_loc("Layer")  # Streamlit sets the cell's text in a <p> of its own
-    return (frame.style.format({"Params": "{:,}"})
+    return (frame.style.format({"Params": "{:,}", "Frozen": "{:,}"})
             .set_table_styles([{"selector": f"td.col{layer_column} p", "props": [("overflow-wrap", "anywhere")]}]))

@@ -21,7 +21,9 @@ BASE_MODULES = {"__init__": 0, "errors": 0, "paths": 0, "__main__": 7}
 LAYERS = {"data": 1, "modelspec": 2, "runs": 3, "inference": 4, "io": 4, "execution": 5, "cli": 6}
 # Only these files may import HEAVY_PACKAGES at module top level; `import tensorflow` alone costs seconds.
 HEAVY = {"pipelines/data/inputs.py", "pipelines/modelspec/keras_build.py", "pipelines/inference/predict.py",
-         "pipelines/inference/evaluate.py", "pipelines/execution/training.py", "pipelines/io/*"}
+         "pipelines/inference/evaluate.py", "pipelines/execution/training.py", "pipelines/execution/callbacks.py",
+         "pipelines/execution/feature_cache.py",
+         "pipelines/modelspec/keras_blocks.py", "pipelines/io/*"}
 HEAVY_PACKAGES = {"tensorflow", "keras"}
 # Never imported below pipelines/, at any depth, lazily or not: the core runs without the UI.
 UI_PACKAGES = {"streamlit", "components", "dashboard"}

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from components import (activation_view, drawing_pad, evaluation_view, import_view, model_cache, resources, run_list,
-                        state, upload_view)
+from components import (activation_view, augmentation_view, drawing_pad, evaluation_view, import_view, model_cache,
+                        resources, run_list, state, upload_view)
 from components.text import plain
 from pipelines.data.catalog import get_info
 from pipelines.errors import LayerlabError
@@ -77,3 +77,4 @@ if evaluate.open:
 if inside.open:
     with inside:
         activation_view.see_inside(loaded, run.id, run.dataset)
+        augmentation_view.what_the_model_sees(loaded, run.id, run.dataset)

@@ -98,11 +98,12 @@ def _batches(x: np.ndarray, y: np.ndarray, batch_size: int, prepare, shuffle_see
     )
 
 
-def _preparer(info: DatasetInfo, label_mode: str):
-    """Scale a batch's pixels to [0, 1] and present its labels as the loss needs them."""
+def _preparer(info: DatasetInfo, label_mode: str, scale: bool = True):
+    """Scale a batch's pixels to [0, 1] (unless they are already features) and present its labels
+    as the loss needs them."""
 
     def prepare(images, labels):
-        images = tf.cast(images, tf.float32) / 255.0
+        images = tf.cast(images, tf.float32) / 255.0 if scale else images
         if label_mode == "one_hot":
             labels = tf.one_hot(labels, info.num_classes, dtype=tf.float32)
         elif label_mode == "binary":
@@ -120,14 +121,16 @@ def make_inputs(
     label_mode: str = "sparse",
     seed: int = 0,
     shuffle: bool = True,
+    scale: bool = True,
 ) -> Inputs:
     """Train / validation / test pipelines; the validation split is carved out of the training set.
 
     The training set is shuffled as indices and gathered a batch at a time, and pixels are
     scaled after batching, so the pipeline keeps up with `fit` on in-memory numpy arrays.
+    `scale=False` is for float features (a frozen base's outputs), which pass unchanged.
     """
     _check_input_settings(dataset.info, batch_size, validation_split, label_mode)
-    prepare = _preparer(dataset.info, label_mode)
+    prepare = _preparer(dataset.info, label_mode, scale)
     n = len(dataset.x_train)
     n_val = int(round(n * validation_split))
     order = np.random.default_rng(seed).permutation(n)

@@ -21,6 +21,7 @@ import tensorflow as tf
 from pipelines.data.catalog import get_info
 from pipelines.data.inputs import scale_images
 from pipelines.errors import InferenceError, SpecError
+from pipelines.modelspec import keras_blocks  # noqa: F401  (registers Layerlab's own layers for load_model)
 from pipelines.modelspec.spec import ModelSpec, from_logits
 from pipelines.runs.artifacts import MODEL_FILE, SPEC_FILE
 

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from pipelines.modelspec.layers import get_layer_type
+from pipelines.modelspec.pretrained import BASES, output_shape
 from pipelines.modelspec.spec import LayerSpec, ModelSpec
 
 
@@ -42,11 +43,20 @@ def layer_output(layer: LayerSpec, shape: tuple[int, ...]) -> tuple[tuple[int, .
         return None
     params = layer_type.effective_params(dict(layer.params))
     kind = layer.type
+    if layer_type.needs_image_input and len(shape) != 3:
+        return None
+    if layer_type.random:
+        return shape, 0  # augmentation changes pixels, never the shape
+    if kind == "PretrainedBase":
+        base = BASES[params["base"]]
+        if shape[2] != 3:
+            return None  # the table holds colour images' counts (the first convolution's depth)
+        return output_shape(base.name, shape), base.params
+    if kind == "RunBase":
+        return None  # known only from the run's saved model, which needs Keras to read
     if kind == "Dense":
         units = int(params["units"])
         return (*shape[:-1], units), shape[-1] * units + units
-    if kind in ("Conv2D", "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D") and len(shape) != 3:
-        return None
     if kind == "Conv2D":
         side, stride, filters = _side(params["kernel_size"]), _side(params["strides"]), int(params["filters"])
         height, width = (_spatial(d, side, stride, params["padding"]) for d in shape[:2])

@@ -11,6 +11,7 @@ from typing import Any
 import keras
 
 from pipelines.errors import SpecError
+from pipelines.modelspec.keras_blocks import CUSTOM_LAYERS, load_pretrained_weights
 from pipelines.modelspec.layers import LAYER_TYPES, get_layer_type, type_for_keras_class
 from pipelines.modelspec.spec import LOSSES, OPTIMIZERS, CompileSpec, FitSpec, LayerSpec, ModelSpec, from_logits
 
@@ -20,7 +21,8 @@ def keras_layer(layer: LayerSpec) -> keras.layers.Layer:
     if layer_type is None:
         raise SpecError(f"Unknown layer type {layer.type!r}. Expected one of: {', '.join(sorted(LAYER_TYPES))}")
     kwargs = {p.key: p.to_keras(layer.params.get(p.name, p.default)) for p in layer_type.params}
-    return getattr(keras.layers, layer_type.keras_class)(name=layer.name, **kwargs)
+    layer_class = CUSTOM_LAYERS.get(layer_type.keras_class) or getattr(keras.layers, layer_type.keras_class)
+    return layer_class(name=layer.name, **kwargs, **dict(layer_type.fixed))
 
 
 def make_optimizer(compile_spec: CompileSpec) -> keras.optimizers.Optimizer:
@@ -51,6 +53,7 @@ def build_model(spec: ModelSpec, input_shape: tuple[int, ...] | None = None, *, 
         raise SpecError("The spec has no `input_shape`: pass the dataset's input shape.")
     model = keras.Sequential([keras.Input(shape=shape)] + [keras_layer(layer) for layer in spec.layers],
                              name=_keras_model_name(spec.name))
+    load_pretrained_weights(model)
     if compile:
         model.compile(
             optimizer=make_optimizer(spec.compile),

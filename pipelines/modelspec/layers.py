@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipelines.modelspec.pretrained import BASES
+
 ACTIVATIONS = ("relu", "sigmoid", "tanh", "softmax", "elu", "selu", "gelu", "linear")
 
 ACTIVATION_HELP = (
@@ -25,9 +27,10 @@ ACTIVATION_HELP = (
 class ParamSpec:
     """One editable parameter of a layer type.
 
-    `kind` is one of "int", "float", "choice", "shape". `maximum_exclusive` marks ranges such
-    as a dropout rate, which may approach but never reach 1. `keras_key` is the name in the Keras
-    layer's config when it differs, and square kernels are stored as one int (`square=True`).
+    `kind` is one of "int", "float", "choice", "shape", "text". `maximum_exclusive` marks ranges
+    such as a dropout rate, which may approach but never reach 1. `keras_key` is the name in the
+    Keras layer's config when it differs, and square kernels are stored as one int (`square=True`).
+    A "text" param must match `pattern` (which says what is allowed in `pattern_help`).
     """
 
     name: str
@@ -40,6 +43,8 @@ class ParamSpec:
     choices: tuple[str, ...] = ()
     square: bool = False
     keras_key: str | None = None
+    pattern: str = ""
+    pattern_help: str = ""
 
     @property
     def key(self) -> str:
@@ -51,6 +56,8 @@ class ParamSpec:
             return "one of: " + ", ".join(self.choices)
         if self.kind == "shape":
             return "a list of positive integers (one entry may be -1)"
+        if self.kind == "text":
+            return self.pattern_help
         noun = "an integer" if self.kind == "int" else "a number"
         if self.minimum is not None and self.maximum is not None:
             upper = f"up to (not including) {self.maximum:g}" if self.maximum_exclusive else f"to {self.maximum:g}"
@@ -71,6 +78,8 @@ class ParamSpec:
                 and list(value).count(-1) <= 1
             )
             return None if ok else self.allowed()
+        if self.kind == "text":
+            return None if isinstance(value, str) and re.fullmatch(self.pattern, value) else self.allowed()
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return self.allowed()
         if isinstance(value, float) and not math.isfinite(value):  # NaN passes every comparison below
@@ -100,6 +109,8 @@ class ParamSpec:
         if self.kind == "shape":
             return [int(v) for v in value]
         if self.kind == "float":
+            if isinstance(value, (list, tuple)):  # Keras keeps a factor f as the range (-f, f) or (0, f)
+                value = value[-1]
             return float(f"{float(value):.7g}")
         return value
 
@@ -115,6 +126,8 @@ class LayerType:
     params: tuple[ParamSpec, ...] = field(default_factory=tuple)
     needs_image_input: bool = False
     needs_flat_input: bool = False
+    random: bool = False  # acts differently on every training step (augmentation): no feature cache
+    fixed: tuple[tuple[str, Any], ...] = ()  # Keras arguments Layerlab sets and the user does not
 
     def param(self, name: str) -> ParamSpec:
         for spec in self.params:
@@ -161,6 +174,70 @@ def _pooling(name: str, how: str) -> LayerType:
         ),
         needs_image_input=True,
     )
+
+
+AUGMENTATION_HELP = (" Augmentation: it acts only while training (a new random change at every step); at test "
+                     "time and in predictions the image passes unchanged.")
+
+
+def _factor(name: str, default: float, what: str, maximum: float = 1.0, keras_key: str | None = None) -> ParamSpec:
+    return ParamSpec(name, "float", default, what, minimum=0.0, maximum=maximum, keras_key=keras_key)
+
+
+def _augmentation(name: str, help_text: str, *params: ParamSpec, fixed: tuple = ()) -> LayerType:
+    return LayerType(name, name, "augmentation", help_text + AUGMENTATION_HELP, tuple(params),
+                     needs_image_input=True, random=True, fixed=fixed)
+
+
+AUGMENTATION_TYPES = (
+    _augmentation("RandomFlip", "Mirrors the image at random, as a photo of a shirt could have been taken either way.",
+                  ParamSpec("mode", "choice", "horizontal", "Which mirrorings may happen.",
+                            choices=("horizontal", "vertical", "horizontal_and_vertical"))),
+    _augmentation("RandomRotation", "Turns the image by a random angle.",
+                  _factor("factor", 0.1, "Largest turn as a fraction of a full circle (0.1 = up to 36 degrees).")),
+    _augmentation("RandomZoom", "Zooms in or out at random, keeping the aspect ratio.",
+                  _factor("factor", 0.1, "Largest zoom as a fraction of the image side.", 0.9,
+                          keras_key="height_factor")),
+    _augmentation("RandomTranslation", "Shifts the image at random, filling the edge by reflection.",
+                  _factor("height_factor", 0.1, "Largest vertical shift as a fraction of the height."),
+                  _factor("width_factor", 0.1, "Largest horizontal shift as a fraction of the width.")),
+    _augmentation("RandomContrast", "Strengthens or weakens the contrast at random.",
+                  _factor("factor", 0.2, "Largest contrast change as a fraction (0.2 = 80% to 120%)."),
+                  fixed=(("value_range", (0.0, 1.0)),)),  # Layerlab's images are scaled to [0, 1]
+)
+
+BASE_TYPES = (
+    LayerType(
+        "PretrainedBase", "PretrainedBase", "transfer",
+        "A network trained on ImageNet (keras.applications, without its top) that turns a photo into "
+        "feature maps; follow it with GlobalAveragePooling2D and a small Dense top. It carries its own "
+        "input preprocessing, so it takes the same pixels as every Layerlab model. Frozen (unfreeze last 0), "
+        "only the top learns, and its outputs are computed once per dataset and reused every epoch.",
+        (
+            ParamSpec("base", "choice", "MobileNetV2", "Which network: MobileNetV2 and EfficientNetB0 are "
+                      "light; ResNet50 and Xception (the clothing tutorial's) are about ten times heavier.",
+                      choices=tuple(BASES)),
+            ParamSpec("weights", "choice", "imagenet", "'imagenet': weights learned on ImageNet (from Keras' "
+                      "cache, or downloaded once); 'none': random weights, which works offline.",
+                      choices=("imagenet", "none")),
+            ParamSpec("unfreeze_last", "int", 0, "0 keeps the base frozen; N lets its last N layers learn "
+                      "(fine-tuning; BatchNormalization stays in inference mode).", minimum=0, maximum=1000),
+        ),
+        needs_image_input=True,
+    ),
+    LayerType(
+        "RunBase", "RunBase", "transfer",
+        "A finished Layerlab run's model, cut after a chosen layer and frozen: what it learned becomes "
+        "the start of a new model. Works offline.",
+        (
+            ParamSpec("run_id", "text", "", "The finished run to start from (its 10-character id).",
+                      pattern=r"([0-9a-f]{10})?", pattern_help="a run id (10 hexadecimal characters)"),
+            ParamSpec("cut_layer", "text", "", "Keep the run's layers up to and including this one; empty: "
+                      "all but its last layer.", pattern=r"([A-Za-z][A-Za-z0-9_]{0,63})?",
+                      pattern_help="a layer name of that run's model, or empty"),
+        ),
+    ),
+)
 
 
 LAYER_TYPES: dict[str, LayerType] = {
@@ -264,6 +341,8 @@ LAYER_TYPES: dict[str, LayerType] = {
                           minimum=0.0, maximum=1.0),
             ),
         ),
+        *AUGMENTATION_TYPES,
+        *BASE_TYPES,
     )
 }
 

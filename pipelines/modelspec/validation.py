@@ -13,6 +13,7 @@ from typing import Any
 from pipelines.data.catalog import DatasetInfo, get_info
 from pipelines.errors import SpecError
 from pipelines.modelspec.limits import brief, limits
+from pipelines.modelspec.pretrained import weights_problem
 from pipelines.modelspec.layers import ACTIVATIONS, LAYER_NAME_PATTERN, LAYER_TYPES, closest_type, default_layer_name, valid_types
 from pipelines.modelspec.spec import LOSSES, LayerSpec, ModelSpec, from_logits, output_activation
 
@@ -165,6 +166,17 @@ def _check_fits_input(index: int, layer: LayerSpec, spec: ModelSpec, input_shape
     return []
 
 
+def _check_weights(index: int, layer: LayerSpec, input_shape: tuple) -> list[Problem]:
+    """A pretrained base whose ImageNet weights can be neither found nor downloaded: say which file
+    to place where, and offer random weights."""
+    params = LAYER_TYPES[layer.type].effective_params(dict(layer.params))
+    if layer.type != "PretrainedBase" or params["weights"] != "imagenet":
+        return []
+    problem = weights_problem(params["base"], input_shape[1:])
+    return [Problem(f"{_where(index, layer)}: {problem}", index, "weights",
+                    Fix("set", "Use random weights (none)", index, param="weights", value="none"))] if problem else []
+
+
 def _build_on(index: int, layer: LayerSpec, x) -> tuple[Any, LayerRow, list[Problem], Any]:
     """Call a fresh Keras layer on the symbolic input `x`: its output, its table row, its problems,
     and the layer (None if it could not be made).
@@ -221,7 +233,8 @@ def validate(spec: ModelSpec, dataset: str | DatasetInfo, *, max_params: int | N
         for index, layer in enumerate(spec.layers):
             layer_problems = _check_identity(index, layer, spec, seen_names)
             if not layer_problems:
-                layer_problems = _check_fits_input(index, layer, spec, tuple(x.shape), previous)
+                layer_problems = (_check_fits_input(index, layer, spec, tuple(x.shape), previous)
+                                  or _check_weights(index, layer, tuple(x.shape)))
             if layer_problems:
                 row = LayerRow(index, layer.name, layer.type, None, 0, 0)
             else:

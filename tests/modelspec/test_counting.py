@@ -3,6 +3,7 @@ import pytest
 
 from pipelines.modelspec.counting import count_parameters
 from pipelines.modelspec.presets import PRESETS
+from tests.modelspec.transfer_helpers import offline, preset_target
 from pipelines.modelspec.spec import LayerSpec, ModelSpec
 from pipelines.modelspec.validation import validate
 
@@ -25,8 +26,8 @@ MORE = {
 @pytest.mark.parametrize("name", sorted(PRESETS))
 def test_every_preset_counts_as_keras_counts(name):
     preset = PRESETS[name]
-    assert count_parameters(preset.spec, validate(preset.spec, preset.dataset).input_shape) == \
-        validate(preset.spec, preset.dataset).total_params
+    result = validate(offline(preset.spec), preset_target(preset))
+    assert count_parameters(preset.spec, result.input_shape) == result.total_params
 
 
 @pytest.mark.parametrize("name", sorted(MORE))

@@ -8,6 +8,7 @@ from pipelines.modelspec.layers import LAYER_TYPES, default_layer_name
 from pipelines.modelspec.keras_build import build_model, spec_from_model
 from pipelines.modelspec.spec import from_logits
 from pipelines.modelspec.presets import PRESETS, get_preset
+from tests.modelspec.transfer_helpers import offline, preset_target
 from pipelines.modelspec.spec import OPTIMIZERS, CompileSpec, FitSpec, LayerSpec, ModelSpec
 
 REQUIRED_TYPES = {"Dense", "Conv2D", "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D", "Flatten",
@@ -75,6 +76,11 @@ def test_every_optimizer_is_offered_with_its_default_rate():
 def _every_layer_spec() -> ModelSpec:
     layers = (
         LayerSpec("Reshape", "reshape_1", {"target_shape": [28, 28, 1]}),
+        LayerSpec("RandomFlip", "random_flip_1", {"mode": "horizontal_and_vertical"}),
+        LayerSpec("RandomRotation", "random_rotation_1", {"factor": 0.05}),
+        LayerSpec("RandomZoom", "random_zoom_1", {"factor": 0.2}),
+        LayerSpec("RandomTranslation", "random_translation_1", {"height_factor": 0.1, "width_factor": 0.15}),
+        LayerSpec("RandomContrast", "random_contrast_1", {"factor": 0.3}),
         LayerSpec("Conv2D", "conv2d_1", {"filters": 8, "kernel_size": 3, "strides": 1, "padding": "same",
                                          "activation": "elu"}),
         LayerSpec("BatchNormalization", "batch_normalization_1", {"momentum": 0.9}),
@@ -90,7 +96,8 @@ def _every_layer_spec() -> ModelSpec:
         LayerSpec("Dense", "dense_2", {"units": 10, "activation": "linear"}),
         LayerSpec("Activation", "activation_2", {"activation": "softmax"}),
     )
-    assert {layer.type for layer in layers} | {"Flatten"} == set(LAYER_TYPES)
+    # The transfer blocks need colour images and a finished run: tests/modelspec/test_transfer.py
+    assert {layer.type for layer in layers} | {"Flatten", "PretrainedBase", "RunBase"} == set(LAYER_TYPES)
     return ModelSpec(layers=layers, input_shape=(28, 28, 1), name="everything",
                      compile=CompileSpec(optimizer="sgd", learning_rate=0.0125, momentum=0.9, nesterov=True,
                                          loss="categorical_crossentropy"),
@@ -98,7 +105,7 @@ def _every_layer_spec() -> ModelSpec:
 
 
 @pytest.mark.parametrize("spec", [
-    *(ModelSpec.from_dict({**p.spec.to_dict(), "input_shape": [32, 32, 3] if p.dataset == "cifar10" else [28, 28, 1]})
+    *(offline(ModelSpec.from_dict({**p.spec.to_dict(), "input_shape": list(preset_target(p).input_shape)}))
       for p in PRESETS.values()),
     _every_layer_spec(),
 ], ids=[*PRESETS, "every-layer-type"])

@@ -6,6 +6,7 @@ import pytest
 from pipelines.errors import SpecError
 from pipelines.modelspec.keras_build import build_model
 from pipelines.modelspec.presets import PRESETS
+from tests.modelspec.transfer_helpers import offline, preset_target
 from pipelines.modelspec.spec import ModelSpec
 from pipelines.modelspec.validation import ensure_valid, validate
 
@@ -22,9 +23,10 @@ def spec_of(*layers, **compile_settings) -> ModelSpec:
 @pytest.mark.parametrize("name", list(PRESETS))
 def test_presets_are_valid_and_counts_match_keras(name):
     preset = PRESETS[name]
-    result = validate(preset.spec, preset.dataset)
+    spec = offline(preset.spec)
+    result = validate(spec, preset_target(preset))
     assert result.ok, result.message()
-    model = build_model(preset.spec, result.input_shape)
+    model = build_model(spec, result.input_shape)
     assert result.total_params == model.count_params()
     assert [row.output_shape for row in result.rows] == [tuple(layer.output.shape) for layer in model.layers]
     assert [row.params for row in result.rows] == [layer.count_params() for layer in model.layers]
