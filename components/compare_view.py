@@ -7,7 +7,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from components import evaluation_view, model_cache, state
+from components import evaluation_view, model_cache, state, sweep_panel
 from components.figures import compare as figures
 from components.text import plain
 from pipelines.data.catalog import get_info
@@ -108,6 +108,17 @@ def _curve(run_id: str, frame: pd.DataFrame, points: dict, metric: str, by: str,
     return figures.Curve(frame.loc[run_id, "name"], x, compare.ema(y, smoothing) if len(y) else y, best)
 
 
+def _with_bands(items: list[figures.Curve], selected: list[str], groups: pd.DataFrame) -> list[figures.Curve]:
+    """Each repeat group's curves replaced by one: their mean, with their min-max as a band."""
+    by_id = dict(zip(selected, items))
+    out = [item for run_id, item in by_id.items() if not any(run_id in ids for ids in groups.get("ids", []))]
+    for _, group in groups.iterrows():
+        members = [by_id[run_id] for run_id in group["ids"] if len(by_id[run_id].x)]
+        x, mean, low, high = compare.mean_band([(item.x, item.y) for item in members])
+        out.append(figures.Curve(f"{group['group']} (mean of {len(members)} seeds)", x, mean, low=low, high=high))
+    return out
+
+
 def curves(store: RunStore, frame: pd.DataFrame, selected: list[str]) -> None:
     """The chosen metric of every selected run, on one chart; repeats optionally as mean and band."""
     points = {run_id: store.get_metrics(run_id, kind="epoch") for run_id in selected}
@@ -119,7 +130,14 @@ def curves(store: RunStore, frame: pd.DataFrame, selected: list[str]) -> None:
     by = middle.radio("X axis", ["epoch", "time"], horizontal=True, key=state.key("compare", "by"))
     smoothing = right.slider("Smoothing (EMA)", 0.0, 0.95, 0.0, 0.05, key=state.key("compare", "ema"))
     log_y = far.toggle("Log scale", key=state.key("compare", "log"))
-    items = [_curve(run_id, frame, points, METRICS[label], by, smoothing) for run_id in selected]
+    groups = compare.repeats(frame.loc[selected])
+    banded = len(groups) > 0 and st.toggle(
+        "Draw repeats as mean and band", key=state.key("compare", "bands"),
+        help="Runs that differ only by their seed become one line, their mean, with their min-max range "
+             "shaded: if two settings' bands overlap, the difference between them may be luck.")
+    items = _with_bands(
+        [_curve(run_id, frame, points, METRICS[label], by, smoothing) for run_id in selected], selected,
+        groups if banded else groups.iloc[0:0])
     missing = [item.name for item in items if not len(item.x)]
     if missing:
         st.caption(plain(f"No {label} recorded for: {', '.join(missing)} (trained without a validation split?)."))
@@ -213,10 +231,15 @@ def _delete_runs(store: RunStore, run_ids: list[str]) -> None:
 
 
 def manage(store: RunStore, frame: pd.DataFrame, selected: list[str]) -> None:
-    """Rename, tag, note or delete the selected runs (delete asks first: the files go too)."""
-    with st.expander(f"Rename, tag, write a note, or delete ({len(selected)} selected)"):
+    """Rename, tag, note, repeat or delete the selected runs (delete asks first: the files go too)."""
+    with st.expander(f"Rename, tag, write a note, repeat with more seeds, or delete ({len(selected)} selected)"):
         if len(selected) == 1:
             run = store.get_run(selected[0])
+            seeds = st.number_input("More seeds", 1, 10, sweep_panel.REPEAT_SEEDS, key=state.key("compare", "seeds"),
+                                    help="Train this run again with other seeds, to see how much of its "
+                                         "result is the setting and how much is luck.")
+            if st.button(f"Repeat with {int(seeds)} more seeds", key=state.key("compare", "repeat", run.id)):
+                sweep_panel.repeat(run, int(seeds), selected)
             name = st.text_input("Name", run.name, key=state.key("compare", "name", run.id), max_chars=200)
             note = st.text_area("Note", run.note, key=state.key("compare", "note", run.id), max_chars=2000)
             if st.button("Save name and note", key=state.key("compare", "save", run.id)):

@@ -15,10 +15,12 @@ from components.text import plain
 from pipelines.errors import LayerlabError
 from pipelines.modelspec.spec import ModelSpec
 from pipelines.modelspec.sweep import LAYER_PARAMS, MAX_AXES, TUTORIAL_SWEEPS, Axis, default_position, parse_axis
+from pipelines.runs.entities import Run
 from pipelines.runs.sweeps import best_run
 
 GLOBAL_SETTINGS = ("lr", "optimizer", "batch_size", "epochs", "seed")
 LIVE_SECONDS = 2.0
+REPEAT_SEEDS = 3
 
 
 def settings_for(spec: ModelSpec) -> list[str]:
@@ -137,5 +139,24 @@ def compare_status(sweep_id: str) -> None:
             run = scheduler.submit(longer, best.dataset, name=f"{best.name} · {longer.fit.epochs} epochs")
             scheduler.ensure_workers()
             st.switch_page("views/train.py", query_params=state.run_query(run.id))
+        if st.button(f"Repeat the best run with {REPEAT_SEEDS} more seeds (does its lead hold?)",
+                     key=state.key("compare", "repeat_best", sweep_id)):
+            repeat(best, REPEAT_SEEDS, [run.id for run in runs])
 
     status()
+
+
+def repeat(run: Run, count: int, selection: list[str]) -> None:
+    """Queue `count` more seeds of `run` and add them to the comparison, so that their spread
+    shows whether the run's result was the setting or luck."""
+    scheduler = resources.scheduler()
+    try:
+        repeats = scheduler.repeat_run(run.id, count)
+    except LayerlabError as exc:
+        st.error(plain(exc, keep_code=True))
+        return
+    scheduler.ensure_workers()
+    state.set_compare_selection(list(dict.fromkeys([*selection, run.id, *(r.id for r in repeats)])))
+    state.push_notice(f"Queued {count} more seeds of {run.name}. They join the table as they train; "
+                      "on Curves, turn on 'Draw repeats as mean and band' to see the spread.")
+    st.rerun(scope="app")

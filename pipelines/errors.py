@@ -33,6 +33,11 @@ class UploadError(LayerlabError):
     """An uploaded file is empty, too large, not an allowed image format, or damaged."""
 
 
+class ArchiveError(UploadError):
+    """An archive (a dataset zip, a `.keras` file) is refused before anything in it is parsed or
+    written: a path that leaves its folder, a link, a nested archive, or too many or too large entries."""
+
+
 class StoreUnavailableError(LayerlabError):
     """The run store's database is missing, damaged or was replaced while in use; the message
     names the file and how to rebuild it from the run folders."""

@@ -153,3 +153,18 @@ def curve(points: Sequence[MetricPoint], metric: str, *, by: str = "epoch") -> t
     else:
         raise ValueError(f"`by` must be 'epoch' or 'time'. Received: by={by!r}")
     return x, np.array([p.value for p in series], dtype=float)
+
+
+def mean_band(series: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Repeats as one line: the mean at every x all of them reached, with their min and max as a
+    band. A repeat still training shortens the line rather than bending the mean."""
+    if not series:
+        empty = np.array([], dtype=float)
+        return empty, empty, empty, empty
+    common = sorted(set.intersection(*(set(np.asarray(x).tolist()) for x, _ in series)))
+    if not common:
+        empty = np.array([], dtype=float)
+        return empty, empty, empty, empty
+    stacked = np.array([[dict(zip(np.asarray(x).tolist(), np.asarray(y).tolist()))[at] for at in common]
+                        for x, y in series], dtype=float)
+    return np.array(common, dtype=float), stacked.mean(axis=0), stacked.min(axis=0), stacked.max(axis=0)

@@ -91,3 +91,30 @@ def test_rename_tag_note_and_delete_with_confirmation(store):
     assert not at.exception
     assert [run.id for run in store.list_runs()] == [second.id]
     assert not (store.home / "runs" / first.id).exists()
+
+
+def test_repeat_a_run_with_more_seeds_and_see_the_band(store, shared_datasets, monkeypatch):
+    monkeypatch.setenv("LAYERLAB_DATA_DIR", str(shared_datasets))  # queueing checks the data is there
+    best = finished(store, "adam 1e-3", MLP, [0.80, 0.86, 0.85])
+    other = finished(store, "adam 1e-2", MLP.with_compile(learning_rate=1e-2), [0.75, 0.77, 0.78])
+    at = open_compare([best.id])
+    at.number_input(key="compare_seeds").set_value(2)
+    at.button(key=f"compare_repeat_{best.id}").click().run()
+    assert not at.exception
+    group = store.list_runs(repeat_group=best.id)
+    repeats = [run for run in group if run.id != best.id]
+    assert sorted(run.model_spec.fit.seed for run in repeats) == [MLP.fit.seed + 1, MLP.fit.seed + 2]
+    assert all(run.status is RunStatus.QUEUED for run in repeats)
+    selection = at.query_params["runs"]
+    selection = selection[0] if isinstance(selection, list) else selection
+    assert selection.split(",") == [best.id] + [run.id for run in sorted(repeats, key=lambda r: r.model_spec.fit.seed)]
+    # The repeats train: they then draw as one mean line with a band beside the other setting.
+    for run, values in zip(sorted(repeats, key=lambda r: r.model_spec.fit.seed), ([0.78, 0.83], [0.82, 0.85])):
+        store.claim_next_run(1, 1)
+        store.log_metrics(run.id, [MetricPoint("epoch", e, 10, "val_accuracy", v, 200.0 + e) for e, v in enumerate(values)])
+        store.finish_run(run.id, RunStatus.COMPLETED, metrics={})
+    at = open_compare([best.id, *(run.id for run in repeats), other.id])
+    at.toggle(key="compare_bands").set_value(True).run()
+    assert not at.exception
+    spec = at.get("plotly_chart")[0].proto.spec
+    assert "mean of 3 seeds" in spec and "toself" in spec and "adam 1e-2" in spec

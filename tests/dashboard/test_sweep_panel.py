@@ -8,6 +8,7 @@ from streamlit.testing.v1 import AppTest
 from components import resources
 from components.compare_view import _frame
 from components.sweep_panel import settings_for
+from components.text import plain
 from pipelines.modelspec.presets import get_preset
 from pipelines.runs.sqlite_store import SQLiteRunStore
 
@@ -56,3 +57,35 @@ def test_the_learning_rate_sweep_in_two_clicks(home):
     compare.button(key=f"compare_cancel_{sweep.id}").click().run()
     with SQLiteRunStore(home) as store:
         assert {run.status.value for run in store.list_runs(sweep_id=sweep.id)} == {"STOPPED"}
+
+
+def test_a_finished_sweep_marks_its_best_and_repeats_it_with_three_seeds(home):
+    from pipelines.execution.scheduler import Scheduler, SchedulerSettings
+    from pipelines.modelspec.sweep import parse_axis
+    from pipelines.runs.entities import MetricPoint, RunStatus
+
+    with SQLiteRunStore(home) as store:
+        scheduler = Scheduler(store, SchedulerSettings.from_env())
+        sweep = scheduler.submit_sweep(get_preset("mlp-128x2").spec.with_fit(epochs=1), "mnist",
+                                       [parse_axis("lr=0.001,0.01")])
+        for _ in range(2):
+            run = store.claim_next_run(1, 1)
+            value = 0.9 if run.model_spec.compile.learning_rate == 0.001 else 0.8
+            store.log_metrics(run.id, [MetricPoint("epoch", 0, 10, "val_accuracy", value, 100.0)])
+            store.finish_run(run.id, RunStatus.COMPLETED, metrics={})
+        runs = store.list_runs(sweep_id=sweep.id)
+        [best] = [r for r in runs if r.model_spec.compile.learning_rate == 0.001]
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.query_params["sweep"] = sweep.id
+    at.query_params["runs"] = ",".join(run.id for run in runs)
+    at.switch_page("views/compare.py").run()
+    assert not at.exception
+    assert [s.value for s in at.success] == [plain(f"Best run: {best.name}")]
+    at.button(key=f"compare_repeat_best_{sweep.id}").click().run()
+    assert not at.exception
+    with SQLiteRunStore(home) as store:
+        repeats = [r for r in store.list_runs(repeat_group=best.id) if r.id != best.id]
+    assert len(repeats) == 3 and {r.model_spec.compile.learning_rate for r in repeats} == {0.001}
+    selection = at.query_params["runs"]
+    selection = selection[0] if isinstance(selection, list) else selection
+    assert {r.id for r in repeats} <= set(selection.split(","))

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from pipelines.modelspec.presets import get_preset
+from pipelines.runs import compare
 from pipelines.runs.compare import (best_epoch, curve, differences, ema, repeats, runs_frame,
                                     setting_correlations, varied_settings)
 from pipelines.runs.entities import MetricPoint, RunStatus
@@ -82,3 +83,13 @@ def test_ema_and_curves():
     x, y = curve(epoch_points([0.5, 0.6], start=100.0), "val_accuracy", by="time")
     assert x.tolist() == [0.0, 1.0] and y.tolist() == [0.5, 0.6]
     assert curve(epoch_points([0.5, math.nan]), "val_accuracy")[1].tolist() == [0.5]
+
+
+def test_repeats_become_one_mean_line_with_a_min_max_band():
+    first = (np.array([1.0, 2.0, 3.0]), np.array([0.5, 0.7, 0.8]))
+    second = (np.array([1.0, 2.0]), np.array([0.7, 0.9]))  # still training: epoch 3 not reached
+    x, mean, low, high = compare.mean_band([first, second])
+    assert x.tolist() == [1.0, 2.0]
+    assert mean == pytest.approx([0.6, 0.8])
+    assert low.tolist() == [0.5, 0.7] and high.tolist() == [0.7, 0.9]
+    assert all(len(part) == 0 for part in compare.mean_band([]))

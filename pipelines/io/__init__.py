@@ -1,0 +1,1 @@
+"""Files in and out: guarded archives, export, safe `.keras` import."""
