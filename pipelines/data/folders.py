@@ -307,7 +307,9 @@ def decode_scan(scan: Scan, settings: Settings, progress: Progress | None = None
             x[kept] = decode_image(scan.root / relative, settings)
         # Pillow reports a damaged file as OSError, SyntaxError, ValueError or a decompression bomb.
         except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
-            unreadable.append((relative, str(error) or type(error).__name__))
+            # Pillow names the full (perhaps temporary) path; the report names the file as the user knows it.
+            reason = (str(error) or type(error).__name__).replace(str(scan.root / relative), relative)
+            unreadable.append((relative, reason))
         else:
             y[kept], split[kept] = label, which
             kept += 1
