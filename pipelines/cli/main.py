@@ -16,6 +16,7 @@ from pipelines import paths
 from pipelines.cli.commands import (cmd_resume, cmd_runs, cmd_show, cmd_stop, cmd_store_check, cmd_store_rebuild,
                                     cmd_train, cmd_validate, cmd_worker)
 from pipelines.cli.dataset_commands import add_dataset_command, add_folder_options, dataset_argument, run_with_home
+from pipelines.cli.evaluate_commands import add_evaluate_command
 from pipelines.cli.sweep_commands import add_sweep_command
 from pipelines.data.catalog import CATALOG
 from pipelines.errors import LayerlabError
@@ -71,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_sweep_command(sub, common, tuple(CATALOG))
     add_dataset_command(sub, common)
+    add_evaluate_command(sub, common)
 
     resume_help = "resume a STOPPED or INTERRUPTED run, or a FAILED one that kept a checkpoint"
     for name, func, helptext in (("show", cmd_show, "one run as JSON"), ("stop", cmd_stop, "stop a run"),

@@ -156,8 +156,11 @@ def _unwrap(root: Path) -> Path:
         root = folders[0]
 
 
-def scan_folder(folder: str | os.PathLike) -> Scan:
-    """Find the classes and splits of an image folder; DatasetError if it is not a dataset."""
+def scan_folder(folder: str | os.PathLike, *, labelled_only: bool = False) -> Scan:
+    """Find the classes and splits of an image folder; DatasetError if it is not a dataset.
+
+    `labelled_only`: a folder to evaluate on, not train on: one class is enough, and no split is made.
+    """
     root = Path(folder)
     if not root.is_dir():
         raise DatasetError(f"{str(folder)!r} is not a folder. Expected a folder of class folders (class_name/*.jpg)")
@@ -179,7 +182,7 @@ def scan_folder(folder: str | os.PathLike) -> Scan:
     else:
         by_split["train"] = {c.name: _class_images(c, root, skipped) for c in folders}
     classes = tuple(sorted({name for split in by_split.values() for name, files in split.items() if files}))
-    _check_classes(root, classes, by_split)
+    _check_classes(root, classes, by_split, labelled_only)
     index = {name: i for i, name in enumerate(classes)}
     files = [(path, index[name], split) for split, per_class in by_split.items()
              for name, paths in per_class.items() if name in index for path in paths]
@@ -187,15 +190,19 @@ def scan_folder(folder: str | os.PathLike) -> Scan:
         raise DatasetError(f"{root} holds {len(files)} images; the most one dataset may hold is {max_images()} "
                            "(setting LAYERLAB_DATASET_MAX_IMAGES)")
     scan = Scan(root, classes, files, bool(split_folders), skipped, notes)
-    _finish_splits(scan)
+    if not labelled_only:
+        _finish_splits(scan)
     return scan
 
 
-def _check_classes(root: Path, classes: tuple[str, ...], by_split: dict[str, dict[str, list[str]]]) -> None:
+def _check_classes(root: Path, classes: tuple[str, ...], by_split: dict[str, dict[str, list[str]]],
+                   labelled_only: bool) -> None:
     if not classes:
         allowed = ", ".join(sorted(IMAGE_SUFFIXES))
         raise DatasetError(f"No images found in {root}. Expected one folder per class holding images ({allowed}), "
                            "optionally inside train/, validation/ (or val/) and test/ folders")
+    if labelled_only:
+        return
     if len(classes) == 1:
         raise DatasetError(f"{root} holds images of one class only ({classes[0]!r}); a classifier needs at "
                            "least two class folders")
