@@ -21,7 +21,7 @@ import numpy as np
 
 from pipelines import paths
 from pipelines.data.catalog import BUILTIN, Dataset, DatasetInfo
-from pipelines.data.folders import Decoded, Scan, Settings
+from pipelines.data.folders import Decoded, Scan, Settings, balance_warnings
 from pipelines.data.readers import finish_dataset
 from pipelines.errors import DatasetError
 
@@ -126,7 +126,7 @@ def build_manifest(name: str, scan: Scan, decoded: Decoded, settings: Settings, 
     return {
         "format": _FORMAT, "name": name, "classes": list(scan.classes), "image_size": settings.image_size,
         "channels": settings.channels, "fit": settings.fit, "color": settings.color, "origin": origin,
-        "counts": counts, "split_made": scan.split_made, "notes": scan.notes, "warnings": scan.warnings(),
+        "counts": counts, "split_made": scan.split_made, "notes": scan.notes, "warnings": balance_warnings(scan.classes, counts),
         "unreadable": [{"file": f, "reason": r} for f, r in decoded.unreadable],
         "skipped": [{"file": f, "reason": r} for f, r in scan.skipped],
         "decode_seconds": round(decoded.seconds, 3), "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

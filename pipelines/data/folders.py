@@ -107,18 +107,21 @@ class Scan:
         return {split: counts for split, counts in out.items() if any(counts)}
 
     def warnings(self) -> list[str]:
-        """A class with very few images, or a split that has none of a class, named."""
-        counts = self.counts()
-        found = []
-        totals = np.sum(list(counts.values()), axis=0)
-        for name, total in zip(self.classes, totals):
-            if total < TINY_CLASS:
-                found.append(f"class {name!r} has only {int(total)} image(s); {TINY_CLASS} or more are advised")
-        for split, per_class in counts.items():
-            empty = [name for name, count in zip(self.classes, per_class) if count == 0]
-            if empty:
-                found.append(f"the {split} split has no images of class(es): {', '.join(map(repr, empty))}")
-        return found
+        return balance_warnings(self.classes, self.counts())
+
+
+def balance_warnings(classes: tuple[str, ...], counts: dict[str, list[int]]) -> list[str]:
+    """A class with very few images, or a split that has none of a class, named."""
+    found = []
+    totals = np.sum(list(counts.values()), axis=0)
+    for name, total in zip(classes, totals):
+        if total < TINY_CLASS:
+            found.append(f"class {name!r} has only {int(total)} image(s); {TINY_CLASS} or more are advised")
+    for split, per_class in counts.items():
+        empty = [name for name, count in zip(classes, per_class) if count == 0]
+        if empty:
+            found.append(f"the {split} split has no images of class(es): {', '.join(map(repr, empty))}")
+    return found
 
 
 def _visible(path: Path) -> bool:
