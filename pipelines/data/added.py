@@ -87,7 +87,7 @@ def info_from_manifest(manifest: dict) -> DatasetInfo:
     size, channels = int(manifest["image_size"]), int(manifest["channels"])
     return DatasetInfo(
         name=manifest["name"], title=manifest["name"], class_names=tuple(manifest["classes"]),
-        input_shape=(size, size, channels), source=f"added from {manifest.get('origin', 'an image folder')}",
+        input_shape=(size, size, channels), source="an image folder added to this Layerlab (see its manifest for where from)",
         licence="the user's own images", local_files=f"datasets/{manifest['name']}/{ARRAYS} in the Layerlab home",
     )
 

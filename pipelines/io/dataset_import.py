@@ -8,10 +8,11 @@ in one rename at the very end (see data/added.py).
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -42,11 +43,25 @@ def add_dataset(name: str, source: str | os.PathLike | BinaryIO, settings: Setti
     is written.
     """
     added.check_name(name, home, replace=replace)
+    with unpacked(source, home=home, what=what, progress=progress, limits=limits) as (folder, origin):
+        scan = scan_folder(folder)
+        on_image = (lambda done, total, seconds: progress("decode", done, total, seconds)) if progress else None
+        decoded = decode_scan(scan, settings, on_image)
+        return added.save(name, scan, decoded, settings, origin, home, replace=replace)
+
+
+@contextlib.contextmanager
+def unpacked(source: str | os.PathLike | BinaryIO, *, home: str | os.PathLike | None = None,
+             what: str | None = None, progress: Progress | None = None,
+             limits: ArchiveLimits | None = None) -> Iterator[tuple[Path, str]]:
+    """(folder, origin) for a folder as it is, or for a checked zip unpacked into a temporary folder in
+    the Layerlab home that is removed on leaving, whatever happens."""
     if isinstance(source, (str, os.PathLike)):
         path = Path(source).expanduser()
         what = what or str(source)
         if path.is_dir():
-            return _add_folder(name, path, settings, home, str(path.resolve()), progress, replace)
+            yield path, str(path.resolve())
+            return
         if not path.is_file():
             raise DatasetError(f"{what!r} is neither a folder nor a file. Expected a folder of class folders or a .zip")
         if not _is_zip_file(path):
@@ -57,10 +72,10 @@ def add_dataset(name: str, source: str | os.PathLike | BinaryIO, settings: Setti
         root.mkdir(parents=True, exist_ok=True)
         unpack_parent = Path(tempfile.mkdtemp(prefix=".unpacking-", dir=root))
         try:
-            unpacked = unpack_parent / "files"
+            folder = unpack_parent / "files"
             on_file = (lambda done, total: progress("unpack", done, total, 0.0)) if progress else None
-            archive.extract_to(unpacked, on_file=on_file)
-            return _add_folder(name, unpacked, settings, home, what, progress, replace)
+            archive.extract_to(folder, on_file=on_file)
+            yield folder, what
         finally:
             shutil.rmtree(unpack_parent, ignore_errors=True)
             _remove_if_empty(root)
@@ -71,11 +86,3 @@ def _remove_if_empty(folder: Path) -> None:
         folder.rmdir()  # only succeeds when nothing was added: a refused first import leaves no folder
     except OSError:
         pass
-
-
-def _add_folder(name: str, folder: Path, settings: Settings, home, origin: str,
-                progress: Progress | None, replace: bool) -> dict:
-    scan = scan_folder(folder)
-    on_image = (lambda done, total, seconds: progress("decode", done, total, seconds)) if progress else None
-    decoded = decode_scan(scan, settings, on_image)
-    return added.save(name, scan, decoded, settings, origin, home, replace=replace)
