@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from PIL import Image, ImageOps
 
 from pipelines.data import added
 from pipelines.data.catalog import BUILTIN, get_info
@@ -27,6 +28,7 @@ from pipelines.inference.preprocess import open_upload, preprocess_image
 
 BATCH = 64
 EXAMPLES_PER_CLASS = 3
+THUMBNAIL = 96
 # Folder class -> the run classes it means, for names a clothing folder uses and Fashion-MNIST does not.
 SYNONYMS = {
     "pants": ("trouser",), "trousers": ("trouser",), "jeans": ("trouser",),
@@ -61,14 +63,15 @@ def match_classes(folder_classes, run_classes) -> dict[str, tuple[int, ...]]:
 
 @dataclass
 class FolderEvaluation:
-    """Accuracy on the matched photos; `examples` holds a few (file, model input, predicted class) per class."""
+    """Accuracy on the matched photos; `examples` holds a few (file, photo thumbnail, model input,
+    predicted class) per class, to show how a photo becomes what the model sees."""
 
     accuracy: float | None
     n_images: int
     per_class: dict[str, dict]
     unreadable: list[tuple[str, str]]
     unmatched_classes: list[str]
-    examples: dict[str, list[tuple[str, np.ndarray, str]]] = field(default_factory=dict)
+    examples: dict[str, list[tuple[str, np.ndarray, np.ndarray, str]]] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {"accuracy": self.accuracy, "n_images": self.n_images, "per_class": self.per_class,
@@ -89,6 +92,15 @@ def photo_to_input(path: Path, dataset: str, input_shape: tuple[int, int, int]) 
         raise UploadError(f"{path.name}: cannot be read ({error.strerror})") from None
     prepared = preprocess_image(open_upload(data, path.name), input_shape, center_digit=dataset == "mnist")
     return prepared.array, prepared.notes
+
+
+def thumbnail(path: Path, side: int = THUMBNAIL) -> np.ndarray:
+    """The photo upright and small (RGB uint8), to show beside what the model was given."""
+    with Image.open(path) as image:
+        image.draft("RGB", (side, side))
+        upright = ImageOps.exif_transpose(image).convert("RGB")
+    upright.thumbnail((side, side))
+    return np.asarray(upright)
 
 
 def evaluate_folder(run_dir: str | os.PathLike, dataset: str, folder: str | os.PathLike,
@@ -125,7 +137,8 @@ def evaluate_folder(run_dir: str | os.PathLike, dataset: str, folder: str | os.P
                 total[name] += 1
                 correct[name] += int(guess in matched[name])
                 if len(examples[name]) < EXAMPLES_PER_CLASS:
-                    examples[name].append((relative, array, info.class_names[guess]))
+                    photo = thumbnail(scan.root / relative)
+                    examples[name].append((relative, photo, array, info.class_names[guess]))
         if progress is not None:
             progress(min(start + BATCH, len(files)), len(files))
     n = sum(total.values())
