@@ -31,6 +31,17 @@ def dataset_argument(text: str) -> str:
                                      f"folder:PATH; received {text!r}")
 
 
+class DatasetNames:
+    """argparse `choices` for commands that take a fixed tuple: any name `dataset_argument` accepts
+    but folder:PATH (whether an added one exists is checked in the home --home names)."""
+
+    def __contains__(self, text: object) -> bool:
+        return isinstance(text, str) and (text in BUILTIN or bool(added.NAME_PATTERN.match(text)))
+
+    def __iter__(self):
+        return iter([*BUILTIN, "an added dataset's name"])
+
+
 def run_with_home(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
     """Run a command with LAYERLAB_HOME set to its --home, restoring the environment after."""
     if not getattr(args, "home", None):

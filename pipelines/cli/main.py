@@ -15,10 +15,10 @@ from pathlib import Path
 from pipelines import paths
 from pipelines.cli.commands import (cmd_resume, cmd_runs, cmd_show, cmd_stop, cmd_store_check, cmd_store_rebuild,
                                     cmd_train, cmd_validate, cmd_worker)
-from pipelines.cli.dataset_commands import add_dataset_command, add_folder_options, dataset_argument, run_with_home
+from pipelines.cli.dataset_commands import (DatasetNames, add_dataset_command, add_folder_options, dataset_argument,
+                                             run_with_home)
 from pipelines.cli.evaluate_commands import add_evaluate_command
 from pipelines.cli.sweep_commands import add_sweep_command
-from pipelines.data.catalog import CATALOG
 from pipelines.errors import LayerlabError
 
 _SHORT_MESSAGE = 300
@@ -70,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     runs.add_argument("--sweep", metavar="ID", help="only the runs of this sweep (an id or a unique prefix)")
     runs.set_defaults(func=cmd_runs)
 
-    add_sweep_command(sub, common, tuple(CATALOG))
+    add_sweep_command(sub, common, DatasetNames())
     add_dataset_command(sub, common)
     add_evaluate_command(sub, common)
 
