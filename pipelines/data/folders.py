@@ -263,9 +263,16 @@ def decode_image(path: str | os.PathLike, settings: Settings) -> np.ndarray:
                              "(setting LAYERLAB_DATASET_MAX_PIXELS)")
         # A JPEG decodes at 1/2, 1/4 or 1/8 scale for free when that still covers the target size.
         image.draft("RGB" if settings.color == "rgb" else "L", (size, size))
-        upright = ImageOps.exif_transpose(image)
-        mode = "RGB" if settings.color == "rgb" else "L"
-        picture = upright.convert("RGBA").convert(mode) if upright.mode in ("P", "PA") else upright.convert(mode)
+        return fit_picture(image, settings)
+
+
+def fit_picture(image: Image.Image, settings: Settings) -> np.ndarray:
+    """An opened picture made upright and fitted as `settings` say: the one recipe for a dataset's
+    photos and for a photo uploaded to test a model trained on them."""
+    size = settings.image_size
+    upright = ImageOps.exif_transpose(image)
+    mode = "RGB" if settings.color == "rgb" else "L"
+    picture = upright.convert("RGBA").convert(mode) if upright.mode in ("P", "PA") else upright.convert(mode)
     resample = Image.Resampling.BILINEAR
     if settings.fit == "stretch":
         picture = picture.resize((size, size), resample, reducing_gap=3.0)

@@ -22,9 +22,9 @@ from PIL import Image, ImageOps
 
 from pipelines.data import added
 from pipelines.data.catalog import BUILTIN, get_info
-from pipelines.data.folders import Settings, decode_image, scan_folder
+from pipelines.data.folders import Settings, decode_image, fit_picture, scan_folder
 from pipelines.errors import LayerlabError, UploadError
-from pipelines.inference.preprocess import open_upload, preprocess_image
+from pipelines.inference.preprocess import Prepared, open_upload, preprocess_image
 
 BATCH = 64
 EXAMPLES_PER_CLASS = 3
@@ -79,18 +79,36 @@ class FolderEvaluation:
                 "unmatched_classes": self.unmatched_classes}
 
 
+def added_settings(dataset: str) -> Settings | None:
+    """How an added dataset's photos were decoded; None for a built-in dataset."""
+    if dataset in BUILTIN or dataset not in added.added_infos():
+        return None
+    manifest = added.read_manifest(dataset)
+    return Settings(int(manifest["image_size"]), manifest["fit"], manifest["color"])
+
+
+def prepare_picture(image: Image.Image, dataset: str, input_shape, *, center_digit: bool = False) -> Prepared:
+    """An opened picture as the model of a run on `dataset` takes it: as the added dataset's own
+    photos were decoded, else through the upload preprocessing (grey, inverted if light, fitted)."""
+    settings = added_settings(dataset)
+    if settings is None:
+        return preprocess_image(image, input_shape, invert="auto", center_digit=center_digit)
+    pixels = fit_picture(image, settings)
+    note = f"made upright and fitted to {settings.image_size}x{settings.image_size} ({settings.fit}, {settings.color}), as {dataset}'s photos were"
+    return Prepared(pixels.astype(np.float32) / np.float32(255), False, (note,))
+
+
 def photo_to_input(path: Path, dataset: str, input_shape: tuple[int, int, int]) -> tuple[np.ndarray, tuple[str, ...]]:
-    """One photo as the float32 input the run's model takes, and notes on what was done to it."""
-    if dataset not in BUILTIN:
-        manifest = added.read_manifest(dataset)
-        settings = Settings(int(manifest["image_size"]), manifest["fit"], manifest["color"])
+    """One photo file as the float32 input the run's model takes, and notes on what was done to it."""
+    settings = added_settings(dataset)
+    if settings is not None:
         pixels = decode_image(path, settings)
         return pixels.astype(np.float32) / np.float32(255), (f"decoded as {dataset} was: {settings.fit}, {settings.color}",)
     try:
         data = path.read_bytes()
     except OSError as error:
         raise UploadError(f"{path.name}: cannot be read ({error.strerror})") from None
-    prepared = preprocess_image(open_upload(data, path.name), input_shape, center_digit=dataset == "mnist")
+    prepared = prepare_picture(open_upload(data, path.name), dataset, input_shape, center_digit=dataset == "mnist")
     return prepared.array, prepared.notes
 
 

@@ -82,3 +82,24 @@ def test_a_folder_without_a_matching_class_says_so(fashion_run, shared_datasets,
     folder = copy_classes(shared_datasets, tmp_path / "hats", classes=("hat",), per_class=2)
     with pytest.raises(LayerlabError, match="None of the folder's classes \\(hat\\) matches a class of Fashion-MNIST"):
         evaluate_folder(SQLiteRunStore(home).run_dir(run.id), "fashion_mnist", folder)
+
+
+def test_an_upload_for_an_added_dataset_is_fitted_as_its_photos_were(shared_datasets, tmp_path, monkeypatch):
+    from pipelines.data import added
+    from pipelines.data.folders import Settings, decode_image
+    from pipelines.inference.folder_eval import prepare_picture
+    from pipelines.io.dataset_import import add_dataset
+
+    monkeypatch.setenv("LAYERLAB_HOME", str(tmp_path / "home"))
+    folder = copy_classes(shared_datasets, tmp_path / "photos", per_class=3)
+    settings = Settings(40, "crop", "grayscale")
+    add_dataset("gray-crop", folder, settings)
+    photo = sorted((folder / "shoes").iterdir())[0]
+    with Image.open(photo) as image:
+        prepared = prepare_picture(image, "gray-crop", (40, 40, 1))
+    stored = decode_image(photo, settings).astype(np.float32) / 255
+    assert prepared.array.shape == (40, 40, 1) and not prepared.inverted
+    assert np.abs(prepared.array - stored).mean() < 0.03  # the same recipe (JPEG draft scale aside)
+    with Image.open(photo) as image:  # a built-in dataset keeps the upload preprocessing
+        assert prepare_picture(image, "fashion_mnist", (28, 28, 1)).array.shape == (28, 28, 1)
+    added.clear_cache()
