@@ -59,6 +59,8 @@ def _apply_fix(fix: Fix) -> None:
 
 
 def _set_param(index: int, param: ParamSpec, widget_key: str) -> None:
+    if state.stale_build_widget(widget_key):
+        return  # a card of the model a preset, an undo or a fix replaced
     value = state.widget_value(widget_key)
     if param.kind == "shape":
         value = _parse_shape(value)

@@ -71,7 +71,8 @@ def _clear() -> None:
 
 
 def _pick_dataset(widget_key: str) -> None:
-    state.set_dataset(state.widget_value(widget_key))
+    if not state.stale_build_widget(widget_key):  # not the picker of a dataset a preset replaced
+        state.set_dataset(state.widget_value(widget_key))
 
 
 def _import_spec(widget_key: str) -> None:

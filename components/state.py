@@ -12,6 +12,7 @@ none shows a value the spec no longer holds.
 from __future__ import annotations
 
 import logging
+import re
 
 import numpy as np
 import streamlit as st
@@ -48,6 +49,9 @@ def key(page: str, *parts: object) -> str:
     return "_".join([page, *(str(p) for p in parts)])
 
 
+_REVISION_IN_KEY = re.compile(r"^build_r(\d+)_")
+
+
 def build_key(*parts: object) -> str:
     """A Build-page widget key that changes whenever the spec is replaced from outside a widget."""
     return key("build", f"r{st.session_state.get(_REVISION, 0)}", *parts)
@@ -55,6 +59,22 @@ def build_key(*parts: object) -> str:
 
 def widget_value(widget_key: str):
     return st.session_state.get(widget_key)
+
+
+def stale_build_widget(widget_key: str) -> bool:
+    """Whether a Build widget belongs to a model (or dataset) that has since been replaced.
+
+    A browser that sends its next change before it has drawn the new model still holds the old
+    widgets, and Streamlit can fire their callbacks with the old values: a preset would then get
+    the replaced model's activation on one layer and the old dataset back. Callbacks ask this first.
+    """
+    revision = _REVISION_IN_KEY.match(widget_key)
+    if revision:
+        return int(revision.group(1)) != st.session_state.get(_REVISION, 0)
+    dataset_prefix = key("build", "dataset", "")
+    if widget_key.startswith(dataset_prefix):
+        return widget_key != key("build", "dataset", dataset())
+    return False
 
 
 # --- the Build draft ---------------------------------------------------------------------------

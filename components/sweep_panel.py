@@ -61,7 +61,10 @@ def _axes() -> list[Axis]:
 
 def build_panel(spec: ModelSpec, dataset: str, blocked: str | None) -> None:
     """The sweep controls under Train; `blocked` says why the model cannot train (as for Train)."""
-    with st.expander("Sweep: train several versions of this model and compare them"):
+    # Keyed, with its state on the server: the page redraws every second (reaping workers), and a
+    # redraw that remounts an unkeyed expander would close it under the user's pointer.
+    with st.expander("Sweep: train several versions of this model and compare them",
+                     key=state.key("build", "sweep", "open"), on_change="rerun"):
         st.caption("The tutorials' own sweeps:")
         buttons = st.columns(len(TUTORIAL_SWEEPS))
         for column, name in zip(buttons, TUTORIAL_SWEEPS):

@@ -24,6 +24,8 @@ LABEL_WORDS = {"sparse": "integer labels (0, 1, 2 ...) as they are",
 
 
 def _update(section: str, name: str, widget_key: str, convert=lambda v: v) -> None:
+    if state.stale_build_widget(widget_key):
+        return  # a setting of the model a preset, an undo or a fix replaced
     value = convert(state.widget_value(widget_key))
     try:
         new = state.spec().with_compile(**{name: value}) if section == "compile" else \

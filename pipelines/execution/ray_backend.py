@@ -37,8 +37,6 @@ import dataclasses
 import logging
 import os
 import socket
-import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -47,11 +45,10 @@ from typing import Any
 from pipelines.data.locate import load
 from pipelines.errors import LayerlabError
 from pipelines.execution.processes import REPO_ROOT
-from pipelines.execution.speed import SpeedSettings
+from pipelines.execution.ray_tasks import CHECKPOINT_FILES, Relay, ray_module, read_files, train_task, write_files
 from pipelines.runs import artifacts
-from pipelines.runs.artifacts import (BEST_FILE, HISTORY_FILE, LAST_FILE, LAST_STATE_FILE, MODEL_FILE,
-                                      PREVIOUS_FILE, PREVIOUS_STATE_FILE, SPEC_FILE, atomic_target)
-from pipelines.runs.entities import MetricPoint, Progress, Run, RunOutcome, RunStatus
+from pipelines.runs.artifacts import HISTORY_FILE
+from pipelines.runs.entities import Run, RunOutcome, RunStatus
 from pipelines.runs.records import history_csv
 from pipelines.runs.sqlite_store import SQLiteRunStore
 from pipelines.runs.store import RunStore
@@ -60,38 +57,16 @@ log = logging.getLogger("layerlab.ray")
 
 LOOP_SECONDS = 0.2
 HEARTBEAT_SECONDS = 0.5
-STOP_POLL_SECONDS = 0.5
 SLOTS_SECONDS = 5.0
 CONNECT_SECONDS = 3.0
-CHECKPOINT_FILES = (LAST_FILE, LAST_STATE_FILE, PREVIOUS_FILE, PREVIOUS_STATE_FILE, BEST_FILE)
-RESULT_FILES = (MODEL_FILE, BEST_FILE, SPEC_FILE, LAST_FILE, LAST_STATE_FILE, PREVIOUS_FILE, PREVIOUS_STATE_FILE)
 # The job's: the `pipelines` package is shipped to every node (Ray uploads it once, by content).
 # A process that calls ray.init itself (a test, an app embedding Layerlab) passes this.
 RUNTIME_ENV = {"py_modules": [str(REPO_ROOT / "pipelines")]}
 # TensorFlow's start-up chatter stays out of the logs; a task splits an operation over the CPUs it has.
 TASK_ENV = {"env_vars": {"TF_CPP_MIN_LOG_LEVEL": "2"}}
-RAY_TOKEN_FILE = Path.home() / ".ray" / "auth_token"  # where `ray start` / ray.init leave the cluster's token
 
 _drivers: dict[tuple[str, str], RayDriver] = {}
 _drivers_lock = threading.Lock()
-
-
-def _ray():
-    """The `ray` module, or a LayerlabError saying how to install it."""
-    if "ray" not in sys.modules and "RAY_AUTH_MODE" not in os.environ and (
-            os.environ.get("RAY_AUTH_TOKEN") or RAY_TOKEN_FILE.exists()):
-        # Clusters of recent Ray authenticate with the token that `ray start` (or ray.init) left
-        # here; Ray reads it when it joins `auto`, not an address given outright, unless told to
-        # before its import. A cluster elsewhere: set RAY_AUTH_TOKEN (see Ray's token-auth docs).
-        os.environ["RAY_AUTH_MODE"] = "token"
-    if "ray" not in sys.modules:
-        os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")  # Ray's own warnings would bury the CLI's one line
-    try:
-        import ray
-    except ImportError:
-        raise LayerlabError("A Ray address is set (LAYERLAB_RAY_ADDRESS or --ray), but Ray is not installed "
-                            "here: pip install -r requirements-ray.txt") from None
-    return ray
 
 
 def _answers(address: str) -> None:
@@ -111,7 +86,7 @@ def _answers(address: str) -> None:
 def connect(address: str) -> None:
     """Join the Ray cluster at `address` ("auto": the one `ray start` made on this machine), unless
     this process is connected to one already."""
-    ray = _ray()
+    ray = ray_module()
     if ray.is_initialized():
         return
     _answers(address)
@@ -138,134 +113,6 @@ def driver_for(store: RunStore, settings) -> RayDriver:
 # -- in the task ---------------------------------------------------------------------------------
 
 
-class Relay:
-    """The actor between the tasks and the driver: messages up, stop requests down."""
-
-    def __init__(self) -> None:
-        self._messages: list[tuple[str, str, Any]] = []
-        self._stops: set[str] = set()
-
-    def put(self, run_id: str, kind: str, payload: Any) -> None:
-        self._messages.append((run_id, kind, payload))
-
-    def drain(self) -> list[tuple[str, str, Any]]:
-        messages, self._messages = self._messages, []
-        return messages
-
-    def request_stop(self, run_id: str) -> None:
-        self._stops.add(run_id)
-
-    def stop_requested(self, run_id: str) -> bool:
-        return run_id in self._stops
-
-    def forget(self, run_id: str) -> None:
-        self._stops.discard(run_id)
-
-    def sync(self) -> bool:
-        """Answered once every message a caller sent before it has been taken in."""
-        return True
-
-
-class RelayStore:
-    """The part of the run store that training uses, for a task: writes go to the relay, reads are
-    this attempt's own points. Not a RunStore: a task never queues, claims or finishes a run."""
-
-    def __init__(self, run: Run, folder: Path, relay: Any) -> None:
-        self.run_id, self.folder, self.relay = run.id, folder, relay
-        self._points: list[MetricPoint] = []
-        self._lock = threading.Lock()
-
-    def _send(self, kind: str, payload: Any) -> None:
-        self.relay.put.remote(self.run_id, kind, payload)
-
-    def ensure_run_dir(self, run_id: str) -> Path:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        return self.folder
-
-    run_dir = ensure_run_dir
-
-    def heartbeat(self, run_id: str) -> None:
-        """The driver beats for its runs."""
-
-    def update_progress(self, run_id: str, progress: Progress) -> None:
-        self._send("progress", progress)
-
-    def log_metrics(self, run_id: str, points) -> None:
-        points = list(points)
-        with self._lock:
-            self._points.extend(points)
-        self._send("points", points)
-
-    def delete_metrics_from_epoch(self, run_id: str, epoch: int) -> int:
-        with self._lock:
-            self._points = [p for p in self._points if p.epoch < epoch]
-        self._send("delete_from_epoch", epoch)
-        return 0
-
-    def set_epochs_done(self, run_id: str, epochs_done: int, best_epoch: int | None) -> None:
-        """An epoch ended: its checkpoint (written just before, see EpochCheckpoint) goes with it."""
-        self._send("epochs_done", (epochs_done, best_epoch, _read_files(self.folder, CHECKPOINT_FILES)))
-
-    def get_metrics(self, run_id: str, kind: str | None = None, after_id: int = 0) -> list[MetricPoint]:
-        with self._lock:
-            return [p for p in self._points if kind is None or p.kind == kind]
-
-
-def _read_files(folder: Path, names) -> dict[str, bytes]:
-    found = {}
-    for name in names:
-        try:
-            found[name] = (folder / name).read_bytes()
-        except FileNotFoundError:
-            continue
-    return found
-
-
-def _write_files(folder: Path, files: dict[str, bytes]) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, content in files.items():
-        with atomic_target(folder / name) as tmp:
-            tmp.write_bytes(content)
-
-
-def _watch_stop(relay: Any, run_id: str, stop: threading.Event, done: threading.Event) -> None:
-    ray = _ray()
-    while not done.wait(STOP_POLL_SECONDS):
-        try:
-            if ray.get(relay.stop_requested.remote(run_id), timeout=10):
-                stop.set()
-                return
-        except Exception as exc:  # the relay busy for a moment must not end the watch
-            log.warning("stop poll failed: %s", exc)
-
-
-def train_task(run: Run, dataset: Any, files: dict[str, bytes], relay: Any, speed: SpeedSettings) -> dict:
-    """One run, on whichever node Ray chose: train in a temporary folder, relay everything, and
-    return how it ended with the files the run's folder keeps."""
-    from pipelines.execution import training
-    from pipelines.execution.worker import outcome_of
-
-    ray = _ray()
-    relay.put.remote(run.id, "started", {"pid": os.getpid(), "node": ray.get_runtime_context().get_node_id()})
-    with tempfile.TemporaryDirectory(prefix=f"layerlab-{run.id}-") as name:
-        folder = Path(name)
-        _write_files(folder, files)
-        sink = RelayStore(run, folder, relay)
-        stop, done = threading.Event(), threading.Event()
-        watcher = threading.Thread(target=_watch_stop, args=(relay, run.id, stop, done), daemon=True)
-        watcher.start()
-        try:
-            outcome = training.execute_run(sink, run, stop, dataset=dataset, speed=speed)
-        except Exception as exc:
-            outcome = outcome_of(exc, folder)
-        finally:
-            done.set()
-        ray.get(relay.sync.remote())  # every point sent is in the relay before the driver hears of the end
-        return {"status": outcome.status.value, "error": outcome.error, "metrics": outcome.metrics,
-                "files": _read_files(folder, RESULT_FILES)}
-
-
-# -- in the driver -------------------------------------------------------------------------------
 
 
 @dataclasses.dataclass
@@ -311,7 +158,7 @@ class RayDriver:
             connect(self.settings.ray_address)
             if self._relay is None:
                 self._relay = self._make_relay()
-                self._remote_task = _ray().remote(train_task)
+                self._remote_task = ray_module().remote(train_task)
             self._threads = [threading.Thread(target=self._loop, name="layerlab-ray-driver", daemon=True),
                              threading.Thread(target=self._beat, name="layerlab-ray-heartbeat", daemon=True)]
             for thread in self._threads:
@@ -322,7 +169,7 @@ class RayDriver:
         again every SLOTS_SECONDS: nodes join and leave)."""
         now = time.monotonic()
         if self._slots is None or now - self._slots[1] > SLOTS_SECONDS:
-            ray = _ray()
+            ray = ray_module()
             connect(self.settings.ray_address)
             cpus = ray.cluster_resources().get("CPU", 0)
             self._slots = (max(1, int(cpus // self.settings.ray_cpus_per_run)), now)
@@ -343,7 +190,7 @@ class RayDriver:
         for thread in self._threads:
             thread.join(timeout=10)
         if self._tasks:
-            ray = _ray()
+            ray = ray_module()
             store = SQLiteRunStore(self.home)
             for run_id, task in list(self._tasks.items()):
                 ray.cancel(task.ref, force=True)
@@ -358,7 +205,7 @@ class RayDriver:
     # threads -----------------------------------------------------------------------------------
 
     def _make_relay(self):
-        ray = _ray()
+        ray = ray_module()
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         here = NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(), soft=True)
@@ -393,7 +240,7 @@ class RayDriver:
     # the loop's parts --------------------------------------------------------------------------
 
     def _receive(self, store: SQLiteRunStore) -> None:
-        ray = _ray()
+        ray = ray_module()
         for run_id, kind, payload in ray.get(self._relay.drain.remote()):
             task = self._tasks.get(run_id)
             if task is None:
@@ -408,11 +255,11 @@ class RayDriver:
                 store.delete_metrics_from_epoch(run_id, payload)
             elif kind == "epochs_done":
                 epochs_done, best_epoch, files = payload
-                _write_files(store.run_dir(run_id), files)
+                write_files(store.run_dir(run_id), files)
                 store.set_epochs_done(run_id, epochs_done, best_epoch)
 
     def _relay_stops(self, store: SQLiteRunStore) -> None:
-        ray = _ray()
+        ray = ray_module()
         now = time.time()
         for run_id, task in list(self._tasks.items()):
             run = store.get_run(run_id)
@@ -436,7 +283,7 @@ class RayDriver:
                 ray.cancel(task.ref, force=True)
 
     def _settle_finished(self, store: SQLiteRunStore) -> None:
-        ray = _ray()
+        ray = ray_module()
         if not self._tasks:
             return
         refs = [task.ref for task in self._tasks.values()]
@@ -449,7 +296,7 @@ class RayDriver:
             if task.ref in ready:
                 outcome, files = self._outcome(task)
                 folder = store.run_dir(run_id)
-                _write_files(folder, files)
+                write_files(folder, files)
                 artifacts.atomic_write_text(folder / HISTORY_FILE, history_csv(store.get_metrics(run_id, kind="epoch")))
                 store.finish_run(run_id, outcome.status, error=outcome.error, metrics=outcome.metrics)
                 log.info("run %s ended %s on the Ray cluster", run_id, outcome.status.value)
@@ -457,7 +304,7 @@ class RayDriver:
 
     def _outcome(self, task: _Task) -> tuple[RunOutcome, dict[str, bytes]]:
         """How the task ended, and the files it brought back."""
-        ray = _ray()
+        ray = ray_module()
         from ray import exceptions
 
         try:
@@ -494,11 +341,11 @@ class RayDriver:
                 store.finish_run(run.id, RunStatus.FAILED, error=f"Could not start it on the Ray cluster: {exc}")
 
     def _submit(self, store: SQLiteRunStore, run: Run) -> None:
-        ray = _ray()
+        ray = ray_module()
         key = (run.sweep_id, run.dataset)
         if key not in self._datasets:
             self._datasets[key] = ray.put(load(run.dataset, self.settings.data_dir))  # once per sweep
-        files = _read_files(store.run_dir(run.id), CHECKPOINT_FILES) if run.resume_count else {}
+        files = read_files(store.run_dir(run.id), CHECKPOINT_FILES) if run.resume_count else {}
         threads = self.settings.speed.intra_op_threads or max(1, int(self.settings.ray_cpus_per_run))
         env = {"env_vars": {**TASK_ENV["env_vars"], "TF_NUM_INTRAOP_THREADS": str(threads)}}
         remote = self._remote_task.options(num_cpus=self.settings.ray_cpus_per_run, max_retries=0,

@@ -34,9 +34,8 @@ def record_of(run: Run) -> dict[str, Any]:
     record = run_record(run)
     record.pop("queue_position")
     record["metrics"] = {name: value for name, value in record["metrics"].items() if value is not None}
-    return {"format": RECORD_FORMAT, **record, "worker_pid": run.worker_pid, "tags": list(run.tags),
-            "note": run.note, "sweep_id": run.sweep_id, "sweep_settings": run.sweep_settings,
-            "repeat_group": run.repeat_group, "seed": run.seed, "executor": run.executor}
+    record.pop("findings")  # the doctor's reading of the curves: derived, never stored
+    return {"format": RECORD_FORMAT, **record, "worker_pid": run.worker_pid}
 
 
 def write_run_record(folder: Path, run: Run) -> None:

@@ -45,9 +45,11 @@ GROUPS = ("train", "validation", "test", "speed")
 # Every key of a run's JSON record, in order: `runs --json` and `show --json` print exactly these.
 # `findings` is the training doctor's diagnosis (`pipelines.runs.doctor`, each `Finding.to_dict()`),
 # None where the run's curves were not read (its run.json).
+# `tags`, `note`, `sweep_id`, `sweep_settings`, `repeat_group` and `seed` place it among other runs (Compare).
 RECORD_KEYS = ("id", "name", "status", "dataset", "error", "created_at", "started_at", "finished_at",
                "epochs_done", "total_epochs", "best_epoch", "resume_count", "queue_position",
-               "metrics", "spec", "findings")
+               "metrics", "spec", "findings", "tags", "note", "sweep_id", "sweep_settings", "repeat_group", "seed",
+               "executor")
 
 
 def fit_results(history: dict[str, list[float]]) -> dict[str, float]:
@@ -81,7 +83,9 @@ def run_record(run: Run, queue_position: int | None = None,
         "finished_at": run.finished_at, "epochs_done": run.epochs_done,
         "total_epochs": run.progress.total_epochs, "best_epoch": run.best_epoch,
         "resume_count": run.resume_count, "queue_position": queue_position, "metrics": metrics,
-        "spec": run.spec, "findings": findings,
+        "spec": run.spec, "findings": findings, "tags": list(run.tags), "note": run.note,
+        "sweep_id": run.sweep_id, "sweep_settings": dict(run.sweep_settings), "repeat_group": run.repeat_group,
+        "seed": run.seed, "executor": run.executor,
     }
     return record
 

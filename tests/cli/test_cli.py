@@ -30,6 +30,8 @@ def home_with_runs(tmp_path):
         done = store.create_run("done", "mnist", {"fit": {"epochs": 2}}, total_epochs=2)
         store.claim_next_run(1, 1)
         store.finish_run(done.id, RunStatus.COMPLETED, metrics={"test_accuracy": 0.9, "val_loss": 0.3})
+        store.set_tags(done.id, ["baseline"])
+        store.set_note(done.id, "the tutorial's settings")
         queued = store.create_run("queued", "fashion_mnist", {}, total_epochs=3)
     return home, done.id, queued.id
 
@@ -50,6 +52,8 @@ def test_runs_json_and_show_json_print_the_same_keys(home_with_runs):
     assert records[done_id]["metrics"]["train_loss"] is None  # in the schema, not recorded
     assert records[queued_id]["queue_position"] == 1 and records[queued_id]["total_epochs"] == 3
     assert records[done_id]["findings"] == [] and records[queued_id]["findings"] == []
+    assert records[done_id]["tags"] == ["baseline"] and records[done_id]["note"] == "the tutorial's settings"
+    assert records[queued_id]["sweep_id"] is None and records[queued_id]["executor"] == "local"
 
 
 @pytest.fixture

@@ -348,3 +348,34 @@ def test_a_saved_spec_loads_back(monkeypatch, app):
     monkeypatch.setattr(model_builder.state, "set_spec", lambda new, **k: loaded.append(new))
     model_builder._import_spec("build_load")
     assert loaded == [spec]
+
+
+
+def test_a_widget_of_a_replaced_model_changes_nothing(app):
+    """A browser that sends a change before drawing a preset's model still holds the old cards,
+    and Streamlit can fire their callbacks with the old values: they must not touch the new model."""
+    def stale_callbacks():
+        import streamlit as st
+
+        from components import layer_editor, model_builder, state, training_settings
+        from pipelines.modelspec.layers import LAYER_TYPES
+
+        old_dataset_key = state.key("build", "dataset", state.dataset())  # fashion_mnist, mlp-128x2
+        old_activation_key = state.build_key("param", "dense_2", "activation")
+        old_epochs_key = state.build_key("epochs")
+        model_builder._load_preset("mlp-512")  # MNIST; dense_2 is now the softmax output
+        st.session_state[old_dataset_key] = "fashion_mnist"
+        st.session_state[old_activation_key] = "relu"
+        st.session_state[old_epochs_key] = 9
+        model_builder._pick_dataset(old_dataset_key)
+        layer_editor._set_param(2, LAYER_TYPES["Dense"].param("activation"), old_activation_key)
+        training_settings._update("fit", "epochs", old_epochs_key, int)
+        fresh_epochs_key = state.build_key("epochs")
+        st.session_state[fresh_epochs_key] = 1
+        training_settings._update("fit", "epochs", fresh_epochs_key, int)  # the current widget still works
+        spec = state.spec()
+        st.session_state["outcome"] = (state.dataset(), spec.layers[2].params["activation"], spec.fit.epochs)
+
+    at = AppTest.from_function(stale_callbacks, default_timeout=60).run()
+    assert not at.exception, at.exception
+    assert at.session_state["outcome"] == ("mnist", "softmax", 1)

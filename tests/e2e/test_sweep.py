@@ -1,0 +1,86 @@
+"""The tutorial's learning-rate sweep from the Build page in a real browser: two clicks start it,
+Compare follows it to the end and marks the best run, with the four curves overlaid and what
+differs between them.
+
+Real server, real browser (Debian's chromium through Playwright), real worker processes.
+"""
+import re
+
+import pytest
+
+from pipelines.runs.sqlite_store import SQLiteRunStore
+from tests.e2e.conftest import screenshot
+from tests.e2e.test_build_and_train import click, keyed, wait_for_app
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+
+def until(page, act, done, what: str, *, before=None, attempts: int = 4) -> None:
+    """Do `act` until `done()` holds, a few times, waiting up to 15 s for it after each try."""
+    for _attempt in range(attempts):
+        if before is not None and not done():
+            before()
+        act()
+        for _tick in range(30):
+            if done():
+                return
+            page.wait_for_timeout(500)
+    raise AssertionError(f"{what} did not take effect after {attempts} tries")
+
+
+def test_learning_rate_sweep_from_build_to_compare(app_server, page):
+    url, home = app_server
+    page.set_viewport_size({"width": 1440, "height": 1000})
+    page.goto(f"{url}/build")
+    page.get_by_role("heading", name="Build").wait_for(timeout=60_000)
+    wait_for_app(page)
+    # mlp-512 trains on MNIST (the 5,000-image sample): quick to sweep. Edit only once the preset
+    # has landed, so that no widget of the model it replaced is still on the page.
+    loaded = page.get_by_text(re.compile(r"switched the dataset to MNIST"))
+    until(page, lambda: click(page, "build_preset_mlp-512"), loaded.is_visible, "the mlp-512 preset")
+    wait_for_app(page)
+    one_epoch = page.get_by_text(re.compile(r"· 1 epoch of 128"))
+
+    def one_epoch_only() -> None:
+        epochs = page.get_by_label("Epochs", exact=True)
+        epochs.fill("1")
+        epochs.press("Enter")
+        wait_for_app(page)
+
+    until(page, one_epoch_only, one_epoch.is_visible, "1 epoch")
+
+    # Each step is retried until its effect shows: a click that lands while the page redraws (the
+    # Build page reaps workers on a one-second fragment) can be dropped by the browser.
+    estimate = page.get_by_text(re.compile(r"4 runs, about"))
+    tutorial = keyed(page, "build_sweep_tutorial_lr").locator("button")
+
+    def open_sweeps() -> None:
+        if not tutorial.is_visible():
+            page.get_by_text("Sweep: train several versions of this model").click()
+            tutorial.wait_for(timeout=15_000)
+
+    until(page, lambda: click(page, "build_sweep_tutorial_lr"), estimate.is_visible, "the tutorial sweep",
+          before=open_sweeps)
+    off = page.get_by_text(re.compile(r"Sweeping is off"))
+    if off.count():
+        screenshot(page, "sweep-off")
+        raise AssertionError(off.first.text_content())
+    with SQLiteRunStore(home) as store:
+        until(page, lambda: click(page, "build_sweep_start"), lambda: bool(store.list_sweeps()), "the sweep's start")
+    page.wait_for_url(re.compile(r".*/compare\?.*sweep=[0-9a-f]{10}"), timeout=60_000)
+    page.get_by_text(re.compile(r"4 of 4 done")).wait_for(timeout=400_000)
+    page.get_by_text(re.compile(r"Best run: ")).wait_for(timeout=60_000)
+    wait_for_app(page)
+    screenshot(page, "sweep-compare")
+    chart = page.locator('[data-testid="stPlotlyChart"]').first
+    chart.scroll_into_view_if_needed()  # the page draws a chart once it is in view
+    page.wait_for_function("() => document.querySelectorAll('[data-testid=\"stPlotlyChart\"] .legendtext').length >= 4",
+                           timeout=60_000)
+    legend = chart.locator(".legendtext").evaluate_all("els => els.map(e => e.textContent)")
+    assert len(legend) == 4
+    assert chart.locator("path.point").count() >= 8  # four runs' points and their best-epoch stars
+    page.get_by_role("tab", name="Baseline and what differs").click()
+    page.locator("th", has_text="learning_rate").first.wait_for(state="attached")
+    sweep_id = page.url.split("sweep=")[1][:10]
+    assert keyed(page, f"compare_again_{sweep_id}").count() == 1
+    assert keyed(page, f"compare_repeat_best_{sweep_id}").count() == 1
