@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from components.text import plain
 from pipelines.data.catalog import DatasetInfo
 
 
@@ -49,11 +50,13 @@ def sample_note(info: DatasetInfo, overview: dict) -> str | None:
 
 
 def gallery(info: DatasetInfo, overview: dict) -> None:
-    """A row of samples per class, enlarged without smoothing so pixels stay visible."""
+    """A row of samples per class, small ones enlarged without smoothing so pixels stay visible."""
     for label, images in overview["samples"].items():
-        st.caption(class_label(info, label))
+        st.caption(plain(class_label(info, label)))  # an added dataset's classes are the user's folder names
         strip = np.concatenate([np.pad(img, ((1, 1), (1, 1), (0, 0)), constant_values=255) for img in images], axis=1)
         if strip.shape[-1] == 1:
             strip = strip[..., 0]
-        st.image(np.kron(strip, np.ones((3, 3) + ((1,) if strip.ndim == 3 else ()), dtype=np.uint8)),
+        height = strip.shape[0] - 2
+        scale = 3 if height <= 32 else max(1, 96 // height)  # 28-32 px samples 3x; a 96 px photo as it is
+        st.image(np.kron(strip, np.ones((scale, scale) + ((1,) if strip.ndim == 3 else ()), dtype=np.uint8)),
                  clamp=True)

@@ -373,3 +373,17 @@ def compare_sweep() -> str | None:
 
 def sweep_query(sweep_id: str) -> dict[str, str]:
     return {_SWEEP_PARAM: sweep_id}
+
+
+# --- Test: a run evaluated on the user's labelled folder ---------------------------------------
+_FOLDER_EVALUATION = "test_state_folder_evaluation"
+
+
+def set_folder_evaluation(run_id: str, result: object) -> None:
+    """The last labelled-folder evaluation on Test; kept for run `run_id` only."""
+    st.session_state[_FOLDER_EVALUATION] = (run_id, result)
+
+
+def folder_evaluation(run_id: str) -> object | None:
+    stored = st.session_state.get(_FOLDER_EVALUATION)
+    return stored[1] if stored and stored[0] == run_id else None

@@ -17,7 +17,8 @@ from PIL import Image
 
 from components import model_cache, prediction_view, state
 from components.text import plain
-from pipelines.inference.preprocess import Prepared, open_upload, preprocess_image, upright_and_shrunk
+from pipelines.inference.folder_eval import prepare_picture
+from pipelines.inference.preprocess import Prepared, open_upload, upright_and_shrunk
 from pipelines.inference.upload_checks import ALLOWED_TEXT, MAX_DECODED_BYTES, MAX_UPLOAD_BYTES
 from pipelines.errors import UploadError
 
@@ -64,12 +65,12 @@ def unique_labels(names: Sequence[str]) -> list[str]:
 
 
 def prepare_file(label: str, name: str, data: bytes, input_shape, *, center_digit: bool,
-                 max_bytes: int) -> UploadResult:
+                 max_bytes: int, dataset: str = "") -> UploadResult:
     """One file opened and prepared for the model, or the reason it cannot be. The decoded picture
     lives only while this runs: what is kept is the model input and a thumbnail."""
     try:
         image = open_upload(data, name, max_bytes=max_bytes)
-        prepared = preprocess_image(image, input_shape, invert="auto", center_digit=center_digit)
+        prepared = prepare_picture(image, dataset, input_shape, center_digit=center_digit)  # an added dataset's own fit
         return UploadResult(label, _display_copy(image), prepared)
     except UploadError as error:
         return UploadResult(label, error=str(error))
@@ -78,12 +79,12 @@ def prepare_file(label: str, name: str, data: bytes, input_shape, *, center_digi
 
 
 def classify_files(loaded: LoadedModel, files: Sequence[tuple[str, bytes]], *, center_digit: bool,
-                   max_bytes: int = MAX_UPLOAD_BYTES) -> list[UploadResult]:
+                   max_bytes: int = MAX_UPLOAD_BYTES, dataset: str = "") -> list[UploadResult]:
     """Each (file name, bytes) opened and prepared one after the other, then all classified in
     one batch; files that cannot be read get their UploadError's message instead."""
     labels = unique_labels([name for name, _ in files])
-    results = [prepare_file(label, name, data, loaded.input_shape, center_digit=center_digit, max_bytes=max_bytes)
-               for label, (name, data) in zip(labels, files)]
+    results = [prepare_file(label, name, data, loaded.input_shape, center_digit=center_digit, max_bytes=max_bytes,
+                            dataset=dataset) for label, (name, data) in zip(labels, files)]
     ready = [result for result in results if result.prepared is not None]
     if not ready:
         return results
@@ -136,7 +137,7 @@ def uploads(loaded: LoadedModel, run_id: str, dataset: str) -> None:
         state.set_prepared_inputs(state.TEST_UPLOADS, run_id, {})
         return
     results = classify_files(loaded, [(file.name, file.getvalue()) for file in files],
-                             center_digit=dataset == "mnist", max_bytes=cap * 2**20)
+                             center_digit=dataset == "mnist", max_bytes=cap * 2**20, dataset=dataset)
     for index, result in enumerate(results):
         show_result(result, loaded.class_names, key=state.key("test", "result", index))
     state.set_prepared_inputs(state.TEST_UPLOADS, run_id,

@@ -2,7 +2,7 @@
 the class balance; download it when it is missing."""
 import streamlit as st
 
-from components import dataset_view, resources, state
+from components import dataset_import_view, dataset_view, resources, state
 from components.figures.class_balance import distribution_chart
 from components.resources import dataset_overview
 from components.text import plain
@@ -60,6 +60,7 @@ def missing(info: DatasetInfo, problem: DatasetError) -> None:
 
 st.title("Data")
 start_here()
+dataset_import_view.add_panel()
 names = list(CATALOG)
 name = st.segmented_control("Dataset", names, default=state.dataset(), format_func=lambda n: CATALOG[n].title,
                             key=state.key("data", "dataset", state.dataset())) or state.dataset()
@@ -75,6 +76,7 @@ except DatasetError as exc:
     st.stop()
 
 st.caption("Loaded from " + plain(f"`{overview['origin']}`", keep_code=True))
+dataset_import_view.details(name)
 if note := dataset_view.sample_note(info, overview):
     st.info(note, icon=":material/info:")
 table, chart = st.columns([2, 3], gap="large")

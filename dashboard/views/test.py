@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from components import (activation_view, augmentation_view, drawing_pad, evaluation_view, import_view, model_cache,
-                        resources, run_list, state, upload_view)
+from components import (activation_view, augmentation_view, drawing_pad, evaluation_view, folder_eval_view, import_view,
+                        model_cache, resources, run_list, state, upload_view)
 from components.text import plain
 from pipelines.data.catalog import get_info
 from pipelines.errors import LayerlabError
@@ -74,6 +74,7 @@ with upload:
 if evaluate.open:
     with evaluate:
         evaluation_view.evaluation(store, run)
+        folder_eval_view.folder_evaluation(store, run)
 if inside.open:
     with inside:
         activation_view.see_inside(loaded, run.id, run.dataset)

@@ -15,10 +15,12 @@ from pathlib import Path
 from pipelines import paths
 from pipelines.cli.commands import (cmd_resume, cmd_runs, cmd_show, cmd_stop, cmd_store_check, cmd_store_rebuild,
                                     cmd_train, cmd_validate, cmd_worker)
-from pipelines.cli.import_commands import add_import_command
+from pipelines.cli.dataset_commands import (DatasetNames, add_dataset_command, add_folder_options, dataset_argument,
+                                             run_with_home)
+from pipelines.cli.evaluate_commands import add_evaluate_command
 from pipelines.cli.export_commands import add_export_command
+from pipelines.cli.import_commands import add_import_command
 from pipelines.cli.sweep_commands import add_sweep_command
-from pipelines.data.catalog import CATALOG
 from pipelines.errors import LayerlabError
 
 _SHORT_MESSAGE = 300
@@ -42,7 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser("train", parents=[common], help="train a model and wait for it")
-    train.add_argument("--dataset", choices=tuple(CATALOG), default="mnist")
+    train.add_argument("--dataset", type=dataset_argument, default="mnist",
+                       help="mnist, fashion_mnist, cifar10, an added dataset, or folder:PATH (added first)")
     source = train.add_mutually_exclusive_group()
     source.add_argument("--preset", help="a preset: mlp-512, mlp-128x2, cifar-mlp, cifar-cnn, lenet")
     source.add_argument("--spec", help="a spec JSON file")
@@ -54,9 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--validation-split", type=float)
     train.add_argument("--name")
     train.set_defaults(func=cmd_train)
+    add_folder_options(train)
 
     validate = sub.add_parser("validate", parents=[common], help="print the layer table or the problems")
-    validate.add_argument("--dataset", choices=tuple(CATALOG), default="mnist")
+    validate.add_argument("--dataset", type=dataset_argument, default="mnist")
     vsource = validate.add_mutually_exclusive_group(required=True)
     vsource.add_argument("--spec")
     vsource.add_argument("--preset")
@@ -68,8 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
     runs.add_argument("--sweep", metavar="ID", help="only the runs of this sweep (an id or a unique prefix)")
     runs.set_defaults(func=cmd_runs)
 
-    add_sweep_command(sub, common, tuple(CATALOG))
-    add_import_command(sub, common, tuple(CATALOG))
+    add_sweep_command(sub, common, DatasetNames())
+    add_dataset_command(sub, common)
+    add_evaluate_command(sub, common)
+    add_import_command(sub, common, DatasetNames())
     add_export_command(sub, common)
 
     resume_help = "resume a STOPPED or INTERRUPTED run, or a FAILED one that kept a checkpoint"
@@ -116,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.home:
         args.home = str(Path(args.home).resolve())
     try:
-        return args.func(args)
+        return run_with_home(args.func, args)
     except LayerlabError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

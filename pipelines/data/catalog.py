@@ -4,6 +4,7 @@ A light module (numpy only), so pages can list datasets and their classes withou
 """
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,7 +34,7 @@ class DatasetInfo:
         return len(self.class_names)
 
 
-CATALOG: dict[str, DatasetInfo] = {
+BUILTIN: dict[str, DatasetInfo] = {
     info.name: info
     for info in (
         DatasetInfo(
@@ -78,6 +79,33 @@ CATALOG: dict[str, DatasetInfo] = {
         ),
     )
 }
+
+
+class _Catalog(Mapping):
+    """The built-in datasets, then those added from image folders (read from the Layerlab home each
+    time, so a dataset added by another process appears without a restart)."""
+
+    def _added(self) -> dict[str, DatasetInfo]:
+        from pipelines.data.added import added_infos  # added.py builds on this module
+
+        return added_infos()
+
+    def __getitem__(self, name: str) -> DatasetInfo:
+        if name in BUILTIN:
+            return BUILTIN[name]
+        return self._added()[name]
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and (name in BUILTIN or name in self._added())
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([*BUILTIN, *self._added()])
+
+    def __len__(self) -> int:
+        return len(BUILTIN) + len(self._added())
+
+
+CATALOG: Mapping[str, DatasetInfo] = _Catalog()
 
 
 def get_info(name: str) -> DatasetInfo:

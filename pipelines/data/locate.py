@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipelines import paths
-from pipelines.data.catalog import CATALOG, Dataset, DatasetInfo, get_info
+from pipelines.data import added
+from pipelines.data.catalog import BUILTIN, CATALOG, Dataset, DatasetInfo, get_info
 from pipelines.data.readers import (CIFAR_FILES, FASHION_FILES, finish_dataset, read_cifar_folder,
                                     read_cifar_tarball, read_fashion_idx, read_mnist_npz)
 from pipelines.errors import DatasetError
@@ -86,6 +87,8 @@ def _resolved_data_dir(data_dir: str | os.PathLike | None) -> Path | None:
 def looked_in(name: str, data_dir: str | os.PathLike | None = None) -> list[str]:
     """Every path checked for `name` before downloading, in order (for the UI's message)."""
     get_info(name)
+    if name not in BUILTIN:
+        return [str(added.datasets_dir() / name / added.ARRAYS)]
     candidates = _candidates(name, _resolved_data_dir(data_dir), paths.keras_cache_dir())
     return [str(path) for path, _, _ in candidates]
 
@@ -94,6 +97,8 @@ def locate(name: str, data_dir: str | os.PathLike | None = None) -> str | None:
     """Where `name` is on disk (complete, though not yet validated), or None if only a download
     would get it."""
     get_info(name)
+    if name not in BUILTIN:
+        return added.locate(name)
     for path, layout, _ in _candidates(name, _resolved_data_dir(data_dir), paths.keras_cache_dir()):
         if path.exists() and not layout.missing(path):
             return str(path)
@@ -109,12 +114,15 @@ def load(name: str, data_dir: str | os.PathLike | None = None, *, download: bool
     Repeated calls with the same folders return the same in-memory Dataset.
     """
     info = get_info(name)
+    if name not in BUILTIN:
+        return added.load(name)  # stored arrays under the Layerlab home; nothing to download
     return _load_cached(info.name, _resolved_data_dir(data_dir), paths.keras_cache_dir(), download)
 
 
 def clear_cache() -> None:
     """Forget loaded datasets, e.g. after new files were put in place (and between tests)."""
     _load_cached.cache_clear()
+    added.clear_cache()
 
 
 # Keyed on the Keras cache folder as well, so a changed HOME / KERAS_HOME is not served stale.

@@ -17,7 +17,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from pipelines.data.catalog import CATALOG, Dataset
+from pipelines.data.catalog import BUILTIN, CATALOG, Dataset
 from pipelines.data.inputs import Inputs, make_inputs
 from pipelines.data.locate import load, locate
 from pipelines.modelspec.keras_blocks import set_runs_home
@@ -62,7 +62,8 @@ def warm_up_steps(data_dir: str | None = None) -> list[Callable[[], object]]:
     never waits for decompression. Each step takes a second or less, so the worker can look for
     a queued run between them.
     """
-    loads = [functools.partial(load, name, data_dir) for name in CATALOG if locate(name, data_dir) is not None]
+    # Built-in datasets only: added ones are plain arrays that load in a moment, and could be many.
+    loads = [functools.partial(load, name, data_dir) for name in BUILTIN if locate(name, data_dir) is not None]
     return [throwaway_fit, *loads]
 
 

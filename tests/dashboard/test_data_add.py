@@ -1,0 +1,45 @@
+"""The Data page's "Add a dataset" through AppTest: a server folder becomes a dataset the page shows,
+with its split note, counts, unreadable files and gallery; a refusal is its reason and adds nothing."""
+import pytest
+
+from components import state
+from pipelines.data import added
+from tests.dashboard.rendered import shown
+from tests.dashboard.test_data_page import home, open_data  # noqa: F401 - the fixture is used by name
+from tests.data.photo_folders import copy_classes, tree
+
+
+def fill_in(at, path, name):
+    at.radio(key=state.key("data", "add", "source")).set_value("A folder on this server").run()
+    at.text_input(key=state.key("data", "add", "path")).input(str(path))
+    at.text_input(key=state.key("data", "add", "name")).input(name)
+    at.select_slider(key=state.key("data", "add", "size")).set_value(32)
+    at.radio(key=state.key("data", "add", "fit")).set_value("crop").run()
+    at.button(key=state.key("data", "add", "go")).click().run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_a_server_folder_is_added_and_shown(home, shared_datasets, tmp_path):
+    photos = copy_classes(shared_datasets, tmp_path / "photos", per_class=10)
+    (photos / "pants" / "broken.jpg").write_bytes(b"\xff\xd8\xff broken")
+    at = fill_in(open_data(), photos, "my-clothes")
+    assert [shown(s.value) for s in at.success] == ["Added my-clothes: 3 classes, 30 images."]
+    assert at.button_group[0].value == "my-clothes"
+    assert any("held out 20% of each class" in shown(i.value) for i in at.info)
+    tables = [d.value for d in at.dataframe]
+    splits = next(t for t in tables if "Train" in t.columns)
+    assert list(splits["Class"]) == ["hat", "pants", "shoes"] and list(splits["Train"] + splits["Test"]) == [10, 10, 10]
+    unreadable = next(t for t in tables if "Reason" in t.columns)
+    assert list(unreadable["File"]) == ["pants/broken.jpg"]
+    assert "0 · hat" in [shown(c.value) for c in at.caption]  # the gallery's rows
+    assert (home / "datasets" / "my-clothes" / "arrays.npz").is_file()
+    added.clear_cache()
+
+
+def test_a_refused_folder_shows_its_reason_and_adds_nothing(home, shared_datasets, tmp_path):
+    one = copy_classes(shared_datasets, tmp_path / "one", classes=("hat",), per_class=3)
+    at = fill_in(open_data(), one, "one")
+    (error,) = at.error
+    assert "Not added" in shown(error.value) and "one class only" in shown(error.value)
+    assert tree(home / "datasets") == []

@@ -1,0 +1,133 @@
+"""Image folders: classes and splits found, each photo decoded once, upright and fitted, bad files reported."""
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pipelines.data import added, folders
+from pipelines.data.catalog import CATALOG, get_info
+from pipelines.data.folders import Settings, decode_image, decode_scan, scan_folder
+from pipelines.data.locate import load, locate
+from pipelines.errors import DatasetError
+from tests.data.photo_folders import copy_classes
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("LAYERLAB_HOME", str(tmp_path / "home"))
+    yield tmp_path / "home"
+    added.clear_cache()
+
+
+def test_a_flat_folder_is_split_per_class_with_a_fixed_seed(shared_datasets, tmp_path):
+    root = copy_classes(shared_datasets, tmp_path / "photos", per_class=25)
+    scan = scan_folder(root)
+    assert scan.classes == ("hat", "pants", "shoes")
+    assert scan.split_made and not scan.splits_given
+    assert scan.counts() == {"train": [20, 20, 20], "test": [5, 5, 5]}
+    again = scan_folder(root)
+    assert [f for f in again.files if f[2] == "test"] == [f for f in scan.files if f[2] == "test"]
+    assert any("20%" in note and "stratified" in note for note in scan.notes)
+
+
+def test_given_splits_are_kept_and_validation_becomes_the_test_set(shared_datasets, tmp_path):
+    copy_classes(shared_datasets, tmp_path / "photos" / "train", per_class=12)
+    copy_classes(shared_datasets, tmp_path / "photos" / "val", per_class=4, split="validation")
+    scan = scan_folder(tmp_path / "photos")
+    assert scan.splits_given and not scan.split_made
+    assert scan.counts() == {"train": [12, 12, 12], "test": [4, 4, 4]}
+
+
+def test_a_zip_of_one_folder_is_looked_into_and_tiny_or_missing_classes_are_warned(shared_datasets, tmp_path):
+    copy_classes(shared_datasets, tmp_path / "wrap" / "photos" / "train", per_class=12)
+    copy_classes(shared_datasets, tmp_path / "wrap" / "photos" / "test", classes=("hat", "pants"), per_class=3)
+    copy_classes(shared_datasets, tmp_path / "wrap" / "photos" / "train", classes=("skirt",), per_class=3)
+    scan = scan_folder(tmp_path / "wrap")
+    assert scan.classes == ("hat", "pants", "shoes", "skirt")
+    warnings = scan.warnings()
+    assert any("'skirt' has only 3" in w for w in warnings)
+    assert any("test split has no images of class(es): 'shoes', 'skirt'" in w for w in warnings)
+
+
+def test_no_images_or_a_single_class_is_refused(shared_datasets, tmp_path):
+    (tmp_path / "empty" / "cats").mkdir(parents=True)
+    (tmp_path / "empty" / "cats" / "notes.txt").write_text("hi")
+    with pytest.raises(DatasetError, match="No images found"):
+        scan_folder(tmp_path / "empty")
+    copy_classes(shared_datasets, tmp_path / "one", classes=("hat",), per_class=3)
+    copy_classes(shared_datasets, tmp_path / "one", classes=("pants",), per_class=0)
+    with pytest.raises(DatasetError, match="one class only \\('hat'\\)"):
+        scan_folder(tmp_path / "one")
+
+
+def test_exif_orientation_is_honoured(tmp_path):
+    stored = np.zeros((20, 40, 3), np.uint8)
+    stored[:, :20] = (255, 0, 0)  # left half red, right half blue, as stored
+    stored[:, 20:] = (0, 0, 255)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 clockwise to display": the left half ends up on top
+    Image.fromarray(stored).save(tmp_path / "side.jpg", quality=95, exif=exif)
+    pixels = decode_image(tmp_path / "side.jpg", Settings(16, "stretch", "rgb")).astype(int)
+    assert pixels.shape == (16, 16, 3)
+    assert pixels[1, :, 0].min() > 200 and pixels[1, :, 2].max() < 60  # top row red
+    assert pixels[-2, :, 2].min() > 200 and pixels[-2, :, 0].max() < 60  # bottom row blue
+
+
+@pytest.mark.parametrize("fit, expect_black_bands", [("stretch", False), ("crop", False), ("pad", True)])
+def test_fit_modes_and_grayscale(tmp_path, fit, expect_black_bands):
+    Image.fromarray(np.full((30, 60, 3), 200, np.uint8)).save(tmp_path / "wide.png")
+    pixels = decode_image(tmp_path / "wide.png", Settings(20, fit, "grayscale"))
+    assert pixels.shape == (20, 20, 1) and pixels.dtype == np.uint8
+    assert (pixels[0, 10, 0] == 0) == expect_black_bands  # pad leaves bands above and below a wide photo
+    assert pixels[10, 10, 0] == 200
+
+
+def test_settings_name_what_is_allowed():
+    with pytest.raises(DatasetError, match="image_size` must be an integer from 8 to 512. Received: image_size=4"):
+        Settings(4)
+    with pytest.raises(DatasetError, match="fit` must be one of: stretch, crop, pad. Received: fit='zoom'"):
+        Settings(96, "zoom")
+
+
+def test_unreadable_files_are_reported_and_the_rest_decoded(shared_datasets, tmp_path):
+    root = copy_classes(shared_datasets, tmp_path / "photos", per_class=10)
+    (root / "hat" / "broken.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
+    (root / "pants" / "notes.txt").write_text("not a photo")
+    scan = scan_folder(root)
+    seen = []
+    decoded = decode_scan(scan, Settings(32), lambda done, total, seconds: seen.append((done, total)))
+    assert [f for f, _ in decoded.unreadable] == ["hat/broken.jpg"]
+    assert str(tmp_path) not in decoded.unreadable[0][1]
+    assert ("pants/notes.txt", scan.skipped[0][1]) == scan.skipped[0]
+    assert decoded.x.shape == (30, 32, 32, 3) and decoded.x.dtype == np.uint8
+    assert seen[-1] == (31, 31)
+
+
+def test_memory_is_checked_before_allocating(shared_datasets, tmp_path, monkeypatch):
+    root = copy_classes(shared_datasets, tmp_path / "photos", per_class=5)
+    monkeypatch.setenv("LAYERLAB_DATASET_MAX_MB", "1")
+    with pytest.raises(DatasetError, match="15 images of 512x512x3 take 11 MB; the cap is 1 MB \\(setting LAYERLAB_DATASET_MAX_MB\\)"):
+        decode_scan(scan_folder(root), Settings(512))
+
+
+def test_a_saved_dataset_joins_the_catalog_and_loads_its_arrays(shared_datasets, tmp_path, home):
+    root = copy_classes(shared_datasets, tmp_path / "photos", per_class=10)
+    settings = Settings(24, "crop", "rgb")
+    scan = scan_folder(root)
+    decoded = decode_scan(scan, settings)
+    manifest = added.save("my-clothes", scan, decoded, settings, origin=str(root))
+    assert "my-clothes" in CATALOG and list(CATALOG)[:3] == ["mnist", "fashion_mnist", "cifar10"]
+    info = get_info("my-clothes")
+    assert info.input_shape == (24, 24, 3) and info.class_names == ("hat", "pants", "shoes")
+    assert locate("my-clothes") == str(home / "datasets" / "my-clothes" / "arrays.npz")
+    dataset = load("my-clothes")
+    assert dataset.x_train.shape == (24, 24, 24, 3) and dataset.x_test.shape == (6, 24, 24, 3)
+    np.testing.assert_array_equal(dataset.x_test, decoded.x[decoded.split == "test"])
+    stored = json.loads((home / "datasets" / "my-clothes" / "manifest.json").read_text())
+    assert stored == manifest and stored["counts"] == {"train": [8, 8, 8], "test": [2, 2, 2]}
+    with pytest.raises(DatasetError, match="already exists"):
+        added.save("my-clothes", scan, decoded, settings, origin="again")
+    with pytest.raises(DatasetError, match="built-in dataset"):
+        added.check_name("mnist")
+    assert sorted(p.name for p in (home / "datasets").iterdir()) == ["my-clothes"]
