@@ -31,7 +31,9 @@ MODEL_CONFIG_KEYS = {"Sequential": {"name", "trainable", "dtype", "layers", "bui
                      "Functional": {"name", "trainable", "dtype", "layers", "input_layers", "output_layers"}}
 FUNCTIONAL_LAYER_KEYS = {"name", "inbound_nodes"}  # a Functional model's layers also say what they are called on
 LAYER_MODULE = re.compile(r"keras\.layers|keras\.src\.layers(\.[a-z_][a-z0-9_]*){0,3}")
-LAYER_CLASSES = frozenset({t.keras_class for t in LAYER_TYPES.values()} | {"InputLayer"})
+# Layerlab's own blocks (a pretrained base, a finished run as base) are whole networks of custom
+# classes, not keras' own layers: a file naming them is refused like any other custom object.
+LAYER_CLASSES = frozenset({t.keras_class for t in LAYER_TYPES.values() if t.category != "transfer"} | {"InputLayer"})
 # keras' own objects by name, as `dir(keras.<module>)` lists them in Keras 3 (a test checks each exists).
 KERAS_ACTIVATIONS = frozenset({
     "celu", "elu", "exponential", "gelu", "glu", "hard_shrink", "hard_sigmoid", "hard_silu", "hard_swish",
