@@ -30,7 +30,9 @@ def pick_run(runs: list[Run]) -> Run:
         st.warning(f"Run `{requested}` has no trained model to try (it is unknown, unfinished or failed). "
                    "Pick a finished run below.")
     ids = list(by_id)
-    picker = state.key("test", "run")
+    # Keyed by the URL's run: when something else names a run (an import, "Test this model"),
+    # the picker shows it instead of keeping its last pick.
+    picker = state.key("test", "run", requested if requested in by_id else "newest")
     chosen = st.selectbox("Model", ids, index=ids.index(requested if requested in by_id else ids[0]),
                           format_func=lambda run_id: run_list.run_label(by_id[run_id]), key=picker,
                           on_change=lambda: state.set_current_run(state.widget_value(picker)))

@@ -97,7 +97,7 @@ def test_test_this_model_opens_that_run_and_the_canvas_has_no_toolbar_of_its_own
     page.wait_for_url(re.compile(rf".*/test\?run={diverged_run}"), timeout=60_000)
     page.get_by_text("Draw a digit").wait_for(timeout=120_000)
     wait_for_app(page)
-    chosen = page.locator(".st-key-test_run input").input_value()
+    chosen = page.get_by_role("combobox", name="Model").input_value()
     assert chosen.startswith("mlp-128x2 · MNIST · 118,282 params · Adam 1e0 · 2 epochs · ") and diverged_run in chosen
 
     canvas = page.locator(".st-key-test_canvas_frame canvas").last

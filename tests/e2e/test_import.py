@@ -41,11 +41,19 @@ def test_import_a_keras_file_and_see_it_among_the_runs(app_server, page, tmp_pat
     page.goto(f"{url}/test")
     page.get_by_role("heading", name="Test").wait_for(timeout=60_000)
     wait_for_app(page)
-    if not page.locator(UPLOADER).count():
+    if not page.locator(".st-key-import_dataset").is_visible():  # closed once the page has runs
         page.get_by_text("Import a .keras model").click()
     page.locator(UPLOADER).wait_for(state="attached", timeout=30_000)
-    page.locator(".st-key-import_dataset").click()
-    page.get_by_role("option", name="MNIST", exact=True).click()
+    wait_for_app(page)
+    mnist = page.get_by_role("option", name="MNIST", exact=True)
+    for _attempt in range(4):  # a click while the expander still opens may not open the list
+        page.locator(".st-key-import_dataset").click()
+        try:
+            mnist.wait_for(timeout=5_000)
+            break
+        except Exception:  # noqa: BLE001 - Playwright's TimeoutError: open the list again
+            page.keyboard.press("Escape")
+    mnist.click()
     wait_for_app(page)
     page.locator(".st-key-import_name input").fill("e2e teammate")
     page.locator(".st-key-import_name input").press("Enter")
