@@ -12,7 +12,9 @@ import pandas as pd
 
 from pipelines.data.catalog import get_info
 from pipelines.errors import DatasetError, SpecError
+from pipelines.modelspec.counting import count_parameters
 from pipelines.modelspec.describe import architecture
+from pipelines.modelspec.spec import ModelSpec
 from pipelines.runs.entities import MetricPoint, Run
 
 SETTING_COLUMNS = ("optimizer", "learning_rate", "batch_size", "epochs", "seed")
@@ -40,6 +42,21 @@ def _title(dataset: str) -> str:
         return dataset
 
 
+def parameters(run: Run, spec: ModelSpec | None) -> int | None:
+    """As training recorded it, else counted from the spec: a run that was stopped early or
+    imported still shows its size."""
+    recorded = run.metrics.get("parameters")
+    if recorded is not None:
+        return int(recorded)
+    if spec is None:
+        return None
+    try:
+        shape = spec.input_shape or get_info(run.dataset).input_shape
+    except DatasetError:
+        return None
+    return count_parameters(spec, shape)
+
+
 def run_row(run: Run, points: Sequence[MetricPoint]) -> dict:
     """The comparable facts of one run."""
     try:
@@ -51,7 +68,7 @@ def run_row(run: Run, points: Sequence[MetricPoint]) -> dict:
         "id": run.id, "name": run.name, "dataset": _title(run.dataset), "status": run.status.value,
         "sweep": run.sweep_id, "tags": ", ".join(run.tags), "note": run.note, "repeat_group": run.repeat_group,
         "architecture": architecture(spec) if spec else "?",
-        "parameters": run.metrics.get("parameters"),
+        "parameters": parameters(run, spec),
         "optimizer": spec.compile.optimizer if spec else None,
         "learning_rate": spec.compile.learning_rate if spec else None,
         "batch_size": spec.fit.batch_size if spec else None,

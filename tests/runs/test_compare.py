@@ -52,6 +52,19 @@ def test_frame_has_the_settings_and_the_best_epoch(sweep):
     assert varied_settings(frame) == ["learning_rate", "seed"]
 
 
+def test_parameters_as_recorded_else_counted_from_the_spec(tmp_path):
+    """A stopped or imported run has no recorded count; the table still shows its size."""
+    store = SQLiteRunStore(tmp_path)
+    spec = MLP.with_fit(epochs=1)
+    stopped = store.create_run("stopped", "fashion_mnist", spec.to_dict(), total_epochs=1)
+    trained = store.create_run("trained", "fashion_mnist", spec.to_dict(), total_epochs=1)
+    store.claim_next_run(1, 1)
+    store.finish_run(trained.id, RunStatus.COMPLETED, metrics={"parameters": 7.0})
+    frame = runs_frame([store.get_run(stopped.id), store.get_run(trained.id)], {})
+    assert frame.loc[stopped.id, "parameters"] == 118_282  # 784*128+128 + 128*128+128 + 128*10+10
+    assert frame.loc[trained.id, "parameters"] == 7
+
+
 def test_differences_from_a_baseline(sweep):
     runs, points = sweep
     delta = differences(runs_frame(runs, points), runs[1].id)
