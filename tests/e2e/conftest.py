@@ -103,3 +103,24 @@ def screenshot(page, name: str, *, top: bool = False) -> Path:
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed browser test saves a screenshot (test-artifacts/FAILED-<test>.png) and puts the
+    page's visible text and the server log's tail in its report, so a CI failure says what the
+    browser showed without rerunning it."""
+    outcome = yield
+    report = outcome.get_result()
+    page = item.funcargs.get("page") if report.when == "call" and report.failed else None
+    if page is None:
+        return
+    try:
+        screenshot(page, f"FAILED-{item.name}"[:120])
+        text = page.evaluate("() => document.body.innerText")
+        report.sections.append(("page text at the failure", f"{page.url}\n{text[-4000:]}"))
+    except Exception as exc:  # the page may be gone with the failure; the report still says why
+        report.sections.append(("page text at the failure", f"could not read the page: {exc}"))
+    server = item.funcargs.get("app_server")
+    if server is not None and (server[1] / "server.log").exists():
+        report.sections.append(("server log tail", (server[1] / "server.log").read_text(errors="replace")[-3000:]))
