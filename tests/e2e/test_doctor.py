@@ -80,9 +80,11 @@ def test_a_diverged_run_is_marked_on_its_chart_and_its_fix_opens_build(app_serve
     page.locator(".st-key-train_fix_0 button").first.click()
     page.wait_for_url(re.compile(r".*/build.*"), timeout=60_000)
     page.get_by_role("heading", name="Build").wait_for(timeout=60_000)
-    page.get_by_text("Lower the learning rate to 0.1").first.wait_for(timeout=60_000)
+    # The notice, not the Train page's button of the same words that stays on screen until Build's
+    # first run replaces it.
+    page.locator('[data-testid="stAlert"]', has_text="Lower the learning rate to 0.1").wait_for(timeout=120_000)
     rate = page.get_by_role("slider", name=re.compile("Learning rate"))
-    rate.wait_for(timeout=60_000)
+    rate.wait_for(timeout=120_000)
     assert rate.get_attribute("aria-valuetext") == "1e-1", rate.get_attribute("aria-valuetext")
     wait_for_app(page)
     screenshot(page, "build-after-fix", top=True)
