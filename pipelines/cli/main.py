@@ -22,6 +22,7 @@ from pipelines.cli.export_commands import add_export_command
 from pipelines.cli.import_commands import add_import_command
 from pipelines.cli.sweep_commands import add_sweep_command
 from pipelines.errors import LayerlabError
+from pipelines.modelspec.presets import PRESETS
 
 _SHORT_MESSAGE = 300
 
@@ -41,13 +42,14 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--home", help="the run store's folder (default: $LAYERLAB_HOME or ~/.layerlab)")
     common.add_argument("--data-dir", help="a folder with the standard dataset files (default: $LAYERLAB_DATA_DIR)")
-    sub = parser.add_subparsers(dest="command", required=True)
+    # A metavar, so that the hidden `worker` command is not listed among the choices.
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     train = sub.add_parser("train", parents=[common], help="train a model and wait for it")
     train.add_argument("--dataset", type=dataset_argument, default="mnist",
                        help="mnist, fashion_mnist, cifar10, an added dataset, or folder:PATH (added first)")
     source = train.add_mutually_exclusive_group()
-    source.add_argument("--preset", help="a preset: mlp-512, mlp-128x2, cifar-mlp, cifar-cnn, lenet")
+    source.add_argument("--preset", help="a preset: " + ", ".join(PRESETS))
     source.add_argument("--spec", help="a spec JSON file")
     train.add_argument("--epochs", type=int)
     train.add_argument("--batch-size", type=int)
@@ -94,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
             command.add_argument("--json", action="store_true", help="the run as JSON, with the keys of `runs --json`")
 
     _add_store_commands(sub, common)
-    worker = sub.add_parser("worker", parents=[common], help=argparse.SUPPRESS)
+    worker = sub.add_parser("worker", parents=[common])  # no help: started by the scheduler, not by people
     worker.add_argument("--max-running", type=int, default=1)
     worker.add_argument("--idle-seconds", type=float, default=600.0)
     worker.add_argument("--steps-per-execution", type=int, help="batches per call into TensorFlow (default: chosen)")

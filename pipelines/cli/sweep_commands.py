@@ -14,7 +14,7 @@ import time
 from pipelines.cli.commands import _apply_overrides, _load_spec
 from pipelines.errors import SpecError
 from pipelines.execution.scheduler import Scheduler, SchedulerSettings
-from pipelines.modelspec.presets import get_preset
+from pipelines.modelspec.presets import PRESETS, get_preset
 from pipelines.modelspec.sweep import parse_axis
 from pipelines.runs.entities import Run, RunStatus, Sweep
 from pipelines.runs.results import summary
@@ -32,7 +32,7 @@ def add_sweep_command(sub: argparse._SubParsersAction, common: argparse.Argument
                                        "last line with the best run (by its best epoch's validation accuracy).")
     sweep.add_argument("--dataset", choices=datasets, help="default: the preset's dataset, else mnist")
     source = sweep.add_mutually_exclusive_group()
-    source.add_argument("--preset", help="a preset: mlp-512, mlp-128x2, cifar-mlp, cifar-cnn, lenet")
+    source.add_argument("--preset", help="a preset: " + ", ".join(PRESETS))
     source.add_argument("--spec", help="a spec JSON file")
     sweep.add_argument("--vary", action="append", required=True, metavar="SETTING=V1,V2,...",
                        help="a setting and its values: lr, optimizer, batch_size, epochs, seed, or a layer's "

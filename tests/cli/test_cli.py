@@ -163,3 +163,17 @@ def test_an_unexpected_error_is_one_line_and_the_traceback_goes_to_cli_log(home_
     assert f"(the details are in {home / 'logs' / 'cli.log'})" in err and "Traceback" not in err
     log = (home / "logs" / "cli.log").read_text()
     assert "Traceback" in log and fault.__name__ in log and "python -m pipelines runs" in log
+
+
+def test_help_lists_the_commands_people_use_and_every_preset(capsys):
+    from pipelines.modelspec.presets import PRESETS
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    top = capsys.readouterr().out
+    assert "SUPPRESS" not in top and "worker" not in top and "sweep" in top
+    for command in ("train", "sweep"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        text = " ".join(capsys.readouterr().out.split())
+        assert all(name in text for name in PRESETS), text
