@@ -50,9 +50,15 @@ def sample_note(info: DatasetInfo, overview: dict) -> str | None:
 
 
 def gallery(info: DatasetInfo, overview: dict) -> None:
-    """A row of samples per class, small ones enlarged without smoothing so pixels stay visible."""
+    """A row of samples per class, small ones enlarged without smoothing so pixels stay visible.
+
+    A class can have no training images (an added folder whose train/ lacks it, or whose photos of
+    it were all unreadable): its row says so instead of showing an empty strip."""
     for label, images in overview["samples"].items():
         st.caption(plain(class_label(info, label)))  # an added dataset's classes are the user's folder names
+        if not images:
+            st.text("No training images of this class.")
+            continue
         strip = np.concatenate([np.pad(img, ((1, 1), (1, 1), (0, 0)), constant_values=255) for img in images], axis=1)
         if strip.shape[-1] == 1:
             strip = strip[..., 0]

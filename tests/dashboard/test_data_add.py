@@ -1,9 +1,13 @@
 """The Data page's "Add a dataset" through AppTest: a server folder becomes a dataset the page shows,
 with its split note, counts, unreadable files and gallery; a refusal is its reason and adds nothing."""
+import zipfile
+
 import pytest
 
 from components import state
 from pipelines.data import added
+from pipelines.data.folders import Settings
+from pipelines.io.dataset_import import add_dataset
 from tests.dashboard.rendered import shown
 from tests.dashboard.test_data_page import home, open_data  # noqa: F401 - the fixture is used by name
 from tests.data.photo_folders import copy_classes, tree
@@ -43,3 +47,20 @@ def test_a_refused_folder_shows_its_reason_and_adds_nothing(home, shared_dataset
     (error,) = at.error
     assert "Not added" in shown(error.value) and "one class only" in shown(error.value)
     assert tree(home / "datasets") == []
+
+
+def test_a_class_with_no_training_images_is_said_so_in_the_gallery(home, shared_datasets, tmp_path):
+    # The audit's zip: train/{hat,shoes}, validation/{hat,pants}, so 'pants' has no training image.
+    photos = tmp_path / "split"
+    copy_classes(shared_datasets, photos / "train", classes=("hat", "shoes"), per_class=4)
+    copy_classes(shared_datasets, photos / "validation", classes=("hat", "pants"), per_class=3, split="validation")
+    upload = tmp_path / "split.zip"
+    with zipfile.ZipFile(upload, "w") as archive:
+        for file in sorted(photos.rglob("*.jpg")):
+            archive.write(file, file.relative_to(photos).as_posix())
+    add_dataset("no-pants", str(upload), Settings(32), home=home)
+    at = open_data("no-pants")
+    assert not at.exception and not at.error, at.error
+    captions = [shown(c.value) for c in at.caption]
+    assert "1 · pants" in captions and "No training images of this class." in [t.value for t in at.text]
+    added.clear_cache()
