@@ -166,6 +166,22 @@ def _check_fits_input(index: int, layer: LayerSpec, spec: ModelSpec, input_shape
     return []
 
 
+def _check_colour(index: int, layer: LayerSpec, input_shape: tuple, info: DatasetInfo) -> list[Problem]:
+    """A pretrained base reads colour photos only: its first convolution and its preprocess_input
+    both expect 3 channels, and Keras' own error (a shape mismatch, or a slice out of bounds) comes
+    only at training time. No one-click fix: the remedy is other data, not another param."""
+    channels = input_shape[-1]
+    if layer.type != "PretrainedBase" or channels == 3:
+        return []
+    if info.input_shape[-1] != 3:
+        remedy = (f"{info.name} has {info.input_shape[-1]} channel(s). Use a colour dataset: for your own "
+                  "photos, add them again with colour rgb")
+    else:
+        remedy = "make the layer before it give 3 channels, or remove it"
+    return [Problem(f"{_where(index, layer)}: a pretrained base takes colour images with 3 channels (RGB), "
+                    f"but its input {shape_text(input_shape)} has {channels}. {remedy}.", index)]
+
+
 def _check_weights(index: int, layer: LayerSpec, input_shape: tuple) -> list[Problem]:
     """A pretrained base whose ImageNet weights can be neither found nor downloaded: say which file
     to place where, and offer random weights."""
@@ -234,6 +250,7 @@ def validate(spec: ModelSpec, dataset: str | DatasetInfo, *, max_params: int | N
             layer_problems = _check_identity(index, layer, spec, seen_names)
             if not layer_problems:
                 layer_problems = (_check_fits_input(index, layer, spec, tuple(x.shape), previous)
+                                  or _check_colour(index, layer, tuple(x.shape), info)
                                   or _check_weights(index, layer, tuple(x.shape)))
             if layer_problems:
                 row = LayerRow(index, layer.name, layer.type, None, 0, 0)

@@ -112,3 +112,23 @@ def test_missing_imagenet_weights_offline_are_named_within_seconds(tmp_path, mon
         build_model(spec, (128, 128, 3))
     assert time.monotonic() - started < 15
     assert "not cached" in pretrained.weights_note("MobileNetV2", (128, 128, 3))
+
+
+@pytest.mark.parametrize("base", ["ResNet50", "MobileNetV2"])
+def test_a_pretrained_base_on_grayscale_images_is_refused_before_anything_is_built(base):
+    """Keras only fails at training time (ResNet50's preprocess_input, even with weights none)."""
+    from pipelines.modelspec.validation import ensure_valid
+
+    result = validate(transfer_spec(base), info((64, 64, 1)))
+    (problem,) = result.problems
+    assert problem.index == 0 and problem.fix is None
+    assert "Layer 1 (PretrainedBase)" in problem.message and "has 1." in problem.message
+    assert "3 channels" in problem.message and "colour rgb" in problem.message
+    with pytest.raises(SpecError, match=r"Layer 1 \(PretrainedBase\): a pretrained base takes colour images"):
+        ensure_valid(transfer_spec(base), info((64, 64, 1)))
+
+
+def test_a_pretrained_base_after_a_layer_that_changes_the_channels_names_that_layer():
+    spec = transfer_spec("MobileNetV2", 0, LayerSpec("Conv2D", "conv", {"filters": 8, "kernel_size": 3}))
+    (problem,) = validate(spec, info((64, 64, 3))).problems
+    assert problem.index == 1 and "has 8" in problem.message and "layer before it" in problem.message
