@@ -27,6 +27,21 @@ def _key(*parts: object) -> str:
     return state.key("data", "add", *parts)
 
 
+def zip_cap_mb() -> int:
+    """The largest dataset zip the uploader takes, in MB: Streamlit's server cap
+    (`server.maxUploadSize`, 1024 in `.streamlit/config.toml`), which only this uploader and the Test
+    page's labelled-folder zip use in full; picture uploaders keep their own 25 MB."""
+    return int(st.get_option("server.maxUploadSize"))
+
+
+def _too_large(upload, cap_mb: int) -> str | None:
+    """Why an upload is refused by its size alone (read from the upload, not its bytes), else None."""
+    if upload.size > cap_mb * 2**20:
+        return (f"{upload.name} is {upload.size / 2**20:,.1f} MB; the largest dataset zip this server takes is "
+                f"{cap_mb:,} MB (setting server.maxUploadSize)")
+    return None
+
+
 def _progress_reporter(bar):
     def report(stage: str, done: int, total: int, seconds: float) -> None:
         if stage == "unpack":
@@ -46,7 +61,11 @@ def add_panel() -> None:
                    "(or `val/`) and `test/` folders. Each photo is decoded once, upright, at the size you pick.")
         source_kind = st.radio("Photos from", SOURCES, horizontal=True, key=_key("source"))
         if source_kind == SOURCES[0]:
-            upload = st.file_uploader("A .zip of class folders", type=["zip"], key=_key("zip"))
+            cap = zip_cap_mb()
+            upload = st.file_uploader("A .zip of class folders", type=["zip"], key=_key("zip"), max_upload_size=cap,
+                                      help=f"Up to {cap:,} MB (setting server.maxUploadSize); a larger zip is "
+                                           "marked red and not sent.")
+            st.caption(f"Zips up to {cap:,} MB.")
             path = None
         else:
             upload = None
@@ -59,6 +78,9 @@ def add_panel() -> None:
                             help=" · ".join(FIT_HELP.values()))
         color = color_col.radio("Colour", COLORS, key=_key("color"))
         if not st.button("Add dataset", type="primary", key=_key("go"), disabled=not name or not (upload or path)):
+            return
+        if upload is not None and (reason := _too_large(upload, zip_cap_mb())):
+            st.error(plain(f"Not added: {reason}"), icon=":material/block:")
             return
         _import(name, upload if upload is not None else path, Settings(size, fit, color),
                 upload.name if upload is not None else path)

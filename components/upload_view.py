@@ -19,7 +19,7 @@ from components import model_cache, prediction_view, state
 from components.text import plain
 from pipelines.inference.folder_eval import prepare_picture
 from pipelines.inference.preprocess import Prepared, open_upload, upright_and_shrunk
-from pipelines.inference.upload_checks import ALLOWED_TEXT, MAX_DECODED_BYTES, MAX_UPLOAD_BYTES
+from pipelines.inference.upload_checks import ALLOWED_TEXT, MAX_DECODED_BYTES, MAX_UPLOAD_BYTES, check_file_size
 from pipelines.errors import UploadError
 
 if TYPE_CHECKING:
@@ -41,9 +41,11 @@ class UploadResult:
 
 
 def upload_cap_mb() -> int:
-    """Streamlit's cap on one uploaded file, in MB (`server.maxUploadSize`); its uploader refuses
-    a larger file itself, before Layerlab sees it."""
-    return int(st.get_option("server.maxUploadSize"))
+    """The cap on one picture, in MB: 25, or Streamlit's server cap (`server.maxUploadSize`) when
+    that is lower. The server's cap is set high for dataset zips (see `.streamlit/config.toml`), so
+    the picture uploader carries its own: its browser side refuses a larger file before sending it,
+    and `prepare_file` refuses one that got here anyway by its size, before reading a byte."""
+    return min(MAX_UPLOAD_BYTES // 2**20, int(st.get_option("server.maxUploadSize")))
 
 
 def _display_copy(image: Image.Image) -> Image.Image:
@@ -64,12 +66,22 @@ def unique_labels(names: Sequence[str]) -> list[str]:
     return labels
 
 
-def prepare_file(label: str, name: str, data: bytes, input_shape, *, center_digit: bool,
+def _read(name: str, data, max_bytes: int) -> bytes:
+    """The bytes of an upload: `data` itself, or an UploadedFile's after its size (known without
+    reading) is checked against `max_bytes`."""
+    if isinstance(data, (bytes, bytearray)):
+        return data
+    check_file_size(data.size, name, max_bytes)
+    return data.getvalue()
+
+
+def prepare_file(label: str, name: str, data, input_shape, *, center_digit: bool,
                  max_bytes: int, dataset: str = "") -> UploadResult:
-    """One file opened and prepared for the model, or the reason it cannot be. The decoded picture
-    lives only while this runs: what is kept is the model input and a thumbnail."""
+    """One file (bytes, or an UploadedFile read only once its size passes) opened and prepared for
+    the model, or the reason it cannot be. The decoded picture lives only while this runs: what is
+    kept is the model input and a thumbnail."""
     try:
-        image = open_upload(data, name, max_bytes=max_bytes)
+        image = open_upload(_read(name, data, max_bytes), name, max_bytes=max_bytes)
         prepared = prepare_picture(image, dataset, input_shape, center_digit=center_digit)  # an added dataset's own fit
         return UploadResult(label, _display_copy(image), prepared)
     except UploadError as error:
@@ -78,10 +90,10 @@ def prepare_file(label: str, name: str, data: bytes, input_shape, *, center_digi
         return UploadResult(label, error=f"{name} could not be read as a picture ({type(error).__name__}: {error})")
 
 
-def classify_files(loaded: LoadedModel, files: Sequence[tuple[str, bytes]], *, center_digit: bool,
+def classify_files(loaded: LoadedModel, files: Sequence[tuple[str, object]], *, center_digit: bool,
                    max_bytes: int = MAX_UPLOAD_BYTES, dataset: str = "") -> list[UploadResult]:
-    """Each (file name, bytes) opened and prepared one after the other, then all classified in
-    one batch; files that cannot be read get their UploadError's message instead."""
+    """Each (file name, bytes or UploadedFile) opened and prepared one after the other, then all
+    classified in one batch; files that cannot be read get their UploadError's message instead."""
     labels = unique_labels([name for name, _ in files])
     results = [prepare_file(label, name, data, loaded.input_shape, center_digit=center_digit, max_bytes=max_bytes,
                             dataset=dataset) for label, (name, data) in zip(labels, files)]
@@ -125,7 +137,7 @@ def uploads(loaded: LoadedModel, run_id: str, dataset: str) -> None:
     """The uploader and, for each file, its result; keeps the prepared inputs for "see inside"."""
     cap = upload_cap_mb()
     files = st.file_uploader(
-        "Pictures to classify", accept_multiple_files=True, key=state.key("test", "upload"),
+        "Pictures to classify", accept_multiple_files=True, key=state.key("test", "upload"), max_upload_size=cap,
         help=f"{ALLOWED_TEXT}, up to {cap} MB a file (a larger file is marked red and not sent). The content "
              "decides the format, not the file name. Light ink on dark, or dark ink on paper: pictures with a "
              "light background are inverted for one-channel models.",
@@ -136,7 +148,7 @@ def uploads(loaded: LoadedModel, run_id: str, dataset: str) -> None:
     if not files:
         state.set_prepared_inputs(state.TEST_UPLOADS, run_id, {})
         return
-    results = classify_files(loaded, [(file.name, file.getvalue()) for file in files],
+    results = classify_files(loaded, [(file.name, file) for file in files],
                              center_digit=dataset == "mnist", max_bytes=cap * 2**20, dataset=dataset)
     for index, result in enumerate(results):
         show_result(result, loaded.class_names, key=state.key("test", "result", index))

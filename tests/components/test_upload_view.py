@@ -55,3 +55,18 @@ def test_a_file_over_the_cap_is_refused_with_both_sizes():
     (result,) = upload_view.classify_files(SimpleNamespace(input_shape=MNIST, class_names=()),
                                            [("big.png", bytes(3 * 2**20))], center_digit=True, max_bytes=2 * 2**20)
     assert result.error == "big.png is 3 MB; the limit is 2 MB"
+
+
+class _BigUpload:
+    """An UploadedFile's face: a name, a size known without reading, and bytes that must not be read."""
+
+    name, size = "big.png", 30 * 2**20
+
+    def getvalue(self):
+        raise AssertionError("an upload over the cap was read")
+
+
+def test_an_uploaded_file_over_the_cap_is_refused_by_its_size_before_a_byte_is_read():
+    (result,) = upload_view.classify_files(SimpleNamespace(input_shape=MNIST, class_names=()),
+                                           [("big.png", _BigUpload())], center_digit=True, max_bytes=25 * 2**20)
+    assert result.error == "big.png is 30 MB; the limit is 25 MB"

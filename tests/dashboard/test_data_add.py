@@ -64,3 +64,44 @@ def test_a_class_with_no_training_images_is_said_so_in_the_gallery(home, shared_
     captions = [shown(c.value) for c in at.caption]
     assert "1 · pants" in captions and "No training images of this class." in [t.value for t in at.text]
     added.clear_cache()
+
+
+def zip_upload(at, name, data):
+    at.text_input(key=state.key("data", "add", "name")).input("zipped")
+    at.select_slider(key=state.key("data", "add", "size")).set_value(32)
+    at.file_uploader(key=state.key("data", "add", "zip")).set_value((name, data, "application/zip")).run()
+    at.button(key=state.key("data", "add", "go")).click().run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_the_zip_uploader_takes_the_server_cap_and_names_it(home, shared_datasets, tmp_path):
+    from streamlit import config
+
+    at = open_data()
+    cap = config.get_option("server.maxUploadSize")
+    assert cap >= 1024  # .streamlit/config.toml: a 101 MB zip of clothing photos fits
+    (uploader,) = [u for u in at.get("file_uploader") if u.key == state.key("data", "add", "zip")]
+    assert uploader.proto.max_upload_size_mb == cap and f"Up to {cap:,} MB" in uploader.help
+    assert f"Zips up to {cap:,} MB." in [shown(c.value) for c in at.caption]
+    photos = copy_classes(shared_datasets, tmp_path / "photos", per_class=4)
+    data = _zip_bytes(photos) + bytes(2**20)  # padded past 1 MB
+    config.set_option("server.maxUploadSize", 1)
+    try:
+        at = zip_upload(open_data(), "my-photos.zip", data)
+    finally:
+        config.set_option("server.maxUploadSize", cap)
+    (error,) = at.error
+    message = shown(error.value)
+    assert message.startswith("Not added: my-photos.zip is 1.") and message.endswith(
+        " MB; the largest dataset zip this server takes is 1 MB (setting server.maxUploadSize)")
+    assert tree(home / "datasets") == []
+
+
+def _zip_bytes(folder):
+    import io
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        for file in sorted(folder.rglob("*.jpg")):
+            archive.write(file, file.relative_to(folder).as_posix())
+    return out.getvalue()

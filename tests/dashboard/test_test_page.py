@@ -285,9 +285,15 @@ def test_the_uploader_names_the_configured_upload_cap(home_with, finished_run):
         at = open_page(run_id, tab="Upload")
     finally:
         config.set_option("server.maxUploadSize", configured)
-    (uploader,) = [u for u in at.get("file_uploader") if u.key != "import_file"]  # not the .keras import's
+    (uploader,) = [u for u in at.get("file_uploader") if u.key == state.key("test", "upload")]
     assert "up to 7 MB a file" in uploader.help and "marked red" in uploader.help
+    assert uploader.proto.max_upload_size_mb == 7
     assert any("Files up to 7 MB: the uploader marks a larger one red" in shown(c.value) for c in at.caption)
+    # The server's own cap is high for dataset zips; pictures keep 25 MB.
+    assert configured > 25
+    at = open_page(run_id, tab="Upload")
+    (uploader,) = [u for u in at.get("file_uploader") if u.key == state.key("test", "upload")]
+    assert "up to 25 MB a file" in uploader.help and uploader.proto.max_upload_size_mb == 25
 
 
 # --- Runs told apart, see inside a test image, mistakes in words --------------------------------
