@@ -89,9 +89,11 @@ def _follow_click(chart_key: str) -> None:
 
 
 def gallery(images: np.ndarray, captions: Sequence[str]) -> None:
-    """Test images enlarged without smoothing, each with its caption."""
+    """Test images enlarged without smoothing, each with its caption. Streamlit renders image
+    captions as Markdown and captions hold class names (an image folder's names are the user's),
+    so each goes through `plain`."""
     st.image([prediction_view.enlarged(image.astype(np.float32) / 255, GALLERY_PIXELS) for image in images],
-             caption=list(captions), width=GALLERY_PIXELS)
+             caption=[plain(caption) for caption in captions], width=GALLERY_PIXELS)
 
 
 def _cell_view(result: Evaluation, images: np.ndarray) -> None:
@@ -108,8 +110,8 @@ def _cell_view(result: Evaluation, images: np.ndarray) -> None:
                                                    key=predicted_key)
         indices = cell_indices(result, true_class, predicted_class)
         verdict = "right" if true_class == predicted_class else "wrong"
-        st.caption(f"{len(indices):,} test image(s) of {names[true_class]} predicted as "
-                   f"{names[predicted_class]} ({verdict})"
+        st.caption(f"{len(indices):,} test image(s) of {plain(names[true_class])} predicted as "
+                   f"{plain(names[predicted_class])} ({verdict})"
                    + (f"; the first {CELL_IMAGES} shown" if len(indices) > CELL_IMAGES else "")
                    + (". Under each: its number in the test set, and how sure the model was" if len(indices) else ""))
         shown = indices[:CELL_IMAGES]
