@@ -4,6 +4,8 @@ setting mattered, repeats, and two runs compared prediction by prediction.
 """
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import streamlit as st
 
@@ -54,8 +56,11 @@ def _frame(home: str, signature: tuple) -> pd.DataFrame:
 def runs_table(store: RunStore) -> pd.DataFrame:
     """Every run, as the comparison table (newest first)."""
     runs = store.list_runs()
+    # Everything the table shows of a run: a tag, a note or a repeat group set on Compare must show
+    # at once, though no epoch ended.
     signature = tuple((run.id, run.status.value, run.resume_count, run.epochs_done, run.name,
-                       tuple(sorted(run.metrics.items()))) for run in runs)
+                       tuple(sorted(run.metrics.items())), run.tags, run.note, run.sweep_id, run.repeat_group,
+                       json.dumps(run.sweep_settings, sort_keys=True, default=str)) for run in runs)
     return _frame(str(store.home), signature)
 
 

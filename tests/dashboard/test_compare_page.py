@@ -93,6 +93,19 @@ def test_rename_tag_note_and_delete_with_confirmation(store):
     assert not (store.home / "runs" / first.id).exists()
 
 
+def test_tags_show_in_the_table_and_the_tag_filter_at_once(store):
+    first = finished(store, "first", MLP, [0.8, 0.82])
+    finished(store, "second", MLP.with_compile(learning_rate=1e-2), [0.7, 0.72])
+    at = open_compare([first.id])
+    assert at.multiselect(key="compare_tag").options == []
+    at.text_input(key="compare_tags").set_value("keepme").run()
+    at.button(key="compare_set_tags").click().run()
+    assert not at.exception
+    assert at.multiselect(key="compare_tag").options == ["keepme"]
+    table = at.dataframe[0].value
+    assert table.set_index("name").loc["first", "tags"] == "keepme"
+
+
 def test_repeat_a_run_with_more_seeds_and_see_the_band(store, shared_datasets, monkeypatch):
     monkeypatch.setenv("LAYERLAB_DATA_DIR", str(shared_datasets))  # queueing checks the data is there
     best = finished(store, "adam 1e-3", MLP, [0.80, 0.86, 0.85])
