@@ -159,15 +159,18 @@ def _unwrap(root: Path) -> Path:
         root = folders[0]
 
 
-def scan_folder(folder: str | os.PathLike, *, labelled_only: bool = False) -> Scan:
+def scan_folder(folder: str | os.PathLike, *, labelled_only: bool = False, what: str | None = None) -> Scan:
     """Find the classes and splits of an image folder; DatasetError if it is not a dataset.
 
     `labelled_only`: a folder to evaluate on, not train on: one class is enough, and no split is made.
+    `what`: the source as the user knows it, named in refusals (a zip is scanned in a temporary
+    folder that is gone by the time the message is read); else the folder's path.
     """
     root = Path(folder)
     if not root.is_dir():
         raise DatasetError(f"{str(folder)!r} is not a folder. Expected a folder of class folders (class_name/*.jpg)")
     root = _unwrap(root)
+    label = what or str(root)
     folders = _subfolders(root)
     split_folders = [p for p in folders if p.name.lower() in SPLIT_FOLDERS]
     skipped: list[tuple[str, str]] = []
@@ -180,17 +183,17 @@ def scan_folder(folder: str | os.PathLike, *, labelled_only: bool = False) -> Sc
         for path in split_folders:
             split = SPLIT_FOLDERS[path.name.lower()]
             if split in by_split:
-                raise DatasetError(f"{root} has both a 'validation' and a 'val' folder; keep one")
+                raise DatasetError(f"{label} has both a 'validation' and a 'val' folder; keep one")
             by_split[split] = {c.name: _class_images(c, root, skipped) for c in _subfolders(path)}
     else:
         by_split["train"] = {c.name: _class_images(c, root, skipped) for c in folders}
     classes = tuple(sorted({name for split in by_split.values() for name, files in split.items() if files}))
-    _check_classes(root, classes, by_split, labelled_only)
+    _check_classes(label, classes, by_split, labelled_only)
     index = {name: i for i, name in enumerate(classes)}
     files = [(path, index[name], split) for split, per_class in by_split.items()
              for name, paths in per_class.items() if name in index for path in paths]
     if len(files) > max_images():
-        raise DatasetError(f"{root} holds {len(files)} images; the most one dataset may hold is {max_images()} "
+        raise DatasetError(f"{label} holds {len(files)} images; the most one dataset may hold is {max_images()} "
                            "(setting LAYERLAB_DATASET_MAX_IMAGES)")
     scan = Scan(root, classes, files, bool(split_folders), skipped, notes)
     if not labelled_only:
@@ -198,19 +201,19 @@ def scan_folder(folder: str | os.PathLike, *, labelled_only: bool = False) -> Sc
     return scan
 
 
-def _check_classes(root: Path, classes: tuple[str, ...], by_split: dict[str, dict[str, list[str]]],
+def _check_classes(label: str, classes: tuple[str, ...], by_split: dict[str, dict[str, list[str]]],
                    labelled_only: bool) -> None:
     if not classes:
         allowed = ", ".join(sorted(IMAGE_SUFFIXES))
-        raise DatasetError(f"No images found in {root}. Expected one folder per class holding images ({allowed}), "
+        raise DatasetError(f"No images found in {label}. Expected one folder per class holding images ({allowed}), "
                            "optionally inside train/, validation/ (or val/) and test/ folders")
     if labelled_only:
         return
     if len(classes) == 1:
-        raise DatasetError(f"{root} holds images of one class only ({classes[0]!r}); a classifier needs at "
+        raise DatasetError(f"{label} holds images of one class only ({classes[0]!r}); a classifier needs at "
                            "least two class folders")
     if "train" not in by_split or not any(by_split["train"].values()):
-        raise DatasetError(f"{root} has split folders but no train/ folder with images; "
+        raise DatasetError(f"{label} has split folders but no train/ folder with images; "
                            "add train/<class_name>/ folders")
 
 

@@ -43,8 +43,9 @@ def add_dataset(name: str, source: str | os.PathLike | BinaryIO, settings: Setti
     is written.
     """
     added.check_name(name, home, replace=replace)
+    what = what or (str(source) if isinstance(source, (str, os.PathLike)) else "the upload")
     with unpacked(source, home=home, what=what, progress=progress, limits=limits) as (folder, origin):
-        scan = scan_folder(folder)
+        scan = scan_folder(folder, what=what)  # a refusal names the upload, not its temporary folder
         on_image = (lambda done, total, seconds: progress("decode", done, total, seconds)) if progress else None
         decoded = decode_scan(scan, settings, on_image)
         return added.save(name, scan, decoded, settings, origin, home, replace=replace)
@@ -55,7 +56,12 @@ def unpacked(source: str | os.PathLike | BinaryIO, *, home: str | os.PathLike | 
              what: str | None = None, progress: Progress | None = None,
              limits: ArchiveLimits | None = None) -> Iterator[tuple[Path, str]]:
     """(folder, origin) for a folder as it is, or for a checked zip unpacked into a temporary folder in
-    the Layerlab home that is removed on leaving, whatever happens."""
+    the Layerlab home that is removed on leaving, whatever happens.
+
+    The origin of a folder or zip on this machine is its resolved path, so the same source named
+    relatively, absolutely or through a symlink is recognised as the same (`train --dataset
+    folder:PATH` reuses a dataset by it); an uploaded zip's origin is its name, `what`."""
+    origin = None
     if isinstance(source, (str, os.PathLike)):
         path = Path(source).expanduser()
         what = what or str(source)
@@ -66,6 +72,7 @@ def unpacked(source: str | os.PathLike | BinaryIO, *, home: str | os.PathLike | 
             raise DatasetError(f"{what!r} is neither a folder nor a file. Expected a folder of class folders or a .zip")
         if not _is_zip_file(path):
             raise DatasetError(f"{what!r} is not a .zip archive. Expected a folder of class folders or a .zip of one")
+        origin = str(path.resolve())
     what = what or "the upload"
     with GuardedZip(source, repr(what), limits) as archive:
         root = added.datasets_dir(home)
@@ -75,7 +82,7 @@ def unpacked(source: str | os.PathLike | BinaryIO, *, home: str | os.PathLike | 
             folder = unpack_parent / "files"
             on_file = (lambda done, total: progress("unpack", done, total, 0.0)) if progress else None
             archive.extract_to(folder, on_file=on_file)
-            yield folder, what
+            yield folder, origin or what
         finally:
             shutil.rmtree(unpack_parent, ignore_errors=True)
             _remove_if_empty(root)

@@ -56,3 +56,21 @@ def test_a_small_cnn_trained_on_a_folder_beats_chance_and_evaluates_on_another_f
     assert result["unreadable"] == 1 and result["unreadable_files"] == ["hat/broken.jpg"]
     assert result["accuracy"] >= 0.5
     assert result["run_test_accuracy"] == pytest.approx(summary["test_accuracy"])
+
+
+def test_a_relative_folder_zip_is_reused_on_its_second_use(shared_datasets, tmp_path, monkeypatch, capsys):
+    import argparse
+    import zipfile
+
+    from pipelines.cli.dataset_commands import _added_folder
+
+    photos = copy_classes(shared_datasets, tmp_path / "photos", per_class=3)
+    with zipfile.ZipFile(tmp_path / "ok.zip", "w") as archive:
+        for file in sorted(photos.rglob("*.jpg")):
+            archive.write(file, file.relative_to(photos).as_posix())
+    monkeypatch.chdir(tmp_path)
+    args = argparse.Namespace(image_size=16, fit="stretch", color="rgb", home=str(tmp_path / "home"))
+    assert _added_folder(Path("ok.zip"), args) == "ok-zip-16-stretch"
+    assert _added_folder(Path("ok.zip"), args) == "ok-zip-16-stretch"  # was: "already exists, added from ok.zip"
+    assert f"added from {tmp_path.resolve() / 'ok.zip'} before" in capsys.readouterr().err
+    assert _added_folder(tmp_path / "ok.zip", args) == "ok-zip-16-stretch"  # the same zip named absolutely

@@ -91,6 +91,27 @@ def test_a_single_class_or_no_images_is_refused_and_writes_nothing(shared_datase
     assert tree(home / "datasets") == []
 
 
+def test_a_refused_zip_is_named_as_uploaded_not_by_its_temporary_folder(shared_datasets, tmp_path, home):
+    one = zip_of(copy_classes(shared_datasets, tmp_path / "one", classes=("hat",), per_class=3), tmp_path / "1.zip")
+    with pytest.raises(DatasetError, match=r"^my hats\.zip holds images of one class only \('hat'\)"):
+        add_dataset("one", io.BytesIO(one.read_bytes()), Settings(16), home=home, what="my hats.zip")
+    (tmp_path / "empty" / "a").mkdir(parents=True)
+    (tmp_path / "empty" / "a" / "readme.md").write_text("no photos")
+    empty = zip_of(tmp_path / "empty", tmp_path / "empty.zip")
+    with pytest.raises(DatasetError, match=r"^No images found in empty\.zip\. Expected one folder per class"):
+        add_dataset("empty", io.BytesIO(empty.read_bytes()), Settings(16), home=home, what="empty.zip")
+    with pytest.raises(DatasetError, match=r"^\S*1\.zip holds images of one class only"):  # a zip path as given
+        add_dataset("one", one, Settings(16), home=home)
+    assert tree(home / "datasets") == []
+
+
+def test_a_zip_path_is_recorded_as_its_resolved_path(photos, tmp_path, home, monkeypatch):
+    zip_of(photos, tmp_path / "up.zip")
+    monkeypatch.chdir(tmp_path)
+    manifest = add_dataset("clothes", "up.zip", Settings(16), home=home)
+    assert manifest["origin"] == str((tmp_path / "up.zip").resolve())
+
+
 def test_bad_names_and_sources_name_what_is_allowed(photos, tmp_path, home):
     with pytest.raises(DatasetError, match="lower-case letters, digits"):
         add_dataset("../up", photos, Settings(16), home=home)
