@@ -4,6 +4,8 @@ setting mattered, and run-to-run noise across repeats. Pure pandas over runs and
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from collections.abc import Mapping, Sequence
 
@@ -57,6 +59,25 @@ def parameters(run: Run, spec: ModelSpec | None) -> int | None:
     return count_parameters(spec, shape)
 
 
+def setting_key(run: Run, spec: ModelSpec | None) -> str | None:
+    """A digest of everything a run trains with but its seed: the dataset and the whole spec (every
+    layer param, compile and fit setting). Two runs with the same key differ only by their seed;
+    None when the spec cannot be read (such a run is nobody's repeat)."""
+    if spec is None:
+        return None
+    data = spec.with_fit(seed=0).to_dict()
+    # Names are labels, not settings; a spec queued from Build has its dataset's input shape filled in.
+    data.pop("name", None)
+    data["layers"] = [{key: value for key, value in layer.items() if key != "name"} for layer in data["layers"]]
+    if data.get("input_shape") is None:
+        try:
+            data["input_shape"] = list(get_info(run.dataset).input_shape)
+        except DatasetError:
+            pass
+    data["dataset"] = run.dataset
+    return hashlib.sha1(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
 def run_row(run: Run, points: Sequence[MetricPoint]) -> dict:
     """The comparable facts of one run."""
     try:
@@ -74,6 +95,7 @@ def run_row(run: Run, points: Sequence[MetricPoint]) -> dict:
         "batch_size": spec.fit.batch_size if spec else None,
         "epochs": spec.fit.epochs if spec else None,
         "seed": spec.fit.seed if spec else None,
+        "setting_key": setting_key(run, spec),
         "final_val_accuracy": final, "best_val_accuracy": best, "best_epoch": at,
         "test_accuracy": run.metrics.get("test_accuracy"),
         "wall_seconds": run.metrics.get("wall_seconds"),
@@ -119,31 +141,30 @@ def setting_correlations(frame: pd.DataFrame, metric: str = "best_val_accuracy")
     return series.reindex(series.abs().sort_values(ascending=False).index)
 
 
-def repeat_key(row: pd.Series) -> tuple:
-    """What makes two runs repeats of each other: the repeat group a sweep gave them, else the same
-    everything but the seed."""
-    if isinstance(row.get("repeat_group"), str) and row["repeat_group"]:
-        return ("group", row["repeat_group"])
-    return (row["dataset"], row["architecture"], row["optimizer"], row["learning_rate"], row["batch_size"],
-            row["epochs"])
-
-
 def repeats(frame: pd.DataFrame, metric: str = "best_val_accuracy") -> pd.DataFrame:
-    """Groups of runs that differ only by seed (two or more): count, mean, std, min, max of `metric`
-    and the ids, so a learner sees run-to-run noise before calling a difference real."""
-    if frame.empty:
-        return pd.DataFrame(columns=["runs", "mean", "std", "min", "max", "ids"])
-    keys = frame.apply(repeat_key, axis=1)
+    """Groups of runs that differ only by seed (two or more different seeds of one setting): count,
+    mean, std, min, max of `metric` and the ids, so a learner sees run-to-run noise before calling a
+    difference real. Runs of one setting with the same seed are one result trained twice, not
+    noise: only the first of them (the newest, in the table's order) counts."""
+    columns = ["group", "runs", "mean", "std", "min", "max", "ids"]
+    if frame.empty or "setting_key" not in frame:
+        return pd.DataFrame(columns=columns)
     rows = []
-    for key, members in frame.groupby(keys, sort=False):
+    keyed = frame[frame["setting_key"].notna()]
+    for _, members in keyed.groupby("setting_key", sort=False):
+        members = members[~members["seed"].duplicated()]
         if len(members) < 2:
             continue
         values = pd.to_numeric(members[metric], errors="coerce").dropna()
-        label = members.iloc[0]["name"] if key[0] == "group" else " · ".join(str(part) for part in key[1:])
+        first = members.iloc[0]
+        grouped = isinstance(first.get("repeat_group"), str) and first["repeat_group"]
+        label = first["name"] if grouped else " · ".join(
+            str(first[part]) for part in ("dataset", "architecture", "optimizer", "learning_rate", "batch_size",
+                                          "epochs"))
         rows.append({"group": label, "runs": len(members),
                      "mean": values.mean(), "std": values.std(ddof=1) if len(values) > 1 else float("nan"),
                      "min": values.min(), "max": values.max(), "ids": list(members.index)})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=columns)
 
 
 def ema(values: Sequence[float], smoothing: float) -> np.ndarray:

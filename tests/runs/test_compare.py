@@ -106,3 +106,33 @@ def test_repeats_become_one_mean_line_with_a_min_max_band():
     assert mean == pytest.approx([0.6, 0.8])
     assert low.tolist() == [0.5, 0.7] and high.tolist() == [0.7, 0.9]
     assert all(len(part) == 0 for part in compare.mean_band([]))
+
+
+def finished_runs(store, specs_and_accuracies):
+    runs, points = [], {}
+    for index, (spec, accuracy) in enumerate(specs_and_accuracies):
+        run = store.create_run(f"run {index}", "fashion_mnist", spec.to_dict(), total_epochs=spec.fit.epochs)
+        store.claim_next_run(1, 1)
+        store.finish_run(run.id, RunStatus.COMPLETED, metrics={})
+        runs.append(store.get_run(run.id))
+        points[run.id] = epoch_points([accuracy])
+    return runs, points
+
+
+def test_repeats_are_the_same_whole_spec_with_different_seeds(tmp_path):
+    """An activation, a validation split or a repeated seed is not run-to-run noise."""
+    from pipelines.modelspec import edit
+
+    tanh = edit.set_param(MLP, 1, "activation", "tanh")
+    runs, points = finished_runs(SQLiteRunStore(tmp_path), [
+        (MLP.with_fit(seed=1), 0.80), (MLP.with_fit(seed=2), 0.82),
+        (tanh.with_fit(seed=1), 0.70), (tanh.with_fit(seed=2), 0.74),
+        (MLP.with_fit(seed=3, validation_split=0.3), 0.60),   # another split: nobody's repeat
+        (tanh.with_fit(seed=2), 0.99)])                        # tanh seed 2 again: not a third seed
+    groups = repeats(runs_frame(runs, points))
+    assert sorted(groups["runs"]) == [2, 2]
+    by_members = {frozenset(ids): row for ids, (_, row) in zip(groups["ids"], groups.iterrows())}
+    relu = by_members[frozenset({runs[0].id, runs[1].id})]
+    assert relu["mean"] == pytest.approx(0.81)
+    assert frozenset({runs[2].id, runs[3].id}) in by_members
+    assert runs[4].id not in {i for ids in groups["ids"] for i in ids}
