@@ -15,6 +15,7 @@ import plotly.colors
 import plotly.graph_objects as go
 
 from components.figures.plotly_text import plotly_text
+from pipelines.runs.compare import setting_label
 
 PALETTE = plotly.colors.qualitative.Plotly + plotly.colors.qualitative.D3
 HEIGHT = 420
@@ -80,10 +81,10 @@ def parallel_coordinates(frame: pd.DataFrame, settings: Sequence[str], metric: s
             dimensions.append({"label": "learning rate (log)", "values": logs, "tickvals": ticks,
                                "ticktext": [f"{10 ** t:.0e}" for t in ticks]})
         elif pd.api.types.is_numeric_dtype(values):
-            dimensions.append({"label": plotly_text(column.replace("_", " ")), "values": values.astype(float)})
+            dimensions.append({"label": plotly_text(setting_label(column)), "values": values.astype(float)})
         else:
             codes, labels = pd.factorize(values.astype(str))
-            dimensions.append({"label": plotly_text(column.replace("_", " ")), "values": codes,
+            dimensions.append({"label": plotly_text(setting_label(column)), "values": codes,
                                "tickvals": list(range(len(labels))),
                                "ticktext": [plotly_text(label) for label in labels]})
     target = pd.to_numeric(frame[metric], errors="coerce").astype(float)
@@ -97,7 +98,7 @@ def parallel_coordinates(frame: pd.DataFrame, settings: Sequence[str], metric: s
 def correlation_bars(correlations: pd.Series, metric: str) -> go.Figure:
     """Each varied setting's correlation with `metric`, from -1 to 1."""
     colors = ["#2ca02c" if value >= 0 else "#d62728" for value in correlations.values]
-    figure = go.Figure(go.Bar(x=correlations.values, y=[plotly_text(name.replace("_", " ")) for name in correlations.index],
+    figure = go.Figure(go.Bar(x=correlations.values, y=[plotly_text(setting_label(name)) for name in correlations.index],
                               orientation="h", marker_color=colors,
                               hovertemplate="%{y}: %{x:.2f}<extra></extra>"))
     figure.update_layout(height=120 + 40 * len(correlations), margin={"l": 10, "r": 10, "t": 10, "b": 10},

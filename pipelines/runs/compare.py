@@ -17,9 +17,11 @@ from pipelines.errors import DatasetError, SpecError
 from pipelines.modelspec.counting import count_parameters
 from pipelines.modelspec.describe import architecture
 from pipelines.modelspec.spec import ModelSpec
+from pipelines.modelspec.sweep import LAYER_PARAMS
 from pipelines.runs.entities import MetricPoint, Run
 
 SETTING_COLUMNS = ("optimizer", "learning_rate", "batch_size", "epochs", "seed")
+# Besides these, a layer's param a sweep varied gets a column named as the sweep names it: `units@2`.
 RESULT_COLUMNS = ("final_val_accuracy", "best_val_accuracy", "best_epoch", "test_accuracy", "wall_seconds",
                   "samples_per_second")
 LOG_SETTINGS = ("learning_rate",)  # compared on a log scale: 1e-4 .. 1e-1 are steps of equal weight
@@ -104,10 +106,44 @@ def run_row(run: Run, points: Sequence[MetricPoint]) -> dict:
     }
 
 
+def layer_setting(spec: ModelSpec | None, setting: str):
+    """The value of a layer setting such as `units@2` in a spec; None where the spec has no such
+    layer at that position (or cannot be read)."""
+    param, _, position = setting.partition("@")
+    if spec is None or param not in LAYER_PARAMS or not position.isdigit():
+        return None
+    index = int(position) - 1
+    if not 0 <= index < len(spec.layers) or spec.layers[index].type != LAYER_PARAMS[param]:
+        return None
+    return spec.layers[index].params.get(param)
+
+
 def runs_frame(runs: Sequence[Run], points: Mapping[str, Sequence[MetricPoint]]) -> pd.DataFrame:
-    """One row per run (in the order given), indexed by run id."""
-    frame = pd.DataFrame([run_row(run, points.get(run.id, ())) for run in runs])
+    """One row per run (in the order given), indexed by run id. Each layer setting a sweep among
+    them varied (`units@2`, `rate@3`) is a column too, read from every run's spec, so that a run
+    outside the sweep (a baseline) sits on the same axis."""
+    rows = [run_row(run, points.get(run.id, ())) for run in runs]
+    layer_settings = sorted({key for run in runs for key in run.sweep_settings if "@" in key})
+    for run, row in zip(runs, rows):
+        try:
+            spec = run.model_spec
+        except SpecError:
+            spec = None
+        for setting in layer_settings:
+            row[setting] = layer_setting(spec, setting)
+    frame = pd.DataFrame(rows)
     return frame.set_index("id", drop=False) if not frame.empty else frame
+
+
+def setting_columns(frame: pd.DataFrame) -> list[str]:
+    """The settings a comparison looks at: the global ones, then the layer settings in the frame."""
+    return [*SETTING_COLUMNS, *(column for column in frame.columns if "@" in str(column))]
+
+
+def setting_label(column: str) -> str:
+    """`units@2` as "units of layer 2"; `learning_rate` as "learning rate"."""
+    param, at, position = column.partition("@")
+    return f"{param} of layer {position}" if at else column.replace("_", " ")
 
 
 def differences(frame: pd.DataFrame, baseline_id: str, columns: Sequence[str] = RESULT_COLUMNS) -> pd.DataFrame:
@@ -118,8 +154,10 @@ def differences(frame: pd.DataFrame, baseline_id: str, columns: Sequence[str] = 
     return numeric - numeric.loc[baseline_id]
 
 
-def varied_settings(frame: pd.DataFrame, columns: Sequence[str] = SETTING_COLUMNS) -> list[str]:
-    """The settings that take more than one value among the rows."""
+def varied_settings(frame: pd.DataFrame, columns: Sequence[str] | None = None) -> list[str]:
+    """The settings (by default every one of `setting_columns`) that take more than one value among
+    the rows."""
+    columns = setting_columns(frame) if columns is None else columns
     return [c for c in columns if c in frame and frame[c].nunique(dropna=True) > 1]
 
 

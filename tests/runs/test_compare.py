@@ -136,3 +136,24 @@ def test_repeats_are_the_same_whole_spec_with_different_seeds(tmp_path):
     assert relu["mean"] == pytest.approx(0.81)
     assert frozenset({runs[2].id, runs[3].id}) in by_members
     assert runs[4].id not in {i for ids in groups["ids"] for i in ids}
+
+
+def test_a_sweep_of_a_layer_setting_is_compared_and_correlated(tmp_path):
+    """The tutorials' inner-size sweep (units of layer 2: 10, 100, 1000) has its own axis and bar."""
+    from pipelines.modelspec import edit
+
+    from pipelines.runs.entities import PlannedRun
+
+    store = SQLiteRunStore(tmp_path)
+    planned = [PlannedRun(f"units {units}", edit.set_param(MLP, 1, "units", units).to_dict(), 5, {"units@2": units})
+               for units in (10, 100, 1000)]
+    sweep = store.create_sweep("inner size", "fashion_mnist", MLP.to_dict(), [("units@2", (10, 100, 1000))], planned)
+    runs = sorted(store.list_runs(sweep_id=sweep.id), key=lambda run: run.sweep_settings["units@2"])
+    points = {run.id: epoch_points([accuracy]) for run, accuracy in zip(runs, (0.80, 0.86, 0.88))}
+    baseline = store.create_run("baseline", "fashion_mnist", MLP.to_dict(), total_epochs=5)
+    frame = runs_frame([*runs, baseline], {**points, baseline.id: epoch_points([0.85])})
+    assert frame["units@2"].tolist() == [10, 100, 1000, 128]  # the baseline's from its spec
+    assert varied_settings(frame) == ["units@2"]
+    correlations = setting_correlations(frame)
+    assert list(correlations.index) == ["units@2"] and correlations["units@2"] > 0
+    assert compare.setting_label("units@2") == "units of layer 2"
