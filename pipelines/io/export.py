@@ -103,13 +103,32 @@ def _differences(app, scripted) -> list[str]:
 
 def script_module(script: str) -> ModuleType:
     """An exported script imported as a module (its `main()` does not run), from a temp file. Only
-    for Layerlab's own output: importing runs the script's top level."""
-    with tempfile.TemporaryDirectory(prefix="layerlab-parity-") as folder:
-        path = Path(folder) / "exported.py"
-        path.write_text(script)
-        module_spec = importlib.util.spec_from_file_location(f"layerlab_exported_{uuid.uuid4().hex}", path)
-        module = importlib.util.module_from_spec(module_spec)
-        module_spec.loader.exec_module(module)
+    for Layerlab's own output: importing runs the script's top level.
+
+    A script's block classes register under Layerlab's own names (so that plain Keras loads a run's
+    model.keras with them): Keras' registry is put back as it was, so the app keeps its classes."""
+    import keras
+    from keras.src.saving import object_registration  # the class -> name half has no public API
+
+    objects, names = keras.saving.get_custom_objects(), object_registration.GLOBAL_CUSTOM_NAMES
+    objects_before = dict(objects)
+    module_name = f"layerlab_exported_{uuid.uuid4().hex}"
+    try:
+        with tempfile.TemporaryDirectory(prefix="layerlab-parity-") as folder:
+            path = Path(folder) / "exported.py"
+            path.write_text(script)
+            module_spec = importlib.util.spec_from_file_location(module_name, path)
+            module = importlib.util.module_from_spec(module_spec)
+            module_spec.loader.exec_module(module)
+    finally:  # only the script's own entries: another thread may register something meanwhile
+        for key, value in list(objects.items()):
+            if getattr(value, "__module__", None) == module_name:
+                if key in objects_before:
+                    objects[key] = objects_before[key]
+                else:
+                    del objects[key]
+        for value in [value for value in names if getattr(value, "__module__", None) == module_name]:
+            del names[value]
     return module
 
 

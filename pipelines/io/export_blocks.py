@@ -3,14 +3,18 @@
 A registry type whose `keras_class` is Layerlab's own layer (see modelspec/keras_blocks.py) is
 written into the script as a short class of the same name and config, built on keras.applications,
 so the script stays free of Layerlab and its model's layer configs still match the app's. It is
-registered under the package "exported", never "layerlab", so that importing a script for the
-parity check cannot replace the app's own class in Keras' registry.
+registered under the app's own name ("layerlab>PretrainedBase", the same config keys), so that a
+Layerlab run's model.keras loads with plain Keras wherever the script's class is defined: Keras
+looks a custom layer up by that name before anything else. Importing a script for the parity check
+would therefore replace the app's class in Keras' registry; `export.script_module` puts it back.
 """
 from __future__ import annotations
 
 PRETRAINED_BASE = '''
 
-@keras.saving.register_keras_serializable(package="exported")
+# Registered under Layerlab's own name: with this class defined (run this script, or import it),
+# keras.models.load_model("model.keras") loads the model.keras Layerlab saved for a transfer run.
+@keras.saving.register_keras_serializable(package="layerlab")
 class PretrainedBase(keras.layers.Layer):
     """A keras.applications network without its top, as one layer (the transfer-learning recipe).
 
@@ -26,11 +30,18 @@ class PretrainedBase(keras.layers.Layer):
         super().__init__(**kwargs)
         self.base, self.weights_source, self.unfreeze_last = base, weights, int(unfreeze_last)
         self.network = None
+        self.download_weights = True
+
+    @classmethod
+    def from_config(cls, config):
+        layer = cls(**config)
+        layer.download_weights = False  # a saved model brings its own weights: nothing to download
+        return layer
 
     def build(self, input_shape):
         if self.network is None:
             # "imagenet": weights learned on ImageNet, downloaded once to ~/.keras/models; "none": random.
-            weights = None if self.weights_source == "none" else self.weights_source
+            weights = None if self.weights_source == "none" or not self.download_weights else self.weights_source
             self.network = getattr(keras.applications, self.base)(
                 include_top=False, weights=weights, input_shape=tuple(input_shape[1:]))
             # Frozen, or only its last `unfreeze_last` layers learn (fine-tuning); BatchNormalization never.

@@ -25,12 +25,12 @@ from tests.data.test_datasets import write_cifar_folder, write_cifar_tarball
 ALLOWED_IMPORTS = {"argparse", "gzip", "pathlib", "pickle", "tarfile", "keras", "numpy"}
 
 
-def run_outside_layerlab(script: Path, *args, cwd: Path, timeout=600) -> subprocess.CompletedProcess:
+def run_outside_layerlab(script: Path, *args, cwd: Path, timeout=600, env=None) -> subprocess.CompletedProcess:
     """The script in a fresh Python whose path holds no Layerlab: from a temp folder, no PYTHONPATH
     but the one that may carry packages (tensorboard's), never the repo."""
     repo = str(Path(__file__).resolve().parents[2])
     path = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and Path(p).resolve() != Path(repo)]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(path), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(path), "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
     return subprocess.run([sys.executable, str(script), *args], cwd=cwd, env=env, capture_output=True, text=True,
                           timeout=timeout)
 
@@ -215,3 +215,54 @@ def test_the_scripts_data_loading_gives_the_arrays_layerlab_trains_on(dataset, f
                          (y_test, layerlab.y_test)):
         assert mine.shape == theirs.shape and np.array_equal(mine, theirs)
     assert x_train.dtype == np.uint8 and x_train.shape[1:] == info.input_shape
+
+
+# Imports the exported script as a module (only its classes and functions: main() does not run) and
+# loads a model.keras Layerlab saved, with safe_mode on; no Layerlab on the path.
+LOAD_WITH_THE_SCRIPT = """
+import importlib.util, sys
+import keras
+import numpy as np
+spec = importlib.util.spec_from_file_location("exported", sys.argv[1])
+exported = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(exported)
+model = keras.models.load_model(sys.argv[2])
+np.save(sys.argv[4], model.predict(np.load(sys.argv[3]), verbose=0))
+print(sorted(name for name in sys.modules if name.split(".")[0] in ("pipelines", "components", "dashboard")))
+"""
+
+
+@pytest.mark.slow
+def test_a_transfer_runs_model_keras_loads_in_plain_keras_with_the_exported_scripts_class(tmp_path):
+    import keras
+    from pipelines.modelspec.keras_blocks import PretrainedBase
+    from pipelines.modelspec.keras_build import build_model
+
+    info = DatasetInfo("photos", "Photos", ("a", "b", "c"), (32, 32, 3), "", "", "")
+    spec = ModelSpec(layers=(LayerSpec("PretrainedBase", "base", {"base": "MobileNetV2", "weights": "none"}),
+                             LayerSpec("GlobalAveragePooling2D", "pool"),
+                             LayerSpec("Dense", "out", {"units": 3, "activation": "softmax"})),
+                     input_shape=info.input_shape).normalized()
+    source = export_script(spec, info)
+    assert '@keras.saving.register_keras_serializable(package="layerlab")' in source
+    assert 'keras.models.load_model("model.keras")' in source
+    model = build_model(spec, info.input_shape)
+    model.get_layer("base").weights_source = "imagenet"  # as saved by a run on ImageNet weights
+    model.save(tmp_path / "model.keras")
+    images = np.random.default_rng(3).random((4, 32, 32, 3)).astype("float32")
+    np.save(tmp_path / "images.npy", images)
+    (tmp_path / "train.py").write_text(source)
+    (tmp_path / "load.py").write_text(LOAD_WITH_THE_SCRIPT)
+    result = run_outside_layerlab(tmp_path / "load.py", str(tmp_path / "train.py"), str(tmp_path / "model.keras"),
+                                  str(tmp_path / "images.npy"), str(tmp_path / "out.npy"), cwd=tmp_path,
+                                  env={"KERAS_HOME": str(tmp_path / "keras_home")})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert not (tmp_path / "keras_home" / "models").exists()  # the weights came from the file, none downloaded
+    assert result.stdout.strip().splitlines()[-1] == "[]"  # nothing of Layerlab was imported
+    np.testing.assert_allclose(np.load(tmp_path / "out.npy"), model.predict(images, verbose=0), atol=1e-5)
+
+    # The parity check imports the script here too, and leaves the app's own class registered.
+    assert check_parity(source, spec, info.input_shape).ok
+    assert keras.saving.get_registered_object("layerlab>PretrainedBase") is PretrainedBase
+    assert keras.saving.get_registered_name(PretrainedBase) == "layerlab>PretrainedBase"
+    assert type(keras.models.load_model(tmp_path / "model.keras").get_layer("base")) is PretrainedBase
