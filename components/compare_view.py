@@ -177,25 +177,40 @@ def baseline_and_differences(store: RunStore, frame: pd.DataFrame, selected: lis
             st.text(f"{names[run_id]} against the baseline: " + "; ".join(c.text() for c in changes))
 
 
-def settings_effects(frame: pd.DataFrame, selected: list[str]) -> None:
-    """Parallel coordinates of the varied settings, and each one's correlation with the result."""
-    chosen = frame.loc[selected]
+def _chosen_metric(points: dict) -> str:
+    """The metric picked on Curves (the same default when that tab has not drawn it yet)."""
+    label = state.widget_value(state.key("compare", "metric"))
+    if label in METRICS:
+        return label
+    recorded = {p.name for run_points in points.values() for p in run_points}
+    return list(METRICS)[0 if "val_accuracy" in recorded else 2]
+
+
+def settings_effects(store: RunStore, frame: pd.DataFrame, selected: list[str]) -> None:
+    """Parallel coordinates of the varied settings, and each one's correlation with the metric
+    chosen on Curves (its best epoch value)."""
+    points = {run_id: store.get_metrics(run_id, kind="epoch") for run_id in selected}
+    label = _chosen_metric(points)
+    column = f"best {label}"
+    chosen = compare.with_best(frame.loc[selected], points, METRICS[label], column)
     varied = compare.varied_settings(chosen)
     if not varied:
         st.caption("The selected runs vary no numeric setting: nothing to correlate.")
         return
-    st.plotly_chart(figures.parallel_coordinates(chosen, varied, "best_val_accuracy"),
-                    key=state.key("compare", "parcoords"))
-    correlations = compare.setting_correlations(chosen)
+    # `column` is made of this module's own metric labels, never of user text.
+    st.caption(f"Against each run's {column} (the metric chosen on Curves; its "
+               f"{'lowest' if label.endswith('loss') else 'highest'} epoch value).")
+    st.plotly_chart(figures.parallel_coordinates(chosen, varied, column), key=state.key("compare", "parcoords"))
+    correlations = compare.setting_correlations(chosen, column)
     if len(correlations):
-        st.markdown("**Which setting mattered** (correlation with the best validation accuracy)")
-        st.plotly_chart(figures.correlation_bars(correlations, "best_val_accuracy"),
-                        key=state.key("compare", "correlation"))
-    groups = compare.repeats(chosen)
+        st.markdown(f"**Which setting mattered** (correlation with the {column})")
+        st.plotly_chart(figures.correlation_bars(correlations, column), key=state.key("compare", "correlation"))
+    groups = compare.repeats(chosen, column)
     if len(groups):
         st.markdown("**Repeats**: runs that differ only by their seed")
-        shown = groups.assign(best_val_accuracy=[f"{m:.2%} ± {s:.2%}" for m, s in zip(groups["mean"], groups["std"])])
-        st.dataframe(shown[["group", "runs", "best_val_accuracy", "min", "max"]], hide_index=True,
+        spread = "{:.2%} ± {:.2%}" if label.endswith("accuracy") else "{:.4f} ± {:.4f}"
+        shown = groups.assign(**{column: [spread.format(m, s) for m, s in zip(groups["mean"], groups["std"])]})
+        st.dataframe(shown[["group", "runs", column, "min", "max"]], hide_index=True,
                      key=state.key("compare", "repeats"))
 
 

@@ -33,7 +33,7 @@ with curves_tab:
 with differs_tab:
     compare_view.baseline_and_differences(store, table, selected)
 with settings_tab:
-    compare_view.settings_effects(table, selected)
+    compare_view.settings_effects(store, table, selected)
 with predictions_tab:
     runs = {run_id: store.get_run(run_id) for run_id in selected}
     left, right = st.columns(2)

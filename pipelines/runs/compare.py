@@ -39,6 +39,23 @@ def best_epoch(points: Sequence[MetricPoint]) -> tuple[float | None, int | None,
     return best.value, best.epoch + 1, finite[-1].value
 
 
+def best_value(points: Sequence[MetricPoint], metric: str) -> float | None:
+    """The best epoch value of `metric` in a run: the lowest of a loss, the highest of anything
+    else; None if the run recorded none."""
+    values = [p.value for p in points if p.kind == "epoch" and p.name == metric and math.isfinite(p.value)]
+    if not values:
+        return None
+    return min(values) if metric.endswith("loss") else max(values)
+
+
+def with_best(frame: pd.DataFrame, points: Mapping[str, Sequence[MetricPoint]], metric: str,
+              column: str) -> pd.DataFrame:
+    """The frame with `column`: each run's best value of `metric` (the one the page compares by)."""
+    values = [best_value(points.get(run_id, ()), metric) for run_id in frame.index]
+    return frame.assign(**{column: pd.to_numeric(pd.Series(values, index=frame.index, dtype=object),
+                                                 errors="coerce")})
+
+
 def _title(dataset: str) -> str:
     try:
         return get_info(dataset).title

@@ -131,3 +131,19 @@ def test_repeat_a_run_with_more_seeds_and_see_the_band(store, shared_datasets, m
     assert not at.exception
     spec = at.get("plotly_chart")[0].proto.spec
     assert "mean of 3 seeds" in spec and "toself" in spec and "adam 1e-2" in spec
+
+
+def test_which_setting_mattered_follows_the_chosen_metric(store):
+    runs = [finished(store, f"lr {lr}", MLP.with_compile(learning_rate=lr), accuracy)
+            for lr, accuracy in ((1e-4, [0.70, 0.75]), (1e-3, [0.80, 0.86]), (1e-2, [0.84, 0.85]))]
+    at = open_compare([run.id for run in runs])
+    assert not at.exception
+
+    def chart(name):
+        return next(c.proto.spec for c in at.get("plotly_chart") if f"compare_{name}" in c.proto.id)
+
+    assert "correlation with best validation accuracy" in chart("correlation")
+    at.selectbox(key="compare_metric").set_value("validation loss").run()
+    assert not at.exception
+    assert "correlation with best validation loss" in chart("correlation")
+    assert "best validation loss" in chart("parcoords")

@@ -157,3 +157,10 @@ def test_a_sweep_of_a_layer_setting_is_compared_and_correlated(tmp_path):
     correlations = setting_correlations(frame)
     assert list(correlations.index) == ["units@2"] and correlations["units@2"] > 0
     assert compare.setting_label("units@2") == "units of layer 2"
+
+
+def test_the_best_value_of_a_loss_is_its_lowest():
+    points = [MetricPoint("epoch", e, 10, "val_loss", v, e) for e, v in enumerate([0.5, 0.3, 0.4])]
+    assert compare.best_value(points, "val_loss") == 0.3
+    assert compare.best_value(epoch_points([0.5, 0.7, 0.6]), "val_accuracy") == 0.7
+    assert compare.best_value(points, "accuracy") is None
