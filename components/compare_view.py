@@ -215,12 +215,17 @@ def settings_effects(store: RunStore, frame: pd.DataFrame, selected: list[str]) 
 
 
 def predictions(store: RunStore, first: Run, second: Run) -> None:
-    """Two runs on the same test set: both confusion matrices' difference, and the flipped examples."""
+    """Two runs on the same test set: both confusion matrices, their difference, and the flipped
+    examples."""
     try:
         a, b = model_cache.evaluation(store, first), model_cache.evaluation(store, second)
     except LayerlabError as exc:
         st.warning(plain(exc, keep_code=True))
         return
+    for column, run, result, side in zip(st.columns(2), (first, second), (a, b), ("a", "b")):
+        column.plotly_chart(figures.confusion_matrix(result.confusion, result.class_names, run.name),
+                            key=state.key("compare", "confusion", side))
+    st.markdown("**Their difference** (B minus A: blue where B puts more images)")
     st.plotly_chart(figures.confusion_difference(a.confusion, b.confusion, a.class_names, (first.name, second.name)),
                     key=state.key("compare", "confusion"))
     images = model_cache.evaluation_data(first.dataset).x_test

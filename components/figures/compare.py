@@ -126,7 +126,7 @@ def confusion_matrix(confusion: np.ndarray, class_names: Sequence[str], run_name
 
 def confusion_difference(first: np.ndarray, second: np.ndarray, class_names: Sequence[str],
                          names: tuple[str, str]) -> go.Figure:
-    """second - first per cell: where the second run puts more (green on the diagonal is good)."""
+    """second - first per cell: where the second run puts more (blue on the diagonal is good)."""
     delta = np.asarray(second, dtype=int) - np.asarray(first, dtype=int)
     bound = max(1, int(np.abs(delta).max()))
     classes = [plotly_text(name) for name in class_names]
