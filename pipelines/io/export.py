@@ -19,7 +19,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from types import ModuleType
 
-from pipelines.data.catalog import get_info
+from pipelines.data.added import read_manifest
+from pipelines.data.catalog import BUILTIN, get_info
 from pipelines.errors import RunStateError
 from pipelines.io.export_blocks import OFFLINE_PARAMS
 from pipelines.io.export_script import export_script, literal
@@ -65,9 +66,18 @@ def script_file_name(run: Run) -> str:
     return f"train_{file_stem(run)}.py"
 
 
+def dataset_fit(name: str) -> str:
+    """How an added image-folder dataset fitted its photos, from its manifest (the catalog's
+    DatasetInfo does not carry it); "stretch" for the built-in datasets, which are not photos."""
+    if name in BUILTIN:
+        return "stretch"
+    return str(read_manifest(name).get("fit", "stretch"))
+
+
 def run_script(run: Run) -> str:
-    """The run's standalone Keras script (see export_script)."""
-    return export_script(run.model_spec, get_info(run.dataset), title=run.name, file_name=script_file_name(run))
+    """The run's standalone Keras script (see export_script); its photos are read as the run's were."""
+    return export_script(run.model_spec, get_info(run.dataset), title=run.name, file_name=script_file_name(run),
+                         fit=dataset_fit(run.dataset))
 
 
 def sha256(text: str) -> str:

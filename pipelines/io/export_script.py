@@ -12,6 +12,7 @@ import ast
 from string import Template
 
 from pipelines.data.catalog import DatasetInfo
+from pipelines.data.folders import FITS, IMAGE_SUFFIXES
 from pipelines.errors import SpecError
 from pipelines.modelspec.layers import get_layer_type
 from pipelines.io.export_blocks import SCRIPT_LAYERS, UNEXPORTABLE
@@ -117,20 +118,52 @@ _READER_IMPORTS = {"mnist": (), "fashion_mnist": ("gzip", "pathlib"), "cifar10":
 # What --data points at in the script's usage line.
 _EXAMPLE_PATHS = {"mnist": "mnist.npz", "fashion_mnist": "fashion-mnist/", "cifar10": "cifar-10-batches-py/"}
 
-_LOAD_FOLDER = '''
+_LOAD_FOLDER = Template('''
+FIT = $fit  # how Layerlab fitted each photo into INPUT_SHAPE: "stretch", "crop" (centre) or "pad" (black bars)
+IMAGE_SUFFIXES = $suffixes
+
+
+def read_image(path):
+    """One photo as Layerlab stored it: turned upright from its EXIF orientation, then fitted to
+    INPUT_SHAPE with the same bilinear resizing, as uint8."""
+    size = (INPUT_SHAPE[1], INPUT_SHAPE[0])  # width, height
+    mode = "RGB" if INPUT_SHAPE[2] == 3 else "L"
+    with Image.open(path) as image:
+        # A JPEG decodes at 1/2, 1/4 or 1/8 scale when that still covers the size: faster, as in Layerlab.
+        image.draft(mode, size)
+        upright = ImageOps.exif_transpose(image)
+        # A palette picture goes through RGBA, so its transparent pixels come out as Layerlab's did.
+        picture = upright.convert("RGBA").convert(mode) if upright.mode in ("P", "PA") else upright.convert(mode)
+        if FIT == "stretch":
+            picture = picture.resize(size, Image.Resampling.BILINEAR, reducing_gap=3.0)
+        elif FIT == "crop":
+            picture = ImageOps.fit(picture, size, Image.Resampling.BILINEAR)
+        else:
+            picture = ImageOps.pad(picture, size, Image.Resampling.BILINEAR, color=0)
+        return np.asarray(picture, dtype=np.uint8).reshape(INPUT_SHAPE)
+
 
 def read_folder(folder):
-    """Every image under folder/<class>/, stretched to INPUT_SHAPE (Layerlab's default fit), as uint8."""
-    images = keras.utils.image_dataset_from_directory(
-        folder, labels="inferred", label_mode="int", class_names=list(CLASS_NAMES),
-        color_mode="grayscale" if INPUT_SHAPE[2] == 1 else "rgb", image_size=INPUT_SHAPE[:2],
-        batch_size=None, shuffle=False)
-    pairs = list(images.as_numpy_iterator())
-    x = np.stack([image for image, _ in pairs])
-    y = np.array([label for _, label in pairs], dtype="int64")
-    # Resizing gives floats in 0..255: back to whole pixel values, as Layerlab keeps them.
-    return np.clip(np.round(x), 0, 255).astype("uint8"), y
-
+    """Every image under folder/<class>/ (hidden files and links left out, as Layerlab does), as uint8
+    images and integer labels; a file that cannot be read is named and skipped."""
+    images, labels = [], []
+    for label, name in enumerate(CLASS_NAMES):
+        class_folder = pathlib.Path(folder) / name
+        if not class_folder.is_dir():
+            continue
+        for path in sorted(class_folder.rglob("*")):
+            hidden = path.name.startswith(".") or "__MACOSX" in path.parts or path.is_symlink()
+            if hidden or not path.is_file() or path.suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            try:
+                images.append(read_image(path))
+            except (OSError, SyntaxError, ValueError) as error:
+                print(f"skipped {path}: {error}")
+                continue
+            labels.append(label)
+    if not images:
+        raise SystemExit(f"No images of the classes {CLASS_NAMES} under {folder}")
+    return np.stack(images), np.array(labels, dtype="int64")
 
 def hold_out_test(x, y, share=0.2, seed=0):
     """A folder without splits: Layerlab tests on a seeded `share` of each class."""
@@ -155,7 +188,7 @@ def load_data(path):
     if test is None:
         return hold_out_test(*read_folder(root / "train"))
     return read_folder(root / "train"), read_folder(test)
-'''
+''')
 
 _LABELS = {
     "sparse": "    # The loss takes the class number itself (sparse labels): nothing to change.\n",
@@ -287,7 +320,7 @@ def _compile_parts(spec: ModelSpec) -> dict[str, str]:
             "metrics": "[" + ", ".join(literal(metric) for metric in spec.compile.metrics) + "]"}
 
 
-def _data_parts(info: DatasetInfo) -> dict[str, str]:
+def _data_parts(info: DatasetInfo, fit: str) -> dict[str, str]:
     if info.name in KERAS_DATASETS:
         return {"imports": _imports(*_READER_IMPORTS[info.name]),
                 "loaders": _LOAD_KERAS.substitute(dataset_name=info.name) + _READERS[info.name],
@@ -295,7 +328,9 @@ def _data_parts(info: DatasetInfo) -> dict[str, str]:
                              "file or folder\nLayerlab read:",
                 "example": f"--data {_EXAMPLE_PATHS[info.name]} ",
                 "data_arg_help": literal(f"read {info.local_files} instead of downloading")}
-    return {"imports": _imports("pathlib"), "loaders": _LOAD_FOLDER,
+    suffixes = literal(sorted(IMAGE_SUFFIXES))
+    return {"imports": _imports("pathlib") + "\n\nfrom PIL import Image, ImageOps",
+            "loaders": _LOAD_FOLDER.substitute(fit=literal(fit), suffixes=suffixes),
             "data_help": "Pass --data with the folder Layerlab read (train/ and test/ or validation/, one "
                          "subfolder per class):",
             "example": "--data FOLDER ",
@@ -303,11 +338,14 @@ def _data_parts(info: DatasetInfo) -> dict[str, str]:
 
 
 def export_script(spec: ModelSpec, info: DatasetInfo, *, title: str = "the run",
-                  file_name: str = "train.py") -> str:
+                  file_name: str = "train.py", fit: str = "stretch") -> str:
     """The standalone script for `spec` trained on `info`'s dataset. `title` and `file_name` only
-    appear in its docstring (made safe for it)."""
+    appear in its docstring (made safe for it); `fit` is how an image-folder dataset's photos were
+    fitted to the square (its manifest's "fit"), which the script's reader repeats."""
+    if fit not in FITS:
+        raise SpecError(f"`fit` must be one of: {', '.join(FITS)}. Received: fit={fit!r}")
     input_shape = tuple(spec.input_shape or info.input_shape)
-    data = _data_parts(info)
+    data = _data_parts(info, fit)
     safe = lambda text: "".join(ch for ch in text if ch.isalnum() or ch in " _-.()").strip()  # noqa: E731
     header = _HEADER.substitute(
         title=safe(title) or "the run", file_name=safe(file_name).replace(" ", "_") or "train.py",
