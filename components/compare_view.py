@@ -105,12 +105,17 @@ def selectable_table(frame: pd.DataFrame) -> list[str]:
 
 
 def _curve(run_id: str, frame: pd.DataFrame, points: dict, metric: str, by: str, smoothing: float) -> figures.Curve:
+    """One run's line; its best epoch starred where that epoch sits on the line drawn (by epoch or
+    by time, smoothed or not)."""
     x, y = compare.curve(points[run_id], metric, by=by)
-    best = None
+    shown = compare.ema(y, smoothing) if len(y) else y
+    epochs, _ = compare.curve(points[run_id], metric, by="epoch")  # the same points, in the same order
     epoch = frame.loc[run_id, "best_epoch"]
-    if by == "epoch" and pd.notna(epoch) and int(epoch) in x:
-        best = (float(epoch), float(y[list(x).index(int(epoch))]))
-    return figures.Curve(frame.loc[run_id, "name"], x, compare.ema(y, smoothing) if len(y) else y, best)
+    best = None
+    if pd.notna(epoch) and int(epoch) in epochs:
+        at = list(epochs).index(int(epoch))
+        best = (float(x[at]), float(shown[at]))
+    return figures.Curve(frame.loc[run_id, "name"], x, shown, best)
 
 
 def _with_bands(items: list[figures.Curve], selected: list[str], groups: pd.DataFrame) -> list[figures.Curve]:

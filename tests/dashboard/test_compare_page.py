@@ -147,3 +147,28 @@ def test_which_setting_mattered_follows_the_chosen_metric(store):
     assert not at.exception
     assert "correlation with best validation loss" in chart("correlation")
     assert "best validation loss" in chart("parcoords")
+
+
+def test_the_best_epoch_is_starred_by_time_and_on_the_smoothed_line(store):
+    import base64
+    import json
+
+    import numpy as np
+
+    first = finished(store, "first", MLP, [0.70, 0.90, 0.80])
+    second = finished(store, "second", MLP.with_compile(learning_rate=1e-2), [0.60, 0.65, 0.70])
+    at = open_compare([first.id, second.id])
+    at.radio(key="compare_by").set_value("time")
+    at.slider(key="compare_ema").set_value(0.5).run()
+    assert not at.exception
+    figure = json.loads(next(c.proto.spec for c in at.get("plotly_chart") if "compare_curves" in c.proto.id))
+    def values(trace, axis):  # Plotly sends numpy arrays as base64 typed arrays
+        data = trace[axis]
+        if isinstance(data, dict):
+            return np.frombuffer(base64.b64decode(data["bdata"]), dtype=data["dtype"]).tolist()
+        return data
+
+    line = next(t for t in figure["data"] if t.get("name") == "first" and t.get("mode") == "lines+markers")
+    star = next(t for t in figure["data"] if t.get("name") == "first" and t.get("mode") == "markers")
+    assert values(star, "x") == [values(line, "x")[1]]  # epoch 2, at its time
+    assert values(star, "y") == pytest.approx([values(line, "y")[1]]) and values(star, "y")[0] < 0.9  # smoothed
