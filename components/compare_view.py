@@ -13,7 +13,7 @@ from components import evaluation_view, model_cache, state, sweep_panel
 from components.figures import compare as figures
 from components.text import plain
 from pipelines.data.catalog import get_info
-from pipelines.errors import LayerlabError
+from pipelines.errors import LayerlabError, SpecError
 from pipelines.modelspec.diff import differing_settings, layer_changes
 from pipelines.runs import compare
 from pipelines.runs.entities import Run
@@ -165,16 +165,26 @@ def baseline_and_differences(store: RunStore, frame: pd.DataFrame, selected: lis
     delta.insert(0, "name", [names[i] for i in delta.index])
     st.caption("Each run's results minus the baseline's (accuracy in points of 1.0).")
     st.dataframe(delta, hide_index=True, key=state.key("compare", "delta"))
-    runs = {run_id: store.get_run(run_id) for run_id in selected}
-    specs = {run_id: run.model_spec for run_id, run in runs.items()}
-    settings = differing_settings([specs[i] for i in selected])
-    st.markdown("**What differs**")
-    if settings:
-        table = pd.DataFrame(settings, index=[names[i] for i in selected])
-        st.dataframe(table, key=state.key("compare", "differs"))
-    else:
-        st.caption("The training settings are the same in every selected run.")
+    specs, unreadable = {}, []
     for run_id in selected:
+        try:
+            specs[run_id] = store.get_run(run_id).model_spec
+        except SpecError:  # a hand-edited or damaged record: the others still compare
+            unreadable.append(run_id)
+    st.markdown("**What differs**")
+    if unreadable:
+        st.warning(plain("Left out, their model spec cannot be read: "
+                         + ", ".join(f"{names[i]} ({i})" for i in unreadable)))
+    readable = [i for i in selected if i in specs]
+    settings = differing_settings([specs[i] for i in readable]) if readable else {}
+    if settings:
+        table = pd.DataFrame(settings, index=[names[i] for i in readable])
+        st.dataframe(table, key=state.key("compare", "differs"))
+    elif len(readable) > 1:
+        st.caption("The training settings are the same in every selected run.")
+    if baseline not in specs:
+        return
+    for run_id in readable:
         if run_id == baseline:
             continue
         changes = layer_changes(specs[baseline], specs[run_id])

@@ -172,3 +172,14 @@ def test_the_best_epoch_is_starred_by_time_and_on_the_smoothed_line(store):
     star = next(t for t in figure["data"] if t.get("name") == "first" and t.get("mode") == "markers")
     assert values(star, "x") == [values(line, "x")[1]]  # epoch 2, at its time
     assert values(star, "y") == pytest.approx([values(line, "y")[1]]) and values(star, "y")[0] < 0.9  # smoothed
+
+
+def test_a_run_whose_spec_cannot_be_read_is_named_and_the_rest_compares(store):
+    good = finished(store, "good", MLP, [0.80, 0.86])
+    wide = finished(store, "wide", edit.set_param(MLP, 1, "units", 512), [0.82, 0.87])
+    broken = store.create_run("broken", "fashion_mnist", {"layers": "not a list"}, total_epochs=1)
+    at = open_compare([good.id, wide.id, broken.id])
+    assert not at.exception
+    assert not at.error
+    assert any("broken" in w.value and "cannot be read" in w.value for w in at.warning)
+    assert "layer 2 Dense: units 128 -> 512" in " ".join(t.value for t in at.text)
