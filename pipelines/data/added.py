@@ -8,6 +8,7 @@ refused import leaves nothing behind.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import os
@@ -111,13 +112,37 @@ def clear_cache() -> None:
 
 @functools.lru_cache(maxsize=2)
 def _load_cached(name: str, path: Path, stamp: int, home: str) -> Dataset:
+    """The arrays, with the folder's own validation split when it had one. A folder with
+    validation/ and no test/ stores no test arrays: its validation split is also its test set."""
     info = info_from_manifest(read_manifest(name, home))
     try:
         with np.load(path, allow_pickle=False) as npz:
-            arrays = {key: npz[key] for key in ("x_train", "y_train", "x_test", "y_test")}
+            arrays = {key: npz[key] for key in ("x_train", "y_train", "x_test", "y_test", "x_val", "y_val")
+                      if key in npz.files}
+            if "x_test" not in arrays:
+                arrays["x_test"], arrays["y_test"] = arrays["x_val"], arrays["y_val"]
+            validation = (arrays.pop("x_val", None), arrays.pop("y_val", None))
+            dataset = finish_dataset(info, origin=str(path), **arrays)
     except (OSError, ValueError, KeyError, EOFError) as error:
         raise DatasetError(f"{path} is not a readable dataset file: {error}") from None
-    return finish_dataset(info, origin=str(path), **arrays)
+    if validation[0] is None:
+        return dataset
+    x_val, y_val = _checked_validation(info, *validation, path)
+    return dataclasses.replace(dataset, x_val=x_val, y_val=y_val)
+
+
+def _checked_validation(info: DatasetInfo, x: np.ndarray, y: np.ndarray, path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The validation arrays checked as `finish_dataset` checks the others, and made read-only."""
+    y = np.asarray(y).reshape(-1)
+    if x.dtype != np.uint8 or x.shape[1:] != info.input_shape or len(x) != len(y):
+        raise DatasetError(f"{path}: the validation split should be uint8 images of shape "
+                           f"(N, {', '.join(map(str, info.input_shape))}) with one label each. Received: "
+                           f"dtype={x.dtype}, shape={x.shape}, {len(y)} labels")
+    if len(y) and (y.min() < 0 or y.max() >= info.num_classes):
+        raise DatasetError(f"{path}: the validation labels should lie in 0..{info.num_classes - 1}")
+    x, y = np.ascontiguousarray(x), y.astype(np.int64)
+    x.flags.writeable = y.flags.writeable = False
+    return x, y
 
 
 def build_manifest(name: str, scan: Scan, decoded: Decoded, settings: Settings, origin: str) -> dict:
@@ -145,9 +170,11 @@ def save(name: str, scan: Scan, decoded: Decoded, settings: Settings, origin: st
     staging = Path(tempfile.mkdtemp(prefix=f".adding-{name}-", dir=root))
     try:
         arrays = {}
+        has_validation = bool(np.any(decoded.split == "validation"))
         for split, key in (("train", "train"), ("test", "test"), ("validation", "val")):
             chosen = decoded.split == split
-            if split != "validation" or np.any(chosen):
+            # No test/ beside validation/: validation/ is the test set too, stored once (see `load`).
+            if split == "train" or np.any(chosen) or (split == "test" and not has_validation):
                 arrays[f"x_{key}"], arrays[f"y_{key}"] = decoded.x[chosen], decoded.y[chosen]
         np.savez(staging / ARRAYS, **arrays)
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=1))

@@ -122,7 +122,11 @@ def get_info(name: str) -> DatasetInfo:
 # keeps a Dataset hashable (by identity) for caches that hash their arguments.
 @dataclass(frozen=True, eq=False)
 class Dataset:
-    """A loaded dataset. Images are uint8 (N, H, W, C), labels int64 (N,); all read-only."""
+    """A loaded dataset. Images are uint8 (N, H, W, C), labels int64 (N,); all read-only.
+
+    `x_val`/`y_val`: a validation split the dataset brings itself (an added folder's validation/),
+    which training validates on instead of a share of the training set; None for the built-ins.
+    """
 
     info: DatasetInfo
     x_train: np.ndarray
@@ -130,7 +134,12 @@ class Dataset:
     x_test: np.ndarray
     y_test: np.ndarray
     origin: str
+    x_val: np.ndarray | None = None
+    y_val: np.ndarray | None = None
 
+    @property
+    def has_own_validation(self) -> bool:
+        return self.x_val is not None and len(self.x_val) > 0
 
 
 def class_counts(dataset: Dataset, split: str = "train") -> list[int]:

@@ -231,17 +231,23 @@ def stratified_test_mask(labels: np.ndarray, share: float = AUTO_TEST_SHARE, see
 
 
 def _finish_splits(scan: Scan) -> None:
-    """Give the scan a test split: the folder's own, else its validation split, else one made here."""
+    """Give the scan a test split: the folder's own, else its validation split, else one made here.
+
+    A given validation/ split is the run's validation data, as the Keras tutorial's
+    `validation_data` (the spec's validation split is then not used). With validation/ and no
+    test/, validation/ doubles as the test set: the test figures are the final model's on the
+    same photos that its epochs were validated on, which the note says, rather than taking a
+    second share of train/ away from training.
+    """
     present = {split for _, _, split in scan.files}
-    if "test" in present:
-        if "validation" in present:
-            scan.notes.append("train/ trains; test/ is the test set; validation/ is kept too, and training "
-                              "holds out its own validation share of train/ (the run's validation split)")
-        return
     if "validation" in present:
-        scan.notes.append("No test/ folder: the validation/ folder is the test set; training holds out its own "
-                          "validation share of train/ (the run's validation split)")
-        scan.files = [(p, label, "test" if split == "validation" else split) for p, label, split in scan.files]
+        test = ("test/ is the test set" if "test" in present else
+                "there is no test/ folder, so validation/ is also the test set (the test figures are the final "
+                "model's on the validation photos)")
+        scan.notes.append(f"train/ trains; validation/ is the validation data every epoch (instead of a share of "
+                          f"train/: the run's validation split is not used); {test}")
+        return
+    if "test" in present:
         return
     labels = np.array([label for _, label, _ in scan.files])
     mask = stratified_test_mask(labels)

@@ -123,7 +123,9 @@ def make_inputs(
     shuffle: bool = True,
     scale: bool = True,
 ) -> Inputs:
-    """Train / validation / test pipelines; the validation split is carved out of the training set.
+    """Train / validation / test pipelines; the validation split is carved out of the training set,
+    unless the dataset brings its own (`Dataset.x_val`, an added folder's validation/): then all of
+    the training set trains, that split validates, and `validation_split` is not used.
 
     The training set is shuffled as indices and gathered a batch at a time, and pixels are
     scaled after batching, so the pipeline keeps up with `fit` on in-memory numpy arrays.
@@ -132,7 +134,7 @@ def make_inputs(
     _check_input_settings(dataset.info, batch_size, validation_split, label_mode)
     prepare = _preparer(dataset.info, label_mode, scale)
     n = len(dataset.x_train)
-    n_val = int(round(n * validation_split))
+    n_val = 0 if dataset.has_own_validation else int(round(n * validation_split))
     order = np.random.default_rng(seed).permutation(n)
     # Sorted, so that with shuffle=False the training examples keep the dataset's order.
     train_idx, val_idx = np.sort(order[: n - n_val]), np.sort(order[n - n_val :])
@@ -143,13 +145,15 @@ def make_inputs(
     train = _batches(dataset.x_train[train_idx], dataset.y_train[train_idx], batch_size, prepare,
                      seed if shuffle else None, whole_only=True)
     val = _batches(dataset.x_train[val_idx], dataset.y_train[val_idx], batch_size, prepare, None) if n_val else None
+    if dataset.has_own_validation:
+        val = _batches(dataset.x_val, dataset.y_val, batch_size, prepare, None)
     test = _batches(dataset.x_test, dataset.y_test, batch_size, prepare, None)
     return Inputs(
         train=train,
         val=val,
         test=test,
         n_train=n - n_val,
-        n_val=n_val,
+        n_val=len(dataset.x_val) if dataset.has_own_validation else n_val,
         n_test=len(dataset.x_test),
         steps_per_epoch=max(1, (n - n_val) // batch_size),
     )

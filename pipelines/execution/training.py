@@ -6,6 +6,7 @@ half a file. A NaN or infinite test loss ends the run FAILED, as the callbacks d
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import threading
@@ -28,7 +29,7 @@ from pipelines.modelspec.validation import ensure_valid
 from pipelines.execution.callbacks import (BatchProbe, EpochCheckpoint, FiniteEpochGuard, StoreRecorder,
                                            nonfinite)
 from pipelines.execution.checkpoints import load_checkpoint
-from pipelines.execution.feature_cache import cached_training, ensure_base_runs_finished
+from pipelines.execution.feature_cache import cached_prefix, cached_training, ensure_base_runs_finished
 from pipelines.execution.speed import SpeedSettings, choose_steps_per_execution
 from pipelines.execution.tensorboard_logs import tensorboard_callbacks
 from pipelines.runs.artifacts import (BEST_FILE, HISTORY_FILE, MODEL_FILE, SPEC_FILE, atomic_copy,
@@ -124,15 +125,44 @@ def _starting_model(run: Run, spec: ModelSpec, input_shape: tuple, run_dir: Path
     return build_model(spec, input_shape), {"epochs_done": 0, "best_value": None, "best_epoch": None}
 
 
+def _image_inputs(spec: ModelSpec, dataset: Dataset) -> Inputs:
+    return make_inputs(dataset, batch_size=spec.fit.batch_size, validation_split=spec.fit.validation_split,
+                       label_mode=spec.compile.label_mode, seed=spec.fit.seed)
+
+
 def _fit_target(model: keras.Model, spec: ModelSpec, dataset: Dataset, home: Path | None,
-                should_stop: Callable[[], bool]) -> tuple[keras.Model, Inputs]:
+                should_stop: Callable[[], bool]) -> tuple[keras.Model, Inputs, keras.Model, Any]:
     """What `fit` trains, and on what: the top on a frozen base's cached features when the spec
-    allows (feature_cache.py), else the model on the images."""
-    cached = cached_training(model, spec, dataset, home, should_stop)
-    if cached is not None:
-        return cached.top, cached.inputs
-    return model, make_inputs(dataset, batch_size=spec.fit.batch_size, validation_split=spec.fit.validation_split,
-                              label_mode=spec.compile.label_mode, seed=spec.fit.seed)
+    allows (feature_cache.py), else the model on the images; then the model and data the test
+    figures come from. A dataset's own validation split (`Dataset.x_val`) validates either way."""
+    if dataset.has_own_validation and cached_prefix(spec) is not None:
+        found = _cached_on_own_validation(model, spec, dataset, home, should_stop)
+        if found is not None:
+            return found
+    elif (cached := cached_training(model, spec, dataset, home, should_stop)) is not None:
+        return cached.top, cached.inputs, cached.top, cached.inputs.test
+    inputs = _image_inputs(spec, dataset)
+    return model, inputs, model, inputs.test
+
+
+def _cached_on_own_validation(model: keras.Model, spec: ModelSpec, dataset: Dataset, home: Path | None,
+                              should_stop: Callable[[], bool]) -> tuple[keras.Model, Inputs, keras.Model, Any] | None:
+    """The feature cache keeps features of a dataset's train and test arrays. Handed the validation
+    images as its test set (and no validation share), it gives the top all of train/ and the
+    validation features. The test figures are then the top's on those features when validation/ is
+    the test set too, else the full model's on the test images (one pass through the base)."""
+    as_test = dataclasses.replace(dataset, x_test=dataset.x_val, y_test=dataset.y_val, x_val=None, y_val=None)
+    no_share = dataclasses.replace(spec, fit=dataclasses.replace(spec.fit, validation_split=0.0))
+    cached = cached_training(model, no_share, as_test, home, should_stop)
+    if cached is None:
+        return None
+    features = cached.inputs
+    inputs = dataclasses.replace(features, val=features.test, n_val=features.n_test)
+    if dataset.x_test.shape == dataset.x_val.shape and np.array_equal(dataset.x_test, dataset.x_val) \
+            and np.array_equal(dataset.y_test, dataset.y_val):
+        return cached.top, inputs, cached.top, features.test
+    images = _image_inputs(spec, dataset)
+    return cached.top, dataclasses.replace(inputs, test=images.test, n_test=images.n_test), model, images.test
 
 
 def _speed(recorder: StoreRecorder, steps_per_epoch: int, examples_per_step: int, fit_seconds: float) -> dict:
@@ -188,7 +218,7 @@ def execute_run(store: RunStore, run: Run, stop_event: threading.Event, data_dir
 
     keras.utils.set_random_seed(spec.fit.seed + run.resume_count)
     model, state = _starting_model(run, spec, dataset.info.input_shape, run_dir)
-    fit_model, inputs = _fit_target(model, spec, dataset, home, stop_event.is_set)
+    fit_model, inputs, test_model, test_data = _fit_target(model, spec, dataset, home, stop_event.is_set)
     spe = tune_speed(fit_model, speed or SpeedSettings(), spec.fit.batch_size, inputs.steps_per_epoch)
     store.delete_metrics_from_epoch(run.id, state["epochs_done"])
 
@@ -209,7 +239,7 @@ def execute_run(store: RunStore, run: Run, stop_event: threading.Event, data_dir
     if not failure:
         status = RunStatus.STOPPED if recorder.stopped else RunStatus.COMPLETED
     if status is RunStatus.COMPLETED:
-        test = evaluate_test(fit_model, inputs.test)
+        test = evaluate_test(test_model, test_data)
         metrics.update(_finite(test))
         if kind := nonfinite(test.get("test_loss")):
             status, failure = RunStatus.FAILED, (

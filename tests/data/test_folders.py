@@ -31,12 +31,13 @@ def test_a_flat_folder_is_split_per_class_with_a_fixed_seed(shared_datasets, tmp
     assert any("20%" in note and "stratified" in note for note in scan.notes)
 
 
-def test_given_splits_are_kept_and_validation_becomes_the_test_set(shared_datasets, tmp_path):
+def test_given_splits_are_kept_and_validation_is_the_validation_split(shared_datasets, tmp_path):
     copy_classes(shared_datasets, tmp_path / "photos" / "train", per_class=12)
     copy_classes(shared_datasets, tmp_path / "photos" / "val", per_class=4, split="validation")
     scan = scan_folder(tmp_path / "photos")
     assert scan.splits_given and not scan.split_made
-    assert scan.counts() == {"train": [12, 12, 12], "test": [4, 4, 4]}
+    assert scan.counts() == {"train": [12, 12, 12], "validation": [4, 4, 4]}
+    assert any("validation/ is also the test set" in note for note in scan.notes)
 
 
 def test_a_zip_of_one_folder_is_looked_into_and_tiny_or_missing_classes_are_warned(shared_datasets, tmp_path):
