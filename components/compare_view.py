@@ -5,6 +5,7 @@ setting mattered, repeats, and two runs compared prediction by prediction.
 from __future__ import annotations
 
 import json
+import zlib
 
 import pandas as pd
 import streamlit as st
@@ -91,15 +92,32 @@ def filtered(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[keep]
 
 
-def selectable_table(frame: pd.DataFrame) -> list[str]:
-    """The table with multi-row selection; the selection is kept in `?runs=` and returned."""
-    selected = [run_id for run_id in state.compare_selection() if run_id in frame.index]
-    rows = [frame.index.get_loc(run_id) for run_id in selected]
+def merged_selection(previous: list[str], picked: list[str], hidden: list[str]) -> tuple[list[str], int]:
+    """The selection after a click in the table: the runs picked in the visible rows plus the
+    selected runs the filters hide (a filter narrows the view, not the comparison), earlier picks
+    first; at most COMPARE_MAX_RUNS, with how many were left out beyond that."""
+    kept = [run_id for run_id in previous if run_id in picked or run_id in hidden]
+    wanted = list(dict.fromkeys([*kept, *picked, *hidden]))
+    return wanted[: state.COMPARE_MAX_RUNS], max(0, len(wanted) - state.COMPARE_MAX_RUNS)
+
+
+def selectable_table(frame: pd.DataFrame, everything: pd.DataFrame) -> list[str]:
+    """The (filtered) table `frame` with multi-row selection; the selection is kept in `?runs=` and
+    returned. Selected runs of `everything` that the filters hide stay selected."""
+    previous = [run_id for run_id in state.compare_selection() if run_id in everything.index]
+    hidden = [run_id for run_id in previous if run_id not in frame.index]
+    rows = [frame.index.get_loc(run_id) for run_id in previous if run_id in frame.index]
+    shown_rows = zlib.crc32(",".join(frame.index).encode())  # new rows, new widget: no stale row numbers
     event = st.dataframe(
         frame[[c for c in TABLE_COLUMNS if c in frame]], hide_index=True, column_config=TABLE_COLUMNS,
-        on_select="rerun", selection_mode="multi-row", key=state.key("compare", "table", len(frame)),
+        on_select="rerun", selection_mode="multi-row", key=state.key("compare", "table", shown_rows),
         selection_default={"selection": {"rows": rows}} if rows else None, height=min(38 * (len(frame) + 1), 420))
-    chosen = [frame.index[i] for i in event.selection.rows][: state.COMPARE_MAX_RUNS]
+    chosen, left_out = merged_selection(previous, [frame.index[i] for i in event.selection.rows], hidden)
+    if hidden:
+        st.caption(f"{len(hidden)} selected run(s) are hidden by the filters; they stay in the comparison.")
+    if left_out:
+        st.warning(f"At most {state.COMPARE_MAX_RUNS} runs are compared at once: the last {left_out} selected "
+                   "were left out.")
     state.set_compare_selection(chosen)  # also drops what was not a run id from the URL
     return chosen
 

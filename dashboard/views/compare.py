@@ -17,7 +17,7 @@ table = compare_view.runs_table(store)
 if table.empty:
     st.info("No runs yet. Train a model on the Build page, or start a sweep there, then compare here.")
     st.stop()
-selected = compare_view.selectable_table(compare_view.filtered(table))
+selected = compare_view.selectable_table(compare_view.filtered(table), table)
 if selected:
     compare_view.manage(store, table, selected)
     export_view.compare_exports(store, selected)

@@ -183,3 +183,24 @@ def test_a_run_whose_spec_cannot_be_read_is_named_and_the_rest_compares(store):
     assert not at.error
     assert any("broken" in w.value and "cannot be read" in w.value for w in at.warning)
     assert "layer 2 Dense: units 128 -> 512" in " ".join(t.value for t in at.text)
+
+
+def test_a_filter_that_hides_selected_runs_keeps_them_selected(store):
+    first = finished(store, "first", MLP, [0.8, 0.82])
+    second = finished(store, "second", MLP.with_compile(learning_rate=1e-2), [0.7, 0.72])
+    at = open_compare([first.id, second.id])
+    at.text_input(key="compare_q").set_value("second").run()
+    assert not at.exception
+    assert at.subheader[0].value == "2 runs"
+    assert any("hidden by the filters" in c.value for c in at.caption)
+    selection = at.query_params["runs"]
+    assert (selection[0] if isinstance(selection, list) else selection) == f"{first.id},{second.id}"
+
+
+def test_a_selection_over_the_limit_is_cut_and_says_so():
+    from components.compare_view import merged_selection
+
+    many = [f"{i:010x}" for i in range(25)]
+    chosen, left_out = merged_selection(many[:3], many[1:23], ["hidden0001"])
+    assert chosen[:2] == many[1:3] and len(chosen) == 20 and left_out == 3
+    assert merged_selection(["a", "b"], ["b"], ["c"]) == (["b", "c"], 0)  # "a" unticked, "c" hidden
