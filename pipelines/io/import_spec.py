@@ -3,10 +3,14 @@ Keras deserialize the file.
 
 Every layer's editable params are read through the registry (as `keras_build.spec_from_model`
 does for a live model) and checked against the registry's ranges; the compile settings map to
-Layerlab's optimizers and losses, or to Layerlab's defaults when the file was saved uncompiled.
+Layerlab's optimizers, losses and metrics, or to Layerlab's defaults when the file was saved
+uncompiled. What Layerlab cannot carry as it is (a learning-rate schedule) is mapped and said so
+in `import_notes`, which becomes the run's note.
 """
 from __future__ import annotations
 
+import math
+import re
 from typing import Any
 
 from pipelines.errors import SpecError
@@ -14,6 +18,12 @@ from pipelines.io.keras_config_check import CheckedConfig, ConfigLayer, refuse
 from pipelines.modelspec.layers import LAYER_TYPES, type_for_keras_class
 from pipelines.modelspec.limits import brief
 from pipelines.modelspec.spec import LOSSES, METRICS, OPTIMIZERS, CompileSpec, LayerSpec, ModelSpec
+
+MAX_NAME_CHARS = 64
+# keras' accuracy metrics, as objects or by name, are Layerlab's one metric
+ACCURACY_NAMES = {"accuracy", "acc", "Accuracy", "SparseCategoricalAccuracy", "sparse_categorical_accuracy",
+                  "CategoricalAccuracy", "categorical_accuracy", "BinaryAccuracy", "binary_accuracy"}
+_NOT_PLAIN = re.compile(r"[^\w .()+-]+|\.{2,}")
 
 
 def layer_spec(layer: ConfigLayer) -> LayerSpec:
@@ -34,8 +44,29 @@ def layer_spec(layer: ConfigLayer) -> LayerSpec:
     return LayerSpec(type=layer_type.name, name=layer.name, params=params)
 
 
+def plain_name(name: str) -> str:
+    """The file's model name as a run/spec name: letters, digits, spaces and `_.()+-` only (no path
+    separators, no `..`, no markup), at most MAX_NAME_CHARS; "imported" if nothing is left."""
+    cleaned = " ".join(_NOT_PLAIN.sub(" ", name).split())[:MAX_NAME_CHARS].strip(" .")
+    return cleaned or "imported"
+
+
 def _class_of(entry: Any) -> str | None:
     return entry.get("class_name") if isinstance(entry, dict) else entry
+
+
+def _positive_number(key: str, value: Any) -> float:
+    """A number of the optimizer's config, told apart from a damaged file by its own reason."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise refuse(f"the optimizer's `{key}` must be a positive number. Received: {key}={brief(value)}")
+    return float(f"{float(value):.7g}")
+
+
+def _learning_rate(value: Any) -> float:
+    """A number, or a schedule's starting rate (Layerlab trains with a fixed rate)."""
+    if isinstance(value, dict):
+        return _positive_number("learning_rate", value.get("config", {}).get("initial_learning_rate"))
+    return _positive_number("learning_rate", value)
 
 
 def compile_spec(compile_config: dict) -> CompileSpec:
@@ -53,12 +84,16 @@ def compile_spec(compile_config: dict) -> CompileSpec:
     loss = next((k for k, v in LOSSES.items() if loss_name in (k, v["class"])), None)
     if loss is None:
         raise refuse(f"the loss {brief(loss_name)} is not one Layerlab offers: {', '.join(LOSSES)}")
-    metrics = tuple(m for m in compile_config.get("metrics") or () if m in METRICS)
+    metrics = tuple(dict.fromkeys(METRICS[0] for m in compile_config.get("metrics") or ()
+                                  if _class_of(m) in ACCURACY_NAMES))
     values = {"optimizer": key, "loss": loss, "metrics": metrics}
     if "learning_rate" in settings:
-        values["learning_rate"] = float(f"{float(settings['learning_rate']):.7g}")
+        values["learning_rate"] = _learning_rate(settings["learning_rate"])
     if "momentum" in OPTIMIZERS[key]["params"] and "momentum" in settings:
-        values["momentum"] = float(f"{float(settings['momentum']):.7g}")
+        momentum = settings["momentum"]
+        if isinstance(momentum, bool) or not isinstance(momentum, (int, float)):
+            raise refuse(f"the optimizer's `momentum` must be a number. Received: momentum={brief(momentum)}")
+        values["momentum"] = float(f"{float(momentum):.7g}")
     if "nesterov" in OPTIMIZERS[key]["params"] and "nesterov" in settings:
         values["nesterov"] = settings["nesterov"]
     try:
@@ -67,11 +102,21 @@ def compile_spec(compile_config: dict) -> CompileSpec:
         raise refuse(f"the compile settings do not fit Layerlab's: {error}") from None
 
 
+def import_notes(checked: CheckedConfig) -> tuple[str, ...]:
+    """What the import changed on the way in, for the run's note."""
+    optimizer = checked.compile.get("optimizer")
+    rate = optimizer.get("config", {}).get("learning_rate") if isinstance(optimizer, dict) else None
+    if isinstance(rate, dict):
+        return (f"The file's learning-rate schedule ({rate['class_name']}) was imported as its initial rate, "
+                f"{_learning_rate(rate):g}: Layerlab trains with a fixed rate.",)
+    return ()
+
+
 def spec_from_config(checked: CheckedConfig) -> ModelSpec:
     """The spec Layerlab builds the imported model from; ModelImportError if it cannot."""
     return ModelSpec(
         layers=tuple(layer_spec(layer) for layer in checked.layers),
         compile=compile_spec(checked.compile),
         input_shape=checked.input_shape,
-        name=checked.name or "imported",
+        name=plain_name(checked.name),
     ).normalized()

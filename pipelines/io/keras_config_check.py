@@ -2,11 +2,10 @@
 
 Keras rebuilds a model by importing whatever `module`/`class_name` the config names, so a config
 is code (CVE-2025-1550, CVE-2025-9906, CVE-2025-8747, CVE-2026-1462, CVE-2025-12058). Layerlab
-never hands it to Keras: this module walks it against an allow-list (a Sequential of registry
-layers, or a Functional model that is one chain of them; keras' own initializers, regularizers,
-constraints, activations, optimizers and losses, by name) and keeps the layer configs, from which
-`import_spec` makes a Layerlab spec to rebuild.
-The well-known attacks are named first, so a refusal says which one it was.
+never hands it to Keras: this module walks all of it, each key at its own place, against an
+allow-list (a Sequential of registry layers, or a Functional chain of them; keras' own objects by
+name; shapes in `build_config`), and keeps the layer configs, from which `import_spec` makes a
+Layerlab spec to rebuild. Known attacks are named first, found where Keras would import them.
 """
 from __future__ import annotations
 
@@ -40,7 +39,7 @@ KERAS_ACTIVATIONS = frozenset({
     "hard_tanh", "leaky_relu", "linear", "log_sigmoid", "log_softmax", "mish", "relu", "relu6", "selu",
     "sigmoid", "silu", "soft_shrink", "softmax", "softplus", "softsign", "sparse_plus", "sparse_sigmoid",
     "sparsemax", "squareplus", "swish", "tanh", "tanh_shrink", "threshold"})
-OBJECTS = {  # a config key's suffix -> the module and classes an object under it may name
+LAYER_OBJECTS = {  # a layer config key's suffix -> the module and classes an object under it may name
     "dtype": ("keras", frozenset({"DTypePolicy", "FloatDTypePolicy"})),
     "_initializer": ("keras.initializers", frozenset({
         "Constant", "GlorotNormal", "GlorotUniform", "HeNormal", "HeUniform", "Identity", "LecunNormal",
@@ -48,27 +47,36 @@ OBJECTS = {  # a config key's suffix -> the module and classes an object under i
         "VarianceScaling", "Zeros"})),
     "_regularizer": ("keras.regularizers", frozenset({"L1", "L1L2", "L2", "OrthogonalRegularizer"})),
     "_constraint": ("keras.constraints", frozenset({"MaxNorm", "MinMaxNorm", "NonNeg", "UnitNorm"})),
+}
+COMPILE_OBJECTS = {  # compile_config's objects, each at its one place
     "optimizer": ("keras.optimizers", frozenset({"SGD", "RMSprop", "Adam", "AdamW", "Adagrad", "Nadam"})),
+    "schedule": ("keras.optimizers.schedules", frozenset({  # the ones starting at `initial_learning_rate`
+        "CosineDecay", "CosineDecayRestarts", "ExponentialDecay", "InverseTimeDecay", "PolynomialDecay"})),
     "loss": ("keras.losses", frozenset({"SparseCategoricalCrossentropy", "CategoricalCrossentropy",
                                         "BinaryCrossentropy", "MeanSquaredError"})),
+    "metric": ("keras.metrics", frozenset({"Accuracy", "BinaryAccuracy", "CategoricalAccuracy",
+                                           "SparseCategoricalAccuracy"})),
 }
-OBJECT_KEYS = {"module", "class_name", "config", "registered_name", "shared_object_id", "build_config",
-               "compile_config"}
+OBJECTS = {**LAYER_OBJECTS, **COMPILE_OBJECTS}
+ORIGIN_KEYS = ("module", "class_name", "registered_name")  # what makes a dict something Keras imports
+KERAS_OBJECT_KEYS = {*ORIGIN_KEYS, "config", "shared_object_id"}
+LAYER_KEYS = KERAS_OBJECT_KEYS | {"build_config"}
+MODEL_KEYS = {*ORIGIN_KEYS, "config", "build_config", "compile_config"}
 DTYPES = {"float32"}
 
-# Known attacks, told apart by a word anywhere in the config (keys and values), before the
-# allow-list walk: which would refuse them too, with a less telling reason.
-_NAMED_ATTACKS = (
-    ("lambda", "a Lambda layer or function: it runs Python code stored in the file"),
-    ("tfsmlayer", "a TFSMLayer: it loads an outside SavedModel (CVE-2026-1462)"),
-    ("enable_unsafe_deserialization", "a call to enable_unsafe_deserialization, which turns Keras' safe mode "
-                                      "off (CVE-2025-9906)"),
-    ("get_file", "keras.utils.get_file, which downloads and writes files (CVE-2025-8747)"),
-    ("lookup", "a StringLookup/IndexLookup layer, whose vocabulary path reads files or URLs (CVE-2025-12058)"),
-    ("vocabulary", "a vocabulary, which a lookup layer reads from a path or URL (CVE-2025-12058)"),
-)
-_PYTHON_WORDS = {"os", "system", "builtins", "eval", "exec", "subprocess", "__import__", "posix", "importlib",
-                 "pickle", "marshal", "shutil", "socket", "sys", "runpy", "functools"}
+LOOKUP = "a StringLookup/IndexLookup layer, whose vocabulary path reads files or URLs (CVE-2025-12058)"
+LAMBDA = "a Lambda layer or function: it runs Python code stored in the file"
+_NAMED_ATTACKS = {  # by the class or function name Keras would import, lower case
+    "lambda": LAMBDA, "__lambda__": LAMBDA,
+    "tfsmlayer": "a TFSMLayer: it loads an outside SavedModel (CVE-2026-1462)",
+    "enable_unsafe_deserialization": "a call to enable_unsafe_deserialization, which turns Keras' safe mode "
+                                     "off (CVE-2025-9906)",
+    "get_file": "keras.utils.get_file, which downloads and writes files (CVE-2025-8747)",
+    "stringlookup": LOOKUP, "indexlookup": LOOKUP, "integerlookup": LOOKUP,
+}
+_PYTHON_WORDS = {"os", "system", "builtins", "eval", "exec", "subprocess", "__import__", "posix", "posixpath",
+                 "ntpath", "importlib", "pickle", "marshal", "shutil", "socket", "sys", "runpy", "functools",
+                 "ctypes", "pathlib", "tempfile", "io"}
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -114,33 +122,34 @@ def parse_config(data: bytes) -> Any:
         raise refuse(f"config.json: {str(error).replace('The spec', 'it').rstrip('.')}") from None
 
 
-def _strings(data: Any) -> Iterator[str]:
-    """Every key and string value in the data, depth first (the depth is already bounded)."""
+def _dicts(data: Any) -> Iterator[dict]:
+    """Every object in the data, depth first (the depth is already bounded)."""
     stack = [data]
     while stack:
         item = stack.pop()
-        if isinstance(item, str):
+        if isinstance(item, dict):
             yield item
-        elif isinstance(item, dict):
-            module, config = item.get("module"), item.get("config")
-            if isinstance(module, str):  # what Keras would import: `os.system` for a serialized function
-                yield f"{module}.{config if isinstance(config, str) else item.get('class_name')}"
-            stack.extend(item.keys())
             stack.extend(item.values())
         elif isinstance(item, list):
             stack.extend(item)
 
 
 def named_attack(data: Any) -> str | None:
-    """Why the config looks like a known attack, or None."""
-    for text in _strings(data):
-        lowered = text.lower()
-        for word, reason in _NAMED_ATTACKS:
-            if word in lowered:
-                return f"the config names {brief(text)}: {reason}"
-        dotted = set(_WORD.findall(text))
-        if dotted & _PYTHON_WORDS and ("." in text or text in _PYTHON_WORDS):
-            return (f"the config names {brief(text)}, a Python module or function outside keras "
+    """Why the config looks like a known attack, or None: read where Keras would import something
+    (an object's class name, a function's name, its module) and at `vocabulary`, not in free text."""
+    for item in _dicts(data):
+        if "vocabulary" in item:
+            return f"the config has a `vocabulary` ({brief(item['vocabulary'])}): {LOOKUP}"
+        module, class_name, config = item.get("module"), item.get("class_name"), item.get("config")
+        named = config if class_name == "function" and isinstance(config, str) else class_name
+        if not isinstance(named, str):
+            continue
+        qualified = f"{module}.{named}" if isinstance(module, str) else named
+        if named.lower() in _NAMED_ATTACKS:
+            return f"the config names {brief(qualified)}: {_NAMED_ATTACKS[named.lower()]}"
+        if isinstance(module, str) and (set(module.split(".")) & _PYTHON_WORDS or
+                                        (class_name == "function" and named in _PYTHON_WORDS)):
+            return (f"the config names {brief(qualified)}, a Python module or function outside keras "
                     "(arbitrary import: CVE-2025-1550)")
     return None
 
@@ -152,18 +161,23 @@ def check_config(data: Any) -> CheckedConfig:
         raise refuse(attack)
     if not isinstance(data, dict):
         raise refuse(f"config.json must hold a model object. Received: {type(data).__name__}")
-    _check_object_keys(data, "the model")
+    _check_object_keys(data, "the model", MODEL_KEYS)
     module, class_name = data.get("module"), data.get("class_name")
     if class_name not in MODEL_CONFIG_KEYS:
         raise refuse(f"the file holds a {brief(class_name)} model; Layerlab imports Sequential models, and "
                      "Functional ones that are one chain of layers")
     _check_origin(data, module, MODEL_MODULES, "the model")
+    _check_build_config("the model", data.get("build_config"))
     config = data.get("config")
     if not isinstance(config, dict) or not set(config) <= MODEL_CONFIG_KEYS[class_name]:
         raise refuse(f"the model's config may hold only {', '.join(sorted(MODEL_CONFIG_KEYS[class_name]))}. "
                      f"Received: {brief(config)}")
+    if not isinstance(config.get("trainable", True), bool):
+        raise refuse(f"the model's `trainable` must be true or false. Received: {brief(config['trainable'])}")
     if "dtype" in config:
-        _check_value("model", "dtype", config["dtype"])
+        _check_value("the model", "dtype", config["dtype"])
+    if not _shape_like(config.get("build_input_shape")):
+        raise refuse(f"the model's `build_input_shape` must be a shape. Received: {brief(config['build_input_shape'])}")
     raw_layers = config.get("layers")
     most = limits().max_layers
     if not isinstance(raw_layers, list) or not 0 < len(raw_layers) <= most + 1:
@@ -182,11 +196,35 @@ def check_config(data: Any) -> CheckedConfig:
                          compile=compile_config)
 
 
-def _check_object_keys(data: dict, where: str, also: set[str] | frozenset[str] = frozenset()) -> None:
-    allowed = OBJECT_KEYS | also
-    extra = sorted(set(data) - allowed)
+def _check_object_keys(data: dict, where: str, allowed: set[str]) -> None:
+    extra = sorted(set(data) - allowed, key=str)
     if extra:
         raise refuse(f"{where} has the unknown key {brief(extra[0])}; allowed: {', '.join(sorted(allowed))}")
+    shared = data.get("shared_object_id")
+    if shared is not None and (not isinstance(shared, int) or isinstance(shared, bool)):
+        raise refuse(f"{where}: `shared_object_id` must be a number. Received: {brief(shared)}")
+
+
+def _shape_like(value: Any) -> bool:
+    """A shape as Keras writes one: None, sizes, plain-identifier text, lists of those (never an object)."""
+    if value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
+        return True
+    if isinstance(value, str):
+        return len(value) <= 64 and _WORD.fullmatch(value) is not None
+    return isinstance(value, list) and len(value) <= MAX_LIST_ITEMS and all(_shape_like(item) for item in value)
+
+
+def _check_build_config(where: str, build_config: Any) -> None:
+    """`build_config` is {"input_shape": a shape}: Keras builds the layer from it, so nothing else may hide there."""
+    if build_config is None:
+        return
+    if not isinstance(build_config, dict) or not set(build_config) <= {"input_shape"}:
+        raise refuse(f"{where}: `build_config` may hold only `input_shape`. Received: {brief(build_config)}")
+    shape = build_config.get("input_shape")
+    if not _shape_like(shape):
+        found = next((item for item in _dicts(shape) if set(item) & set(ORIGIN_KEYS)), None)
+        held = f"an object naming {brief({k: found[k] for k in ORIGIN_KEYS if k in found})}" if found else brief(shape)
+        raise refuse(f"{where}: `build_config.input_shape` holds {held}; a shape is a list of sizes and None")
 
 
 def _calls(node: Any, previous: str) -> bool:
@@ -199,6 +237,7 @@ def _calls(node: Any, previous: str) -> bool:
     tensor, config = args[0], args[0].get("config")
     return (set(tensor) <= {"class_name", "config"} and tensor.get("class_name") == "__keras_tensor__"
             and isinstance(config, dict) and set(config) <= {"shape", "dtype", "keras_history"}
+            and _shape_like(config.get("shape")) and config.get("dtype", "float32") in DTYPES
             and config.get("keras_history") == [previous, 0, 0]
             and isinstance(kwargs, dict) and set(kwargs) <= {"training", "mask"}
             and all(value is None or isinstance(value, bool) for value in kwargs.values()))
@@ -244,7 +283,7 @@ def _checked_layers(raw_layers: list, functional: bool = False) -> list[ConfigLa
         where = f"layer {index + 1}"
         if not isinstance(layer, dict):
             raise refuse(f"{where} must be an object. Received: {brief(layer)}")
-        _check_object_keys(layer, where, FUNCTIONAL_LAYER_KEYS if functional else frozenset())
+        _check_object_keys(layer, where, LAYER_KEYS | (FUNCTIONAL_LAYER_KEYS if functional else set()))
         class_name = layer.get("class_name")
         if class_name not in LAYER_CLASSES:
             raise refuse(f"{where} is a {brief(class_name)}; Layerlab imports only the layers of its registry: "
@@ -263,6 +302,7 @@ def _checked_layers(raw_layers: list, functional: bool = False) -> list[ConfigLa
         seen.add(name)
         if class_name == "InputLayer" and index != 0:
             raise refuse(f"{where} is an InputLayer; only the first layer may be one")
+        _check_build_config(f"layer {name!r}", layer.get("build_config"))
         for key, value in config.items():
             _check_value(f"layer {name!r}", key, value)
         layers.append(ConfigLayer(class_name, name, config))
@@ -274,32 +314,48 @@ def _scalar(value: Any) -> bool:
         isinstance(value, str) and len(value) <= MAX_TEXT_CHARS)
 
 
-def _check_value(where: str, key: Any, value: Any) -> None:
-    """One entry of a layer's config: a scalar, a short list of scalars, or an allowed keras object."""
+def _check_plain_entry(where: str, key: Any, value: Any) -> None:
+    """Any config entry: a plain-identifier key that is not one Keras imports by, and a dtype of float32."""
     if not isinstance(key, str) or not _WORD.fullmatch(key) or len(key) > 64:
         raise refuse(f"{where} has the config key {brief(key)}; keys must be plain identifiers")
+    if key in ORIGIN_KEYS:
+        raise refuse(f"{where} has `{key}`={brief(value)} in its config; only keras' own objects, at the "
+                     "places that take one, may name a module or class")
+    if key == "dtype" and isinstance(value, str) and value not in DTYPES:
+        raise refuse(f"{where} computes in {brief(value)}; Layerlab rebuilds float32 models")
+
+
+def _check_value(where: str, key: Any, value: Any) -> None:
+    """One entry of a layer's config: a scalar, a short list of numbers, or an allowed keras object."""
+    _check_plain_entry(where, key, value)
     if key == "activation" and value not in KERAS_ACTIVATIONS:
         raise refuse(f"{where} uses the activation {brief(value)}; allowed: keras' own, by name "
                      f"({', '.join(sorted(KERAS_ACTIVATIONS))})")
+    if key == "activity_regularizer" and value is not None:
+        named = value.get("class_name") if isinstance(value, dict) else value
+        raise refuse(f"{where} has the activity_regularizer {brief(named)}; Layerlab's layers have none, so "
+                     "its rebuilt model would train differently")
     if isinstance(value, list):
         if len(value) > MAX_LIST_ITEMS or not all(_scalar(item) and not isinstance(item, str) for item in value):
             raise refuse(f"{where}: `{key}` must be a list of at most {MAX_LIST_ITEMS} numbers. "
                          f"Received: {brief(value)}")
     elif isinstance(value, dict):
-        _check_keras_object(where, key, value)
+        kind = next((suffix for suffix in LAYER_OBJECTS
+                     if key == suffix or (suffix.startswith("_") and key.endswith(suffix))), None)
+        if kind is None:
+            raise refuse(f"{where}: `{key}` holds an object; objects are allowed only for dtype, initializers, "
+                         "regularizers and constraints")
+        _check_keras_object(where, key, value, kind)
     elif not _scalar(value):
         raise refuse(f"{where}: `{key}` holds {brief(value)}; allowed: numbers, short text, lists of numbers")
 
 
-def _check_keras_object(where: str, key: str, value: dict) -> None:
-    """A serialized keras object (dtype policy, initializer, ...) of the kind its key allows."""
-    kind = next((suffix for suffix in OBJECTS if key == suffix or (suffix.startswith("_") and key.endswith(suffix))),
-                None)
-    if kind is None:
-        raise refuse(f"{where}: `{key}` holds an object; objects are allowed only for dtype, initializers, "
-                     "regularizers, constraints, the optimizer and the loss")
+def _check_keras_object(where: str, key: str, value: Any, kind: str) -> None:
+    """A serialized keras object (dtype policy, initializer, optimizer...) of the kind its place allows."""
     module, classes = OBJECTS[kind]
-    _check_object_keys(value, f"{where}: `{key}`")
+    if not isinstance(value, dict):
+        raise refuse(f"{where}: `{key}` must be a keras object. Received: {brief(value)}")
+    _check_object_keys(value, f"{where}: `{key}`", KERAS_OBJECT_KEYS)
     if value.get("class_name") not in classes:
         raise refuse(f"{where}: `{key}` is a {brief(value.get('class_name'))}; allowed: {', '.join(sorted(classes))}")
     _check_origin(value, value.get("module"), {module}, f"{where}: `{key}`")
@@ -307,14 +363,16 @@ def _check_keras_object(where: str, key: str, value: dict) -> None:
     if not isinstance(config, dict) or len(config) > MAX_LAYER_KEYS:
         raise refuse(f"{where}: `{key}` needs a config object. Received: {brief(config)}")
     for name, item in config.items():
-        if not isinstance(name, str) or not _WORD.fullmatch(name):
-            raise refuse(f"{where}: `{key}` has the config key {brief(name)}; keys must be plain identifiers")
-        if not (_scalar(item) or (isinstance(item, list) and len(item) <= MAX_LIST_ITEMS
-                                  and all(_scalar(v) for v in item))):
-            raise refuse(f"{where}: `{key}.{name}` holds {brief(item)}; allowed: numbers, short text, short lists "
-                         "(a learning-rate schedule or a nested object is not)")
+        _check_plain_entry(f"{where}: `{key}`", name, item)
+        if kind == "optimizer" and name == "learning_rate" and isinstance(item, dict):
+            _check_keras_object(where, "learning_rate", item, "schedule")  # import_spec keeps its initial rate
+        elif not (_scalar(item) or (isinstance(item, list) and len(item) <= MAX_LIST_ITEMS
+                                    and all(_scalar(v) for v in item))):
+            raise refuse(f"{where}: `{key}.{name}` holds {brief(item)}; allowed: numbers, short text, short lists")
     if kind == "dtype" and config.get("name") not in DTYPES:
         raise refuse(f"{where} computes in {brief(config.get('name'))}; Layerlab rebuilds float32 models")
+    if kind == "schedule" and "initial_learning_rate" not in config:
+        raise refuse(f"{where}: the learning-rate schedule {value['class_name']} has no `initial_learning_rate`")
 
 
 def _input_shape(layers: list[ConfigLayer], build_input_shape: Any) -> tuple[int, ...]:
@@ -333,11 +391,17 @@ def _check_compile(compile_config: Any) -> None:
     if not isinstance(compile_config, dict):
         raise refuse(f"`compile_config` must be an object. Received: {brief(compile_config)}")
     for key, value in compile_config.items():
+        _check_plain_entry("compile_config", key, value)
         if key in ("optimizer", "loss") and isinstance(value, dict):
-            _check_keras_object("compile_config", key, value)
+            _check_keras_object("compile_config", key, value, key)
         elif key == "metrics":
-            if value is not None and not (isinstance(value, list) and len(value) <= MAX_LIST_ITEMS
-                                          and all(isinstance(m, str) and len(m) <= 64 for m in value)):
-                raise refuse(f"compile_config: `metrics` must be a list of metric names. Received: {brief(value)}")
+            if value is not None and not (isinstance(value, list) and len(value) <= MAX_LIST_ITEMS):
+                raise refuse(f"compile_config: `metrics` must be a list of metrics. Received: {brief(value)}")
+            for metric in value or ():
+                if isinstance(metric, dict):
+                    _check_keras_object("compile_config", "metrics", metric, "metric")
+                elif not (isinstance(metric, str) and len(metric) <= 64):
+                    raise refuse(f"compile_config: a metric must be a name or one of keras' accuracy metrics. "
+                                 f"Received: {brief(metric)}")
         elif not _scalar(value):
             raise refuse(f"compile_config: `{brief(key)}` holds {brief(value)}; allowed: names and numbers")

@@ -27,6 +27,7 @@ from pipelines.modelspec.spec import ModelSpec
 MAX_H5_OBJECTS = 10_000
 # Settings that do not change what a trained model computes: carried by its weights, or used only
 # while training (a rebuilt model's own initializers, regularizers and constraints are Layerlab's).
+# `dtype` is float32 in any file that passed the checker; an activity_regularizer was refused there.
 _NOT_COMPARED = {"name", "trainable", "dtype", "seed"}
 _NOT_COMPARED_SUFFIXES = ("_initializer", "_regularizer", "_constraint")
 _FILTERS = {h5py.h5z.FILTER_DEFLATE, h5py.h5z.FILTER_SHUFFLE, h5py.h5z.FILTER_FLETCHER32, 32000}  # 32000: LZF

@@ -188,3 +188,34 @@ def test_weights_with_an_unknown_compression_filter_are_refused(tmp_path, store,
         plist.set_filter(307, h5py.h5z.FLAG_OPTIONAL)  # a registered id (bzip2) no plugin here provides
         h5py.h5d.create(handle.id, b"layers/dense/vars/1", h5py.h5t.IEEE_F32LE, space, dcpl=plist).close()
     assert_refused(store, assemble(tmp_path / "filter.keras", config, buffer.getvalue()), "filter 307")
+
+
+def _build_config_naming_functions(config):
+    """Crafted file A of the audit: function objects under build_config, where Keras builds from."""
+    config["build_config"] = function_object("keras.src.utils.file_utils", "copy")
+    config["config"]["layers"][5]["build_config"] = {
+        "input_shape": function_object("keras.src.saving.saving_lib", "load_model")}
+
+
+def _module_inside_a_constraint(config):
+    """Crafted file C: `module`/`class_name` as plain entries of an allowed object's config."""
+    config["config"]["layers"][5]["config"]["kernel_constraint"] = {
+        "module": "keras.constraints", "class_name": "MaxNorm", "registered_name": None,
+        "config": {"max_value": 2, "axis": 0, "module": "keras.src.utils.file_utils", "class_name": "function"}}
+
+
+def _bfloat16_as_text(config):
+    """Crafted file B: a layer computing in bfloat16, its dtype written as text."""
+    config["config"]["layers"][5]["config"]["dtype"] = "mixed_bfloat16"
+
+
+@pytest.mark.parametrize("edit, reason", [
+    (_build_config_naming_functions, r"`build_config` may hold only `input_shape`. Received: .*file_utils"),
+    (_module_inside_a_constraint, r"`kernel_constraint` has `module`='keras.src.utils.file_utils'"),
+    (_bfloat16_as_text, r"computes in 'mixed_bfloat16'"),
+])
+def test_objects_hidden_where_the_word_list_did_not_look_are_refused(tmp_path, store, good, edit, reason):
+    config, weights, _ = good
+    hostile = copy.deepcopy(config)
+    edit(hostile)
+    assert_refused(store, assemble(tmp_path / "hidden.keras", hostile, weights), reason)
