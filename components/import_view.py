@@ -59,5 +59,5 @@ def import_panel(store: RunStore, *, expanded: bool = False) -> None:
                 st.error(plain(error))
                 return
     state.set_current_run(run.id)
-    state.push_notice(f"Imported {run.name} as run {run.id}.")
+    state.push_notice(f"Imported {run.name} as run {run.id}. {run.note}")  # the note says what was mapped
     st.rerun()

@@ -1,12 +1,14 @@
 """`python -m pipelines import FILE.keras --dataset D [--name N]`: a teammate's `.keras` model as a
 new run, checked and rebuilt in a sandboxed process (pipelines/io/keras_import.py).
 
-It prints the new run's id on stdout; a refused file is one `error: Refused: ...` line on stderr,
-exit status 1, and nothing is stored.
+It prints the new run's id on stdout and the run's note (what the import mapped, e.g. a
+learning-rate schedule to its initial rate) on stderr; a refused file is one `error: Refused: ...`
+line on stderr, exit status 1, and nothing is stored.
 """
 from __future__ import annotations
 
 import argparse
+import sys
 
 from pipelines.io.keras_import import import_model
 from pipelines.runs.sqlite_store import SQLiteRunStore
@@ -28,4 +30,5 @@ def cmd_import(args: argparse.Namespace) -> int:
     with SQLiteRunStore(args.home) as store:
         run = import_model(store, args.file, args.dataset, name=args.name, data_dir=args.data_dir)
     print(run.id)
+    print(f"note: {run.note}", file=sys.stderr)
     return 0

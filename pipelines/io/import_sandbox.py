@@ -5,7 +5,7 @@ the server. `python -m pipelines.io.import_sandbox FILE OUT DATASET` first caps 
 space (RLIMIT_AS) and CPU time, then reads the archive with `GuardedZip`, checks config.json
 (`keras_config_check`), rebuilds the model from a spec (`import_spec`, `keras_weights`) and loads
 only the checked weights. It saves the rebuilt model and its spec into OUT, evaluates it on the
-dataset's test set, and writes OUT/result.json: {"ok": true, "spec": ..., "metrics": ...} or
+dataset's test set, and writes OUT/result.json: {"ok": true, "spec": ..., "metrics": ..., "notes": [...]} or
 {"ok": false, "reason": ...}. A crash, a kill or a timeout leaves no result, and the parent
 refuses the file.
 """
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from pipelines.errors import LayerlabError, SpecError
 from pipelines.io.archives import GuardedZip
-from pipelines.io.import_spec import spec_from_config
+from pipelines.io.import_spec import import_notes, spec_from_config
 from pipelines.io.keras_config_check import CONFIG_MAX_BYTES, check_config, parse_config, refuse
 from pipelines.data.catalog import get_info
 from pipelines.modelspec.spec import ModelSpec
@@ -66,8 +66,9 @@ def _checked_spec(archive: GuardedZip, dataset: str):
     return checked, spec
 
 
-def rebuild_from_file(source: Path, dataset: str, out: Path) -> ModelSpec:
-    """Check `source` and save the rebuilt model and its spec into `out`; ModelImportError if refused."""
+def rebuild_from_file(source: Path, dataset: str, out: Path) -> tuple[ModelSpec, tuple[str, ...]]:
+    """Check `source` and save the rebuilt model and its spec into `out`; ModelImportError if refused.
+    Also what the import changed on the way in (`import_notes`)."""
     scratch = out / "scratch"
     scratch.mkdir()
     with GuardedZip(source, "The .keras file") as archive:
@@ -83,7 +84,7 @@ def rebuild_from_file(source: Path, dataset: str, out: Path) -> ModelSpec:
     load_weights(model, scratch / "weights" / "model.weights.h5", scratch)
     model.save(out / MODEL_FILE)
     (out / SPEC_FILE).write_text(spec.to_json())
-    return spec
+    return spec, import_notes(checked)
 
 
 def evaluate_on_test_set(out: Path, dataset: str) -> dict[str, float]:
@@ -111,13 +112,13 @@ def main(argv: list[str]) -> int:
     limit_resources(int(argv[3]), int(argv[4]))
     result: dict
     try:
-        spec = rebuild_from_file(source, dataset, out)
+        spec, notes = rebuild_from_file(source, dataset, out)
         lift_memory_limit()
         try:
             metrics = evaluate_on_test_set(out, dataset)
         except LayerlabError:
             metrics = {}  # the dataset is not here: the run is compared without test figures
-        result = {"ok": True, "spec": spec.to_dict(), "metrics": metrics}
+        result = {"ok": True, "spec": spec.to_dict(), "metrics": metrics, "notes": list(notes)}
     except LayerlabError as error:
         result = {"ok": False, "reason": str(error)}
     except Exception as error:  # h5py and Keras fail on a damaged file in many ways; none is a crash here

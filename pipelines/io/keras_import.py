@@ -2,8 +2,12 @@
 rebuilt in a sandboxed child process (`import_sandbox`), and only a model that passed becomes a
 COMPLETED run, its model re-saved by Layerlab. A refused file stores nothing and leaves nothing.
 
+At most CONCURRENT_CHECKS children run at once in a server process (each may take its whole
+memory cap); a further import waits LAYERLAB_IMPORT_WAIT_SECONDS for a turn, then is refused as
+busy. A child gets only the environment it needs (`child_env`), not the server's.
+
 Settings: LAYERLAB_IMPORT_MAX_MB (the file), LAYERLAB_IMPORT_MEMORY_MB (the child's address
-space) and LAYERLAB_IMPORT_SECONDS (its time).
+space), LAYERLAB_IMPORT_SECONDS (its time) and LAYERLAB_IMPORT_WAIT_SECONDS (the wait for a turn).
 """
 from __future__ import annotations
 
@@ -13,8 +17,11 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +36,10 @@ HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 IMPORTS_FOLDER = "imports"  # <home>/imports/: the sandbox's output, on the runs' disk
 IMPORTED_TAG = "imported"
 REPO_ROOT = Path(__file__).resolve().parents[2]
+CONCURRENT_CHECKS = 2
+_CHECK_SLOTS = threading.BoundedSemaphore(CONCURRENT_CHECKS)  # one per server process: Streamlit's sessions are threads
+# What the child reads of the environment besides LAYERLAB_*: Python and Keras find their files and locale.
+CHILD_ENV_KEYS = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "KERAS_BACKEND", "KERAS_HOME", "CUDA_VISIBLE_DEVICES")
 
 
 def _env_int(name: str, default: int) -> int:
@@ -42,17 +53,19 @@ def _env_int(name: str, default: int) -> int:
 
 @dataclass(frozen=True)
 class ImportLimits:
-    """The file size the import accepts, and the sandbox's memory and time."""
+    """The file size the import accepts, the sandbox's memory and time, and the wait for a turn."""
 
     max_bytes: int = 200 * 2**20
     memory_bytes: int = 4096 * 2**20
     seconds: int = 120
+    wait_seconds: int = 60
 
     @classmethod
     def from_env(cls) -> ImportLimits:
         return cls(max_bytes=_env_int("LAYERLAB_IMPORT_MAX_MB", 200) * 2**20,
                    memory_bytes=_env_int("LAYERLAB_IMPORT_MEMORY_MB", 4096) * 2**20,
-                   seconds=_env_int("LAYERLAB_IMPORT_SECONDS", 120))
+                   seconds=_env_int("LAYERLAB_IMPORT_SECONDS", 120),
+                   wait_seconds=_env_int("LAYERLAB_IMPORT_WAIT_SECONDS", 60))
 
 
 def check_kind(head: bytes, size: int, filename: str, max_bytes: int) -> None:
@@ -83,10 +96,19 @@ def check_source(path: Path, filename: str, max_bytes: int) -> None:
     check_kind(head, size, filename, max_bytes)
 
 
+def child_env(data_dir: str | os.PathLike | None) -> dict[str, str]:
+    """The sandbox's environment: Layerlab's settings and what Python needs, not the server's tokens or proxies."""
+    env = {key: value for key, value in os.environ.items() if key in CHILD_ENV_KEYS or key.startswith("LAYERLAB_")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
+    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    if data_dir:
+        env["LAYERLAB_DATA_DIR"] = str(data_dir)
+    return env
+
+
 def _sandbox(source: Path, out: Path, dataset: str, limits: ImportLimits, data_dir: str | None) -> dict:
     """Run the check in a child process; its result, or ModelImportError if it crashed or timed out."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
-           "TF_CPP_MIN_LOG_LEVEL": "3", **({"LAYERLAB_DATA_DIR": str(data_dir)} if data_dir else {})}
+    env = child_env(data_dir)
     command = [sys.executable, "-m", "pipelines.io.import_sandbox", str(source), str(out), dataset,
                str(limits.memory_bytes), str(limits.seconds)]
     try:
@@ -111,8 +133,20 @@ def _sandbox(source: Path, out: Path, dataset: str, limits: ImportLimits, data_d
     return result
 
 
+@contextmanager
+def _check_slot(wait_seconds: int) -> Iterator[None]:
+    """A turn among the CONCURRENT_CHECKS sandboxes, or ModelImportError once `wait_seconds` have passed."""
+    if not _CHECK_SLOTS.acquire(timeout=wait_seconds):
+        raise ModelImportError(f"Refused: busy checking other .keras files (at most {CONCURRENT_CHECKS} at a time); "
+                               "try again in a minute.")
+    try:
+        yield
+    finally:
+        _CHECK_SLOTS.release()
+
+
 def _remove_stale_work(folder: Path, seconds: int) -> None:
-    """Remove what an import killed with its server left behind: work folders older than two checks."""
+    """Remove what an import killed with its server left behind: work folders older than two turns."""
     try:
         stale = [path for path in folder.iterdir() if time.time() - path.stat().st_mtime > 2 * seconds + 60]
     except OSError:
@@ -134,17 +168,18 @@ def import_model(store: RunStore, source: str | os.PathLike, dataset: str, *, na
     filename = filename or source.name
     get_info(dataset)  # an unknown dataset is a DatasetError before any work
     check_source(source, filename, limits.max_bytes)
-    _remove_stale_work(store.home / IMPORTS_FOLDER, limits.seconds)
+    _remove_stale_work(store.home / IMPORTS_FOLDER, limits.seconds + limits.wait_seconds)
     work = store.home / IMPORTS_FOLDER / f".tmp-{uuid.uuid4().hex}"
     work.mkdir(parents=True)
     try:
-        result = _sandbox(source, work, dataset, limits, data_dir)
+        with _check_slot(limits.wait_seconds):
+            result = _sandbox(source, work, dataset, limits, data_dir)
         files = work / "run"
         files.mkdir()
         for kept in (MODEL_FILE, SPEC_FILE):
             os.replace(work / kept, files / kept)
         return store.add_finished_run(name or f"{Path(filename).stem} (imported)", dataset, result["spec"], files,
                                       metrics=result.get("metrics") or {}, tags=(IMPORTED_TAG,),
-                                      note=f"Imported from {filename}.")
+                                      note=" ".join([f"Imported from {filename}.", *result.get("notes", ())]))
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -104,3 +104,18 @@ def test_a_functional_model_with_a_skip_is_refused(tmp_path, store):
     with pytest.raises(ModelImportError, match="one chain"):
         import_model(store, assemble(tmp_path / "rewired.keras", config, weights), "mnist")
     assert store.list_runs() == []
+
+
+def test_metric_objects_a_schedule_and_a_hostile_name_import_mapped_and_said(tmp_path, store):
+    model = plain_keras_model(16)
+    schedule = keras.optimizers.schedules.ExponentialDecay(0.002, decay_steps=100, decay_rate=0.9)
+    model.compile(optimizer=keras.optimizers.Adam(schedule), loss=keras.losses.SparseCategoricalCrossentropy(),
+                  metrics=[keras.metrics.SparseCategoricalAccuracy()])
+    config, weights, _ = parts(save(model, tmp_path / "saved.keras"))
+    config["config"]["name"] = "../../evil <img src=x onerror=alert(1)> v1.2 os"
+    run = import_model(store, assemble(tmp_path / "teammate.keras", config, weights), "mnist")
+    assert run.model_spec.compile.metrics == ("accuracy",)
+    assert run.model_spec.compile.learning_rate == pytest.approx(0.002)
+    assert "learning-rate schedule (ExponentialDecay) was imported as its initial rate, 0.002" in run.note
+    assert run.model_spec.name == "evil img src x onerror alert(1) v1.2 os"
+    assert _largest_difference(store, run, model) <= 1e-6
