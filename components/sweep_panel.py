@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from components import resources, state
+from components import resources, run_list, state
 from components.guard import guard
 from components.text import plain
 from pipelines.errors import LayerlabError
@@ -122,6 +122,10 @@ def compare_status(sweep_id: str) -> None:
     @st.fragment(run_every=LIVE_SECONDS if live else None)
     @guard("the sweep's progress")
     def status() -> None:
+        if live:
+            # As Build and Train do: start workers for the queued runs and reap dead ones (a stop past
+            # its grace period, a killed worker), or "k of n done" would stall on this page.
+            run_list.keep_workers()
         progress = scheduler.sweep_progress(sweep_id)
         if progress.finished != (not live):
             st.rerun(scope="app")

@@ -89,3 +89,21 @@ def test_a_finished_sweep_marks_its_best_and_repeats_it_with_three_seeds(home):
     selection = at.query_params["runs"]
     selection = selection[0] if isinstance(selection, list) else selection
     assert {r.id for r in repeats} <= set(selection.split(","))
+
+
+def test_compare_keeps_the_workers_going_while_it_follows_a_sweep(home, monkeypatch):
+    from pipelines.execution.scheduler import Scheduler, SchedulerSettings
+    from pipelines.modelspec.sweep import parse_axis
+
+    calls = []
+    monkeypatch.setattr("pipelines.execution.scheduler.Scheduler.ensure_workers",
+                        lambda self, **kwargs: calls.append(kwargs) or [])
+    resources.worker_upkeep.clear()
+    with SQLiteRunStore(home) as store:
+        sweep = Scheduler(store, SchedulerSettings.from_env()).submit_sweep(
+            get_preset("mlp-128x2").spec.with_fit(epochs=1), "mnist", [parse_axis("lr=0.001,0.01")])
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.query_params["sweep"] = sweep.id
+    at.switch_page("views/compare.py").run()
+    assert not at.exception
+    assert {"spare": 1} in calls
