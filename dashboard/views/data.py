@@ -2,7 +2,7 @@
 the class balance; download it when it is missing."""
 import streamlit as st
 
-from components import dataset_import_view, dataset_view, resources, state
+from components import augmentation_view, dataset_import_view, dataset_view, resources, state
 from components.figures.class_balance import distribution_chart
 from components.resources import dataset_overview
 from components.text import plain
@@ -85,3 +85,4 @@ table.dataframe(dataset_view.class_table(info, overview), hide_index=True, width
 chart.plotly_chart(distribution_chart(info, overview), key=state.key("data", "chart"))
 st.subheader("Samples per class")
 dataset_view.gallery(info, overview)
+augmentation_view.dataset_preview(overview, info.class_names, info.input_shape)

@@ -91,3 +91,24 @@ def test_a_sample_note_only_for_a_smaller_copy():
     assert dataset_view.sample_note(info, full) is None
     assert dataset_view.class_label(info, 3) == "3 · Dress"
     assert dataset_view.class_label(CATALOG["mnist"], 3) == "3"
+
+
+def test_the_augmentation_preview_shows_augmented_samples_only_when_asked(home):
+    from components import augmentation_view
+    from pipelines.modelspec.spec import ModelSpec
+
+    at = open_data("mnist")
+    (preview,) = [e for e in at.expander if e.label == "Augmentation preview"]
+    assert "RandomFlip, RandomRotation, from a default set" in shown(preview.caption[0].value)
+    assert not preview.get("image")  # nothing computed (no TensorFlow) until the toggle
+    at.toggle(key=state.key("data", "augment", "show")).set_value(True).run()
+    assert not at.exception, at.exception
+    at.selectbox(key=state.key("data", "augment", "class")).set_value(3).run()
+    (preview,) = [e for e in at.expander if e.label == "Augmentation preview"]
+    (images,) = preview.get("image")
+    captions = [image.caption for image in images.proto.imgs]
+    assert captions == ["original", *(f"copy {i}" for i in range(1, augmentation_view.SAMPLES + 1))]
+    spec = ModelSpec.from_dict({"layers": [
+        {"type": "RandomZoom", "name": "zoom"}, {"type": "RandomContrast", "name": "contrast"},
+        {"type": "Flatten", "name": "flat"}, {"type": "RandomFlip", "name": "late"}]})
+    assert [layer.type for layer in augmentation_view.leading_augmentation(spec)] == ["RandomZoom", "RandomContrast"]
