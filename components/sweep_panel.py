@@ -14,7 +14,8 @@ from components.guard import guard
 from components.text import plain
 from pipelines.errors import LayerlabError
 from pipelines.modelspec.spec import ModelSpec
-from pipelines.modelspec.sweep import LAYER_PARAMS, MAX_AXES, TUTORIAL_SWEEPS, Axis, default_position, parse_axis
+from pipelines.modelspec.sweep import (LAYER_PARAMS, MAX_AXES, MAX_VALUES_CHARS, TUTORIAL_SWEEPS, Axis,
+                                      default_position, parse_axis)
 from pipelines.runs.entities import Run
 from pipelines.runs.sweeps import best_run
 
@@ -76,7 +77,7 @@ def build_panel(spec: ModelSpec, dataset: str, blocked: str | None) -> None:
             left, right = st.columns([1, 2])
             left.selectbox(f"Setting {row + 1}", options, index=None, placeholder="vary nothing",
                            key=state.key("build", "sweep", "setting", row))
-            right.text_input(f"Values {row + 1}", placeholder="e.g. 1e-4, 1e-3, 1e-2",
+            right.text_input(f"Values {row + 1}", placeholder="e.g. 1e-4, 1e-3, 1e-2", max_chars=MAX_VALUES_CHARS,
                              key=state.key("build", "sweep", "values", row))
         repeats = st.number_input("Repeats (seeds per setting)", 1, 5, 1, key=state.key("build", "sweep", "repeats"),
                                   help="Train each setting with several seeds to see the run-to-run noise.")

@@ -18,6 +18,10 @@ from pipelines.modelspec.spec import ModelSpec
 
 MAX_AXES = 3
 MAX_RUNS = 100
+# Checked before anything is parsed, so a pasted megabyte costs nothing: one axis can never need
+# more values than the sweep may have runs, nor (at up to 20 characters a value) more characters.
+MAX_VALUES = MAX_RUNS
+MAX_VALUES_CHARS = 20 * MAX_VALUES
 COMPILE_NAMES = {"lr": "learning_rate", "learning_rate": "learning_rate", "optimizer": "optimizer"}
 FIT_NAMES = {"batch_size": "batch_size", "epochs": "epochs", "seed": "seed"}
 LAYER_PARAMS = {"units": "Dense", "filters": "Conv2D", "rate": "Dropout"}
@@ -42,8 +46,14 @@ def parse_axis(text: str) -> Axis:
     if "=" not in text:
         raise SpecError(f"--vary takes SETTING=V1,V2,... (e.g. lr=1e-4,1e-3). Received: {brief(text)}")
     setting, raw = text.split("=", 1)
-    values = tuple(_parse_value(part.strip()) for part in raw.split(",") if part.strip())
-    return Axis(setting.strip(), values)
+    if len(raw) > MAX_VALUES_CHARS:
+        raise SpecError(f"Sweep setting {brief(setting.strip())}: its values are {len(raw):,} characters long; "
+                        f"at most {MAX_VALUES_CHARS:,} are allowed.")
+    parts = [part.strip() for part in raw.split(",") if part.strip()]
+    if len(parts) > MAX_VALUES:
+        raise SpecError(f"Sweep setting {brief(setting.strip())} has more than {MAX_VALUES} values; a sweep makes "
+                        f"at most {MAX_RUNS} runs.")
+    return Axis(setting.strip(), tuple(_parse_value(part) for part in parts))
 
 
 def _parse_value(text: str) -> Any:

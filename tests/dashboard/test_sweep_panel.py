@@ -41,6 +41,7 @@ def test_the_learning_rate_sweep_in_two_clicks(home):
     at.button(key="build_sweep_tutorial_lr").click().run()
     assert not at.exception
     assert at.text_input(key="build_sweep_values_0").value == "0.0001, 0.001, 0.01, 0.1"
+    assert at.text_input(key="build_sweep_values_1").proto.max_chars == 2000  # a paste is cut, not parsed
     assert any("4 runs, about" in m.value for m in at.markdown)
     at.button(key="build_sweep_start").click().run()
     assert not at.exception

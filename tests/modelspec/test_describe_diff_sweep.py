@@ -56,6 +56,14 @@ def test_bad_sweeps_are_refused_with_a_reason():
         expand(MLP, [Axis("seed", tuple(range(11))), Axis("lr", tuple(1e-3 * (i + 1) for i in range(11)))])
 
 
+def test_parse_axis_refuses_too_long_or_too_many_values_before_parsing():
+    with pytest.raises(SpecError, match="2,000 are allowed"):
+        parse_axis("lr=" + "1" * 5_000_000)
+    with pytest.raises(SpecError, match="more than 100 values"):
+        parse_axis("seed=" + ",".join(str(i) for i in range(101)))
+    assert len(parse_axis("seed=" + ",".join(str(i) for i in range(100))).values) == 100
+
+
 def test_parse_axis_and_tutorial_sweeps():
     assert parse_axis("lr=1e-4,1e-3,1e-2") == Axis("lr", (1e-4, 1e-3, 1e-2))
     assert parse_axis("optimizer=adam,sgd") == Axis("optimizer", ("adam", "sgd"))
