@@ -282,10 +282,23 @@ def _apply(change, *args) -> None:
 
 
 def _delete_runs(store: RunStore, run_ids: list[str]) -> None:
+    """Delete each run that may go; say which went and which were refused (a RUNNING run), and keep
+    the refused ones selected."""
+    deleted, refused, kept = [], [], []
     for run_id in run_ids:
-        store.delete_run(run_id)
-    state.set_compare_selection([])
-    state.push_notice(f"Deleted {len(run_ids)} run(s) and their files.")
+        try:
+            name = store.get_run(run_id).name
+            store.delete_run(run_id)
+        except LayerlabError as exc:
+            refused.append(str(exc))
+            kept.append(run_id)
+        else:
+            deleted.append(f"{name} ({run_id})")
+    state.set_compare_selection(kept)
+    parts = [f"Deleted {len(deleted)} run(s) and their files: {', '.join(deleted)}."] if deleted else []
+    if refused:
+        parts.append(f"Not deleted: {' '.join(refused)}")
+    state.push_notice(" ".join(parts))
 
 
 def manage(store: RunStore, frame: pd.DataFrame, selected: list[str]) -> None:

@@ -204,3 +204,18 @@ def test_a_selection_over_the_limit_is_cut_and_says_so():
     chosen, left_out = merged_selection(many[:3], many[1:23], ["hidden0001"])
     assert chosen[:2] == many[1:3] and len(chosen) == 20 and left_out == 3
     assert merged_selection(["a", "b"], ["b"], ["c"]) == (["b", "c"], 0)  # "a" unticked, "c" hidden
+
+
+def test_deleting_several_runs_says_which_went_and_which_were_refused(store):
+    done = finished(store, "done one", MLP, [0.8, 0.82])
+    running = store.create_run("still running", "fashion_mnist", MLP.to_dict(), total_epochs=2)
+    store.claim_next_run(1, 1)
+    at = open_compare([done.id, running.id])
+    at.checkbox(key="compare_sure").check().run()
+    at.button(key="compare_delete").click().run()
+    assert not at.exception
+    assert [run.id for run in store.list_runs()] == [running.id]
+    [notice] = [i.value for i in at.info if "Deleted" in i.value]
+    assert "done one" in notice and "Not deleted" in notice and running.id in notice and "RUNNING" in notice
+    selection = at.query_params["runs"]
+    assert (selection[0] if isinstance(selection, list) else selection) == running.id
