@@ -103,7 +103,8 @@ def _import(name: str, source, settings: Settings, what: str) -> None:
 
 
 def details(name: str) -> None:
-    """Where an added dataset came from, how it was decoded, the split, warnings and unreadable files."""
+    """Where an added dataset came from, how it was decoded, the split, warnings, unreadable files and
+    skipped ones (not images, or symbolic links), as the CLI lists them."""
     if name not in added.added_infos():
         return
     try:
@@ -125,3 +126,7 @@ def details(name: str) -> None:
     if problems:
         with st.expander(f"{len(problems)} file(s) could not be read and were left out"):
             st.dataframe(pd.DataFrame(problems), hide_index=True, key=_key("unreadable", name))
+    skipped = [{"File": item["file"], "Reason": item["reason"]} for item in manifest.get("skipped", [])]
+    if skipped:
+        with st.expander(f"{len(skipped)} file(s) or folder(s) were skipped (not images, or links)"):
+            st.dataframe(pd.DataFrame(skipped), hide_index=True, key=_key("skipped", name))

@@ -65,9 +65,11 @@ def _add_settings_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _progress(stage: str, done: int, total: int, seconds: float) -> None:
+    """Every 256 images: how many are decoded, how fast, and about how long the rest take."""
     if stage == "decode" and (done == total or done % 256 == 0):
         rate = done / seconds if seconds else 0.0
-        print(f"decoded {done}/{total} images ({rate:.0f}/s)", file=sys.stderr, flush=True)
+        left = f"about {(total - done) / rate:.0f} s left" if rate and done < total else f"{seconds:.1f} s"
+        print(f"decoded {done}/{total} images ({rate:.0f}/s, {left})", file=sys.stderr, flush=True)
 
 
 def _found_text(manifest: dict) -> str:

@@ -124,18 +124,36 @@ def balance_warnings(classes: tuple[str, ...], counts: dict[str, list[int]]) -> 
     return found
 
 
+SYMLINK_REASON = "a symbolic link; links are not followed (copy the file or folder in instead)"
+
+
 def _visible(path: Path) -> bool:
     return not path.name.startswith(".") and path.name not in _IGNORED and not path.is_symlink()
 
 
-def _subfolders(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if _visible(p) and p.is_dir())
+def _subfolders(folder: Path, root: Path | None = None, skipped: list[tuple[str, str]] | None = None) -> list[Path]:
+    """The real folders in `folder`; a symlinked one is reported in `skipped` (when given), not followed."""
+    found = []
+    for path in sorted(folder.iterdir()):
+        if skipped is not None and path.is_symlink() and not path.name.startswith(".") and root is not None:
+            skipped.append((path.relative_to(root).as_posix(), SYMLINK_REASON))
+        elif _visible(path) and path.is_dir():
+            found.append(path)
+    return found
 
 
 def _class_images(folder: Path, root: Path, skipped: list[tuple[str, str]]) -> list[str]:
-    """Image files under a class folder (subfolders included), as paths relative to `root`."""
+    """Image files under a class folder (subfolders included), as paths relative to `root`; a
+    symbolic link is reported in `skipped` with its reason, never followed."""
     found = []
+    links: list[Path] = []
     for path in sorted(folder.rglob("*")):
+        if any(link in path.parents for link in links):
+            continue  # inside a linked folder, which is reported once
+        if path.is_symlink() and not path.name.startswith(".") and path.name not in _IGNORED:
+            links.append(path)
+            skipped.append((path.relative_to(root).as_posix(), SYMLINK_REASON))
+            continue
         if not _visible(path) or any(part in _IGNORED for part in path.relative_to(root).parts):
             continue
         if path.is_file():
@@ -174,6 +192,8 @@ def scan_folder(folder: str | os.PathLike, *, labelled_only: bool = False, what:
     folders = _subfolders(root)
     split_folders = [p for p in folders if p.name.lower() in SPLIT_FOLDERS]
     skipped: list[tuple[str, str]] = []
+    if split_folders:  # a linked split folder is reported here; a linked class folder where classes are read
+        _subfolders(root, root, skipped)
     notes: list[str] = []
     by_split: dict[str, dict[str, list[str]]] = {}
     if split_folders:
@@ -184,9 +204,9 @@ def scan_folder(folder: str | os.PathLike, *, labelled_only: bool = False, what:
             split = SPLIT_FOLDERS[path.name.lower()]
             if split in by_split:
                 raise DatasetError(f"{label} has both a 'validation' and a 'val' folder; keep one")
-            by_split[split] = {c.name: _class_images(c, root, skipped) for c in _subfolders(path)}
+            by_split[split] = {c.name: _class_images(c, root, skipped) for c in _subfolders(path, root, skipped)}
     else:
-        by_split["train"] = {c.name: _class_images(c, root, skipped) for c in folders}
+        by_split["train"] = {c.name: _class_images(c, root, skipped) for c in _subfolders(root, root, skipped)}
     classes = tuple(sorted({name for split in by_split.values() for name, files in split.items() if files}))
     _check_classes(label, classes, by_split, labelled_only)
     index = {name: i for i, name in enumerate(classes)}

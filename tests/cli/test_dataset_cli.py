@@ -74,3 +74,13 @@ def test_a_relative_folder_zip_is_reused_on_its_second_use(shared_datasets, tmp_
     assert _added_folder(Path("ok.zip"), args) == "ok-zip-16-stretch"  # was: "already exists, added from ok.zip"
     assert f"added from {tmp_path.resolve() / 'ok.zip'} before" in capsys.readouterr().err
     assert _added_folder(tmp_path / "ok.zip", args) == "ok-zip-16-stretch"  # the same zip named absolutely
+
+
+def test_the_decode_progress_line_gives_an_eta(capsys):
+    from pipelines.cli.dataset_commands import _progress
+
+    _progress("decode", 256, 1024, 2.0)
+    _progress("decode", 300, 1024, 2.0)  # between two lines: nothing
+    _progress("decode", 1024, 1024, 8.0)
+    assert capsys.readouterr().err.splitlines() == ["decoded 256/1024 images (128/s, about 6 s left)",
+                                                    "decoded 1024/1024 images (128/s, 8.0 s)"]

@@ -27,6 +27,7 @@ def fill_in(at, path, name):
 def test_a_server_folder_is_added_and_shown(home, shared_datasets, tmp_path):
     photos = copy_classes(shared_datasets, tmp_path / "photos", per_class=10)
     (photos / "pants" / "broken.jpg").write_bytes(b"\xff\xd8\xff broken")
+    (photos / "hat" / "notes.txt").write_text("not a photo")
     at = fill_in(open_data(), photos, "my-clothes")
     assert [shown(s.value) for s in at.success] == ["Added my-clothes: 3 classes, 30 images."]
     assert at.button_group[0].value == "my-clothes"
@@ -36,6 +37,9 @@ def test_a_server_folder_is_added_and_shown(home, shared_datasets, tmp_path):
     assert list(splits["Class"]) == ["hat", "pants", "shoes"] and list(splits["Train"] + splits["Test"]) == [10, 10, 10]
     unreadable = next(t for t in tables if "Reason" in t.columns)
     assert list(unreadable["File"]) == ["pants/broken.jpg"]
+    skipped = next(t for t in tables if "Reason" in t.columns and "hat/notes.txt" in list(t["File"]))
+    assert skipped["Reason"][0].startswith("not an image file")
+    assert any(e.label.startswith("1 file(s) or folder(s) were skipped") for e in at.expander)
     assert "0 · hat" in [shown(c.value) for c in at.caption]  # the gallery's rows
     assert (home / "datasets" / "my-clothes" / "arrays.npz").is_file()
     added.clear_cache()

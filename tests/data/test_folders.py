@@ -132,3 +132,20 @@ def test_a_saved_dataset_joins_the_catalog_and_loads_its_arrays(shared_datasets,
     with pytest.raises(DatasetError, match="built-in dataset"):
         added.check_name("mnist")
     assert sorted(p.name for p in (home / "datasets").iterdir()) == ["my-clothes"]
+
+
+def test_symlinked_photos_and_class_folders_are_reported_skipped_not_followed(shared_datasets, tmp_path):
+    elsewhere = copy_classes(shared_datasets, tmp_path / "elsewhere", classes=("shoes",), per_class=3)
+    root = copy_classes(shared_datasets, tmp_path / "photos", classes=("hat", "pants"), per_class=3)
+    (root / "boots").symlink_to(elsewhere / "shoes", target_is_directory=True)
+    (root / "hat" / "linked.jpg").symlink_to(next((elsewhere / "shoes").iterdir()))
+    (root / "pants" / "more").symlink_to(elsewhere / "shoes", target_is_directory=True)
+    scan = scan_folder(root)
+    assert scan.classes == ("hat", "pants") and len(scan.files) == 6
+    reasons = dict(scan.skipped)
+    assert set(reasons) == {"boots", "hat/linked.jpg", "pants/more"}
+    assert all(reason.startswith("a symbolic link; links are not followed") for reason in reasons.values())
+    split = tmp_path / "split"
+    copy_classes(shared_datasets, split / "train", classes=("hat", "pants"), per_class=3)
+    (split / "test").symlink_to(root, target_is_directory=True)
+    assert dict(scan_folder(split).skipped) == {"test": reasons["boots"]}
