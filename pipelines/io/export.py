@@ -21,7 +21,7 @@ from types import ModuleType
 
 from pipelines.data.added import read_manifest
 from pipelines.data.catalog import BUILTIN, get_info
-from pipelines.errors import RunStateError
+from pipelines.errors import LayerlabError, RunStateError
 from pipelines.io.export_blocks import OFFLINE_PARAMS
 from pipelines.io.export_script import export_script, literal
 from pipelines.modelspec.spec import ModelSpec
@@ -195,7 +195,12 @@ def parity_for(run: Run, run_dir: Path, script: str | None = None) -> Parity:
 
 def bundle(run: Run, run_dir: Path, script: str, parity: Parity | None = None) -> bytes:
     """A zip of the run's model.keras, spec.json, history.csv and TensorBoard logs (those that
-    exist), the script and, once checked, parity.json."""
+    exist), the script and parity.json: the check given, else the kept one, else checked now (so
+    TensorFlow is loaded); one that cannot run says why in parity.json."""
+    try:
+        parity_record = (parity or parity_for(run, run_dir, script)).to_dict()
+    except (LayerlabError, OSError, ImportError, ValueError) as exc:
+        parity_record = {"ok": False, "text": f"the parity check could not run: {exc}"}
     buffer = io.BytesIO()
     logs = sorted(path for path in (run_dir / TENSORBOARD_DIR).rglob("events.out.tfevents.*") if path.is_file())
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
@@ -205,8 +210,7 @@ def bundle(run: Run, run_dir: Path, script: str, parity: Parity | None = None) -
         for path in logs:  # `tensorboard --logdir tensorboard` opens them where the zip is unpacked
             archive.write(path, path.relative_to(run_dir).as_posix())
         archive.writestr(script_file_name(run), script)
-        if parity is not None:
-            archive.writestr(PARITY_FILE, json.dumps(parity.to_dict(), indent=2))
+        archive.writestr(PARITY_FILE, json.dumps(parity_record, indent=2))
     return buffer.getvalue()
 
 

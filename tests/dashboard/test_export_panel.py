@@ -41,6 +41,7 @@ def badges(at) -> list[str]:
 
 
 def test_train_page_offers_the_script_spec_and_zip_and_checks_the_script(store):
+    """The Train page needs no model: it offers the check rather than load TensorFlow to draw."""
     run = finished(store, "mlp <b>bold</b>")
     at = open_page("views/train.py", run=run.id)
     labels = [b.label for b in at.download_button]
@@ -58,12 +59,36 @@ def test_train_page_offers_the_script_spec_and_zip_and_checks_the_script(store):
     assert CHECKED_TEXT in badges(again)
 
 
-def test_compare_page_exports_any_selected_run(store):
-    first, second = finished(store, "first"), finished(store, "second")
-    at = open_page("views/compare.py", runs=f"{first.id},{second.id}")
-    choice = next(s for s in at.selectbox if s.key == "compare_export_run")
-    assert choice.options == [f"first ({first.id})", f"second ({second.id})"] or set(choice.options) == {
-        f"first ({first.id})", f"second ({second.id})"}
-    labels = [b.label for b in at.download_button]
-    assert {"Download script (.py)", "Download spec (.json)", "Download history (.csv)",
-            "Download all (.zip)"} <= set(labels)
+def test_compare_checks_the_script_once_its_export_expander_is_opened(store):
+    run = finished(store, "compared")
+    at = open_page("views/compare.py", runs=run.id)
+    assert CHECKED_TEXT not in badges(at)  # closed: nothing built on the page's load
+    assert not (store.run_dir(run.id) / EXPORT_RECORD_FILE).exists()
+    at.session_state["compare_export_open"] = True  # the user opens the expander
+    at.run()
+    assert not at.exception, at.exception
+    assert CHECKED_TEXT in badges(at)
+    assert not [b for b in at.button if b.key == "compare_export_check"]
+    assert (store.run_dir(run.id) / EXPORT_RECORD_FILE).is_file()
+
+
+def test_a_failed_check_is_shown_at_once_and_a_rerun_does_not_check_again(store, monkeypatch):
+    from pipelines.io import export
+
+    checks = []
+    real_check = export.check_parity
+
+    def counted(*args):
+        checks.append(args)
+        found = real_check(*args)  # a failing verdict is not kept in the run's folder: only the cache stops a redo
+        return export.Parity(found.script_sha256, found.app_parameters, found.script_parameters + 1, ("made up",))
+
+    monkeypatch.setattr(export, "check_parity", counted)
+    run = finished(store, "failing")
+    at = open_page("views/compare.py", runs=run.id)
+    at.session_state["compare_export_open"] = True
+    at.run()
+    assert any("made up" in e.value and "parity check failed" in e.value for e in at.error), at.error
+    at.run()
+    assert not at.exception, at.exception
+    assert len(checks) == 1

@@ -76,6 +76,10 @@ def test_the_zip_holds_the_model_spec_history_script_and_the_parity_check(traine
         assert archive.read(script_file_name(run)).decode() == script
         assert json.loads(archive.read("parity.json"))["ok"] is True
     assert script_file_name(run) == f"train_digits_quoted_next_line_{run.id}.py"
+    # No verdict given (a zip downloaded before any check): the zip checks, and holds parity.json all the same.
+    (run_dir / EXPORT_RECORD_FILE).unlink()
+    with zipfile.ZipFile(io.BytesIO(bundle(run, run_dir, script))) as archive:
+        assert json.loads(archive.read("parity.json"))["text"] == CHECKED_TEXT
 
 
 def test_the_cli_writes_each_file_and_the_verdict(trained_run, tmp_path):
