@@ -22,6 +22,7 @@ from pipelines.runs.sweeps import best_run
 GLOBAL_SETTINGS = ("lr", "optimizer", "batch_size", "epochs", "seed")
 LIVE_SECONDS = 2.0
 REPEAT_SEEDS = 3
+MAX_EPOCHS = 1000  # the spec's own limit on fit.epochs
 
 
 def settings_for(spec: ModelSpec) -> list[str]:
@@ -141,9 +142,10 @@ def compare_status(sweep_id: str) -> None:
         if best is None:
             return
         st.success(plain(f"Best run: {best.name}"), icon=":material/star:")
-        if st.button(f"Train the best setting again for {best.model_spec.fit.epochs * 2} epochs",
-                     key=state.key("compare", "again", sweep_id)):
-            longer = best.model_spec.with_fit(epochs=min(1000, best.model_spec.fit.epochs * 2))
+        longer = best.model_spec.with_fit(epochs=min(MAX_EPOCHS, best.model_spec.fit.epochs * 2))
+        if longer.fit.epochs > best.model_spec.fit.epochs and st.button(
+                f"Train the best setting again for {longer.fit.epochs} epochs",
+                key=state.key("compare", "again", sweep_id)):
             run = scheduler.submit(longer, best.dataset, name=f"{best.name} · {longer.fit.epochs} epochs")
             scheduler.ensure_workers()
             st.switch_page("views/train.py", query_params=state.run_query(run.id))

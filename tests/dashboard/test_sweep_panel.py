@@ -108,3 +108,22 @@ def test_compare_keeps_the_workers_going_while_it_follows_a_sweep(home, monkeypa
     at.switch_page("views/compare.py").run()
     assert not at.exception
     assert {"spare": 1} in calls
+
+
+def test_the_retrain_label_states_the_capped_epochs(home):
+    from pipelines.execution.scheduler import Scheduler, SchedulerSettings
+    from pipelines.modelspec.sweep import parse_axis
+    from pipelines.runs.entities import MetricPoint, RunStatus
+
+    with SQLiteRunStore(home) as store:
+        sweep = Scheduler(store, SchedulerSettings.from_env()).submit_sweep(
+            get_preset("mlp-128x2").spec.with_fit(epochs=600), "mnist", [parse_axis("lr=0.001,0.01")])
+        for value in (0.9, 0.8):
+            run = store.claim_next_run(1, 1)
+            store.log_metrics(run.id, [MetricPoint("epoch", 0, 10, "val_accuracy", value, 100.0)])
+            store.finish_run(run.id, RunStatus.COMPLETED, metrics={})
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.query_params["sweep"] = sweep.id
+    at.switch_page("views/compare.py").run()
+    assert not at.exception
+    assert at.button(key=f"compare_again_{sweep.id}").label == "Train the best setting again for 1000 epochs"
