@@ -1,5 +1,5 @@
 """Figures that compare runs: overlaid curves (with repeats as a mean and a band), parallel
-coordinates of the varied settings, which setting mattered, and two confusion matrices' difference.
+coordinates of the varied settings, which setting mattered, and two runs' confusion matrices and their difference.
 
 Pure functions from data to Plotly figures; run names appear whole in legends and hovers, as text
 (through `plotly_text`: a run name is never parsed as Plotly's pseudo-HTML or a hover template).
@@ -98,8 +98,8 @@ def parallel_coordinates(frame: pd.DataFrame, settings: Sequence[str], metric: s
 def correlation_bars(correlations: pd.Series, metric: str) -> go.Figure:
     """Each varied setting's correlation with `metric`, from -1 to 1."""
     colors = ["#2ca02c" if value >= 0 else "#d62728" for value in correlations.values]
-    figure = go.Figure(go.Bar(x=correlations.values, y=[plotly_text(setting_label(name)) for name in correlations.index],
-                              orientation="h", marker_color=colors,
+    labels = [plotly_text(setting_label(name)) for name in correlations.index]
+    figure = go.Figure(go.Bar(x=correlations.values, y=labels, orientation="h", marker_color=colors,
                               hovertemplate="%{y}: %{x:.2f}<extra></extra>"))
     figure.update_layout(height=120 + 40 * len(correlations), margin={"l": 10, "r": 10, "t": 10, "b": 10},
                          xaxis={"range": [-1, 1], "title": f"correlation with {metric.replace('_', ' ')}"})
