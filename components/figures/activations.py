@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
+from components.figures.plotly_text import plotly_text
 
 MAP_PIXELS = 130  # how large one feature map is drawn
 MAX_GRID_COLUMNS = 8
@@ -69,7 +70,7 @@ def feature_maps_figure(values: np.ndarray, max_columns: int = MAX_GRID_COLUMNS)
 def unit_strip_figure(values: np.ndarray, unit_names: Sequence[str] | None = None) -> go.Figure:
     """One bar per unit of a flat output; negative values in a second colour."""
     flat = np.asarray(values, np.float32).ravel()
-    x = list(unit_names) if unit_names is not None else list(range(1, len(flat) + 1))
+    x = [plotly_text(name) for name in unit_names] if unit_names is not None else list(range(1, len(flat) + 1))
     figure = go.Figure(go.Bar(
         x=x, y=flat, marker={"color": [NEGATIVE_COLOR if v < 0 else POSITIVE_COLOR for v in flat]},
         hovertemplate="unit %{x}: %{y:.4f}<extra></extra>" if unit_names is None

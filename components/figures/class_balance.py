@@ -6,6 +6,7 @@ import plotly.express as px
 import plotly.graph_objects as go
 
 from pipelines.data.catalog import DatasetInfo
+from components.figures.plotly_text import plotly_text
 
 
 def distribution_chart(info: DatasetInfo, overview: dict) -> go.Figure:
@@ -14,7 +15,7 @@ def distribution_chart(info: DatasetInfo, overview: dict) -> go.Figure:
     `overview` is `components.resources.dataset_overview`'s dict; only its counts are read.
     """
     frame = pd.DataFrame({
-        "Class": list(info.class_names) * 2,
+        "Class": [plotly_text(name) for name in info.class_names] * 2,
         "Images": overview["train_counts"] + overview["test_counts"],
         "Split": ["train"] * info.num_classes + ["test"] * info.num_classes,
     })

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
+from components.figures.plotly_text import plotly_text
 
 CELL_PIXELS = 42
 AXES_PIXELS = 70  # room for the tick labels and axis titles
@@ -29,7 +30,7 @@ def confusion_figure(confusion: np.ndarray, class_names: Sequence[str],
         z=np.sqrt(counts), x=cells, y=cells, text=[[f"{c:,}" if c else "" for c in row] for row in counts],
         texttemplate="%{text}", colorscale="Blues", showscale=False, hoverinfo="skip", xgap=1, ygap=1,
     ))
-    names = np.asarray(class_names, dtype=object)
+    names = np.asarray([plotly_text(name) for name in class_names], dtype=object)
     figure.add_trace(go.Scatter(
         x=predicted_at.ravel(), y=true_at.ravel(), mode="markers", showlegend=False,
         marker={"size": CELL_PIXELS * 0.8, "symbol": "square", "opacity": 0},
@@ -43,7 +44,7 @@ def confusion_figure(confusion: np.ndarray, class_names: Sequence[str],
         true_class, predicted_class = selected
         figure.add_shape(type="rect", x0=predicted_class - 0.5, x1=predicted_class + 0.5,
                          y0=true_class - 0.5, y1=true_class + 0.5, line={"color": HIGHLIGHT_COLOR, "width": 3})
-    ticks = {"tickvals": list(cells), "ticktext": list(class_names), "showgrid": False, "zeroline": False,
+    ticks = {"tickvals": list(cells), "ticktext": list(names), "showgrid": False, "zeroline": False,
              "fixedrange": True}
     figure.update_xaxes(title_text="predicted class", side="top", constrain="domain", **ticks)
     figure.update_yaxes(title_text="true class", autorange="reversed", scaleanchor="x", constrain="domain", **ticks)

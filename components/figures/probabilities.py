@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
+from components.figures.plotly_text import plotly_text
 
 TOP_COLOR = "#FF4B4B"
 OTHER_COLOR = "#C3C8D4"
@@ -27,7 +28,7 @@ def percent(probability: float) -> str:
 def probability_figure(probabilities: np.ndarray | None, class_names: Sequence[str]) -> go.Figure:
     """One horizontal bar per class in class order, top to bottom, the likeliest in colour;
     `None` gives the empty chart, waiting for an input."""
-    names = list(class_names)
+    names = [plotly_text(name) for name in class_names]  # user folder names: shown as written
     top = None if probabilities is None else int(np.argmax(probabilities))
     values = [0.0] * len(names) if probabilities is None else [float(p) for p in probabilities]
     figure = go.Figure(go.Bar(
