@@ -9,14 +9,13 @@ last layers) learn, as Keras' transfer-learning guide does.
 """
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import keras
 
 from pipelines import paths
 from pipelines.errors import SpecError
-from pipelines.modelspec.pretrained import PROBE_SECONDS, cached_weights, weights_problem, weights_url
+from pipelines.modelspec.pretrained import cached_weights, download_weights, weights_problem, weights_url
 
 # How each application expects its pixels (keras.applications' own preprocess_input, on 0..255).
 _PREPROCESS_MODULES = {"MobileNetV2": "mobilenet_v2", "EfficientNetB0": "efficientnet", "ResNet50": "resnet50",
@@ -65,18 +64,15 @@ class PretrainedBase(keras.layers.Layer):
 
     def load_imagenet(self) -> None:
         shape = tuple(self.network.input_shape[1:])
-        if cached_weights(self.base, shape) is None and (problem := weights_problem(self.base, shape)):
-            raise SpecError(f"Layer {self.name!r} (PretrainedBase): {problem}")
-        url = weights_url(self.base, shape)
-        previous = socket.getdefaulttimeout()
-        socket.setdefaulttimeout(PROBE_SECONDS * 3)  # a stalled download fails instead of hanging
-        try:
-            path = keras.utils.get_file(url.rsplit("/", 1)[-1], url, cache_subdir="models")
-        except Exception as exc:
-            raise SpecError(f"Layer {self.name!r} (PretrainedBase): downloading {url} failed ({exc}); "
-                            "set weights to 'none' to start from random weights.") from None
-        finally:
-            socket.setdefaulttimeout(previous)
+        path = cached_weights(self.base, shape)
+        if path is None:
+            if problem := weights_problem(self.base, shape):
+                raise SpecError(f"Layer {self.name!r} (PretrainedBase): {problem}")
+            try:  # bounded lookup, connect and reads: a stalled download fails instead of hanging
+                path = download_weights(self.base, shape)
+            except (OSError, ValueError) as exc:
+                raise SpecError(f"Layer {self.name!r} (PretrainedBase): downloading {weights_url(self.base, shape)} "
+                                f"failed ({exc}); set weights to 'none' to start from random weights.") from None
         self.network.load_weights(path)
 
     def call(self, inputs):

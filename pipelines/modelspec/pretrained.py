@@ -5,14 +5,21 @@ whether its ImageNet weights are at hand without loading TensorFlow; a test hold
 `keras.applications` itself (weights=None). Weights live where Keras keeps them
 (`~/.keras/models`, or under `KERAS_HOME`); when they are missing, `weights_problem` says which
 file to put where, after a connection probe that gives up within seconds rather than hanging.
+Socket timeouts do not cover the name lookup (getaddrinfo has none), so the probe and the lookup
+before a download run in a daemon thread that is waited for a bounded time; nothing here touches
+the process-wide socket default timeout, which other threads of the server rely on.
 """
 from __future__ import annotations
 
 import math
 import os
+import shutil
+import socket
+import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -92,22 +99,69 @@ def cached_weights(base: str, input_shape: tuple[int, ...]) -> Path | None:
     return path if path.is_file() else None
 
 
+def _within(seconds: float, work: Callable[[], bool], name: str) -> bool:
+    """`work()` in a daemon thread, False unless it returns True within `seconds`. A stalled name
+    lookup keeps only that thread waiting, never the caller (nor the process's exit)."""
+    outcome: list[bool] = []
+    thread = threading.Thread(target=lambda: outcome.append(bool(work())), name=name, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    return bool(outcome and outcome[0])
+
+
+def _answers(url: str, timeout: float) -> bool:
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=timeout):
+            return True
+    except urllib.error.HTTPError:
+        return True  # the host answered, if only to refuse
+    except (OSError, ValueError):  # URLError, timeouts and refused connections are OSErrors
+        return False
+
+
 def reachable(url: str, timeout: float = PROBE_SECONDS) -> bool:
-    """Whether the URL's host answers an HTTP HEAD within `timeout` seconds (remembered a minute).
-    A whole request, not a TCP connect: behind some proxies any connect succeeds and then stalls."""
+    """Whether the URL's host answers an HTTP HEAD within `timeout` seconds in all, its name lookup
+    included (remembered a minute). A whole request, not a TCP connect: behind some proxies any
+    connect succeeds and then stalls."""
     host = urlparse(url).hostname or ""
     known = _probes.get(host)
     if known and time.monotonic() - known[0] < _PROBE_TTL:
         return known[1]
-    try:
-        with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=timeout):
-            ok = True
-    except urllib.error.HTTPError:
-        ok = True  # the host answered, if only to refuse
-    except (OSError, ValueError):  # URLError, timeouts and refused connections are OSErrors
-        ok = False
+    ok = _within(timeout, lambda: _answers(url, timeout), f"layerlab-probe-{host}")
     _probes[host] = (time.monotonic(), ok)
     return ok
+
+
+def resolves(host: str, timeout: float = PROBE_SECONDS) -> bool:
+    """Whether `host`'s name is found within `timeout` seconds."""
+    def lookup() -> bool:
+        try:
+            return bool(socket.getaddrinfo(host, 443, type=socket.SOCK_STREAM))
+        except (OSError, UnicodeError):
+            return False
+
+    return _within(timeout, lookup, f"layerlab-resolve-{host}")
+
+
+def download_weights(base: str, input_shape: tuple[int, ...], timeout: float = PROBE_SECONDS * 3) -> Path:
+    """Download `base`'s ImageNet weights into Keras' cache, where Keras' own download would put
+    them. The name is looked up within `timeout` first (then found again at once by the request);
+    every connect and read then has `timeout` too, so a stalled download fails instead of hanging.
+    Written to a side file and renamed, so a failed download leaves no half file in the cache."""
+    url = weights_url(base, input_shape)
+    host = urlparse(url).hostname or ""
+    if not resolves(host, timeout):
+        raise OSError(f"the name {host} could not be looked up within {timeout:g} s")
+    target = keras_models_dir() / url.rsplit("/", 1)[-1]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.part")
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response, open(partial, "wb") as out:
+            shutil.copyfileobj(response, out, 1 << 20)
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
+    return target
 
 
 def weights_problem(base: str, input_shape: tuple[int, ...]) -> str | None:

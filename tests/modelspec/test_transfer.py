@@ -132,3 +132,79 @@ def test_a_pretrained_base_after_a_layer_that_changes_the_channels_names_that_la
     spec = transfer_spec("MobileNetV2", 0, LayerSpec("Conv2D", "conv", {"filters": 8, "kernel_size": 3}))
     (problem,) = validate(spec, info((64, 64, 3))).problems
     assert problem.index == 1 and "has 8" in problem.message and "layer before it" in problem.message
+
+
+@pytest.fixture
+def silent_server():
+    """A local port that takes connections (the kernel's backlog) but never answers: a stalled host."""
+    import socket
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    yield f"http://127.0.0.1:{server.getsockname()[1]}"
+    server.close()
+
+
+def test_a_probe_whose_name_lookup_hangs_gives_up_in_time_without_touching_the_socket_default(monkeypatch):
+    import socket
+    import threading
+
+    release = threading.Event()
+
+    def hanging_lookup(*args, **kwargs):  # a DNS server that never answers: socket timeouts do not cover it
+        release.wait(60)
+        raise socket.gaierror("no answer")
+
+    monkeypatch.setattr(socket, "getaddrinfo", hanging_lookup)
+    monkeypatch.setattr(pretrained, "_probes", {})
+    try:
+        started = time.monotonic()
+        assert pretrained.reachable("https://weights.invalid/x.h5", timeout=1.0) is False
+        assert pretrained.resolves("weights.invalid", timeout=1.0) is False
+        assert time.monotonic() - started < 10
+        assert socket.getdefaulttimeout() is None
+    finally:
+        release.set()
+
+
+def test_a_host_that_never_answers_is_unreachable_and_its_download_fails_leaving_no_file(
+        silent_server, tmp_path, monkeypatch):
+    import socket
+
+    monkeypatch.setattr(pretrained, "_probes", {})
+    started = time.monotonic()
+    assert pretrained.reachable(f"{silent_server}/weights.h5", timeout=1.0) is False
+    assert time.monotonic() - started < 10
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    stalled = dataclasses.replace(pretrained.BASES["ResNet50"], url=f"{silent_server}/resnet50_notop.h5")
+    monkeypatch.setitem(pretrained.BASES, "ResNet50", stalled)
+    with pytest.raises(OSError, match="timed out"):
+        pretrained.download_weights("ResNet50", (64, 64, 3), timeout=1.0)
+    assert not (tmp_path / "models").exists() or not list((tmp_path / "models").iterdir())
+    assert socket.getdefaulttimeout() is None
+
+
+def test_a_download_lands_whole_in_keras_cache(tmp_path, monkeypatch):
+    import functools
+    import http.server
+    import threading
+
+    served = tmp_path / "served"
+    served.mkdir()
+    (served / "resnet50_notop.h5").write_bytes(b"w" * 300_000)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+        local = dataclasses.replace(pretrained.BASES["ResNet50"],
+                                    url=f"http://127.0.0.1:{server.server_address[1]}/resnet50_notop.h5")
+        monkeypatch.setitem(pretrained.BASES, "ResNet50", local)
+        path = pretrained.download_weights("ResNet50", (64, 64, 3), timeout=5.0)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert path == pretrained.cached_weights("ResNet50", (64, 64, 3))
+    assert path.read_bytes() == b"w" * 300_000
+    assert [p.name for p in path.parent.iterdir()] == ["resnet50_notop.h5"]
