@@ -13,7 +13,7 @@ from components import resources, run_list, state
 from components.guard import guard
 from components.text import plain
 from pipelines.errors import LayerlabError
-from pipelines.modelspec.spec import ModelSpec
+from pipelines.modelspec.spec import EPOCHS_MAX, ModelSpec
 from pipelines.modelspec.sweep import (LAYER_PARAMS, MAX_AXES, MAX_VALUES_CHARS, TUTORIAL_SWEEPS, Axis,
                                       default_position, parse_axis)
 from pipelines.runs.entities import Run
@@ -22,7 +22,6 @@ from pipelines.runs.sweeps import best_run
 GLOBAL_SETTINGS = ("lr", "optimizer", "batch_size", "epochs", "seed")
 LIVE_SECONDS = 2.0
 REPEAT_SEEDS = 3
-MAX_EPOCHS = 1000  # the spec's own limit on fit.epochs
 
 
 def settings_for(spec: ModelSpec) -> list[str]:
@@ -142,7 +141,7 @@ def compare_status(sweep_id: str) -> None:
         if best is None:
             return
         st.success(plain(f"Best run: {best.name}"), icon=":material/star:")
-        longer = best.model_spec.with_fit(epochs=min(MAX_EPOCHS, best.model_spec.fit.epochs * 2))
+        longer = best.model_spec.with_fit(epochs=min(EPOCHS_MAX, best.model_spec.fit.epochs * 2))
         if longer.fit.epochs > best.model_spec.fit.epochs and st.button(
                 f"Train the best setting again for {longer.fit.epochs} epochs",
                 key=state.key("compare", "again", sweep_id)):

@@ -12,7 +12,7 @@ from components import state
 from components.explain import WHY
 from pipelines.errors import SpecError
 from pipelines.modelspec.describe import rate_text
-from pipelines.modelspec.spec import LOSSES, OPTIMIZERS, PATIENCE_MAX, VALIDATION_SPLIT_MAX, ModelSpec
+from pipelines.modelspec.spec import EPOCHS_MAX, LOSSES, OPTIMIZERS, PATIENCE_MAX, VALIDATION_SPLIT_MAX, ModelSpec
 from pipelines.modelspec.validation import Validation
 
 # A 1-2-5 grid from 1e-5 to 1: a log scale a slider can step along.
@@ -98,7 +98,7 @@ def compile_settings(result: Validation) -> None:
 
 def fit_settings() -> None:
     fit = state.spec().fit
-    st.number_input("Epochs", min_value=1, max_value=1000, value=fit.epochs, step=1, help=WHY["epoch"],
+    st.number_input("Epochs", min_value=1, max_value=EPOCHS_MAX, value=fit.epochs, step=1, help=WHY["epoch"],
                     **_changed("fit", "epochs", state.build_key("epochs"), int))
     sizes = sorted(set(BATCH_SIZES) | {fit.batch_size})
     st.select_slider("Batch size", sizes, value=fit.batch_size, help=WHY["batch_size"],

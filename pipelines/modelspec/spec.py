@@ -49,6 +49,7 @@ LOSSES: dict[str, dict[str, Any]] = {
 METRICS = ("accuracy",)
 
 PATIENCE_MAX = 1000
+EPOCHS_MAX = 1000  # fit.epochs; the Build page's field and a sweep's retrain stop there too
 
 
 def _choice_error(what: str, value: Any, choices: Mapping | tuple) -> SpecError:
@@ -175,7 +176,7 @@ class FitSpec:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        _number("fit", "epochs", self.epochs, kind=int, minimum=1, maximum=1000)
+        _number("fit", "epochs", self.epochs, kind=int, minimum=1, maximum=EPOCHS_MAX)
         _number("fit", "batch_size", self.batch_size, kind=int, minimum=1, maximum=8192)
         _number("fit", "validation_split", self.validation_split, kind=float, minimum=0.0,
                 maximum=VALIDATION_SPLIT_MAX)
