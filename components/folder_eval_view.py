@@ -38,7 +38,8 @@ def _run_on(store: RunStore, run: Run, source, what: str) -> None:
         with unpacked(source, what=what) as (folder, _):
             result = evaluate_folder(store.run_dir(run.id), run.dataset, folder,
                                      lambda done, total: bar.progress(done / max(total, 1),
-                                                                      text=f"{done:,} of {total:,} photos"))
+                                                                      text=f"{done:,} of {total:,} photos"),
+                                     what=what)
     except LayerlabError as exc:
         bar.empty()
         st.error(plain(exc))

@@ -17,7 +17,8 @@ import streamlit as st
 from components import state
 from components.text import plain
 from pipelines.data.catalog import CATALOG, get_info
-from pipelines.errors import LayerlabError
+from pipelines.errors import LayerlabError, ModelImportError
+from pipelines.io.keras_import import ImportLimits
 from pipelines.runs.store import RunStore
 
 PAGE = "import"
@@ -27,6 +28,10 @@ def _import(store: RunStore, upload, dataset: str, name: str):
     """Write the upload to a private temp folder, import it, and remove the folder whatever happens."""
     from pipelines.io.keras_import import import_model
 
+    limits = ImportLimits.from_env()
+    if upload.size > limits.max_bytes:  # refused by its size before a byte is copied
+        raise ModelImportError(f"{upload.name} is {upload.size / 2**20:,.1f} MB; at most "
+                               f"{limits.max_bytes // 2**20:,} MB (LAYERLAB_IMPORT_MAX_MB) is allowed.")
     folder = Path(tempfile.mkdtemp(prefix="layerlab-import-"))
     try:
         path = folder / "upload.keras"
@@ -44,7 +49,9 @@ def import_panel(store: RunStore, *, expanded: bool = False) -> None:
         st.caption("A Keras 3 .keras file of a Sequential model made of Layerlab's layers. It is checked "
                    "without running anything in it, rebuilt by Layerlab and evaluated on the test set; "
                    "Lambda layers, custom objects and .h5 files are refused with the reason.")
-        upload = st.file_uploader("Model file (.keras)", key=state.key(PAGE, "file"))
+        cap_mb = ImportLimits.from_env().max_bytes // 2**20
+        upload = st.file_uploader(f"Model file (.keras, up to {cap_mb:,} MB)", key=state.key(PAGE, "file"),
+                                  max_upload_size=cap_mb)
         names = list(CATALOG)
         current = state.dataset()
         dataset = st.selectbox("Trained on", names, index=names.index(current) if current in names else 0,

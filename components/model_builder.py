@@ -3,6 +3,7 @@ the Train panel (run name, Train, what blocks it, the training settings in a lin
 from __future__ import annotations
 
 import hashlib
+import math
 
 import streamlit as st
 
@@ -14,6 +15,7 @@ from pipelines.data.catalog import CATALOG
 from pipelines.data.locate import locate
 from pipelines.errors import DatasetError, LayerlabError, SpecError
 from pipelines.modelspec import edit
+from pipelines.modelspec.limits import limits
 from pipelines.modelspec.describe import run_title
 from pipelines.modelspec.presets import PRESETS
 from pipelines.modelspec.spec import ModelSpec
@@ -124,7 +126,9 @@ def toolbar() -> None:
         st.download_button("Save spec (.json)", spec.to_json(), file_name=f"{spec.name or 'model'}.json",
                            mime="application/json", key=state.key("build", "save"))
         upload_key = state.key("build", "load")
-        st.file_uploader("Load a spec", type=["json"], key=upload_key, on_change=_import_spec, args=(upload_key,))
+        # The browser refuses a file over the spec cap (in whole MB) before sending it.
+        st.file_uploader("Load a spec", type=["json"], key=upload_key, on_change=_import_spec, args=(upload_key,),
+                         max_upload_size=max(1, math.ceil(limits().max_bytes / 2**20)))
 
 
 # --- the Train panel ---------------------------------------------------------------------------

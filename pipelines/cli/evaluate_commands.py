@@ -18,7 +18,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if run.status != RunStatus.COMPLETED:
         raise RunStateError(f"Run {run.id} is {run.status.value}; only a COMPLETED run has a model to evaluate")
     with unpacked(args.folder, home=args.home) as (folder, _):
-        result = evaluate_folder(store.run_dir(run.id), run.dataset, folder)
+        result = evaluate_folder(store.run_dir(run.id), run.dataset, folder, what=args.folder)
     line = {"run_id": run.id, "dataset": run.dataset, "folder": args.folder, **result.to_dict(),
             "run_test_accuracy": run.metrics.get("test_accuracy")}
     print(json.dumps(line))

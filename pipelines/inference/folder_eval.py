@@ -122,12 +122,16 @@ def thumbnail(path: Path, side: int = THUMBNAIL) -> np.ndarray:
 
 
 def evaluate_folder(run_dir: str | os.PathLike, dataset: str, folder: str | os.PathLike,
-                    progress: Callable[[int, int], None] | None = None) -> FolderEvaluation:
-    """The run's model on every photo of `folder` whose class matches one of the run's classes."""
+                    progress: Callable[[int, int], None] | None = None, *,
+                    what: str | None = None) -> FolderEvaluation:
+    """The run's model on every photo of `folder` whose class matches one of the run's classes.
+
+    `what`: the folder or zip as the user named it, for refusals (a zip is read from a temporary
+    folder that is gone by the time they read the message)."""
     from pipelines.inference.predict import load_run_model, predict_proba  # TensorFlow: only now
 
     info = get_info(dataset)
-    scan = scan_folder(folder, labelled_only=True)
+    scan = scan_folder(folder, labelled_only=True, what=what)
     matched = match_classes(scan.classes, info.class_names)
     if not matched:
         raise LayerlabError(f"None of the folder's classes ({', '.join(scan.classes)}) matches a class of "

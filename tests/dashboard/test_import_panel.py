@@ -74,3 +74,19 @@ def test_a_refused_upload_shows_its_reason_as_text_and_stores_nothing(store):
     (error,) = at.error
     assert "HDF5" in error.value and "\\[team\\]\\(http" in error.value  # the name escaped: no link, no image
     assert store.list_runs() == []
+
+
+def test_an_upload_over_the_import_cap_is_refused_by_its_size_before_a_byte_is_copied(store, monkeypatch):
+    from components.import_view import _import
+    from pipelines.errors import ModelImportError
+
+    class Upload:
+        name, size = "huge.keras", 3 * 2**20
+
+        def getbuffer(self):
+            raise AssertionError("the upload was read")
+
+    monkeypatch.setenv("LAYERLAB_IMPORT_MAX_MB", "2")
+    with pytest.raises(ModelImportError, match=r"huge.keras is 3.0 MB; at most 2 MB \(LAYERLAB_IMPORT_MAX_MB\)"):
+        _import(store, Upload(), "mnist", "")
+    assert store.list_runs() == []

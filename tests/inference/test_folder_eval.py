@@ -103,3 +103,13 @@ def test_an_upload_for_an_added_dataset_is_fitted_as_its_photos_were(shared_data
     with Image.open(photo) as image:  # a built-in dataset keeps the upload preprocessing
         assert prepare_picture(image, "fashion_mnist", (28, 28, 1)).array.shape == (28, 28, 1)
     added.clear_cache()
+
+
+def test_a_refused_upload_is_named_as_the_user_named_it(tmp_path):
+    """A zip is read from a temporary folder; the refusal names the zip, not that folder."""
+    empty = tmp_path / ".unpacking-x" / "files"
+    (empty / "hat").mkdir(parents=True)
+    (empty / "hat" / "notes.txt").write_text("no photo here")
+    with pytest.raises(LayerlabError, match="my photos.zip") as refused:
+        evaluate_folder(tmp_path / "no-run", "fashion_mnist", empty, what="my photos.zip")
+    assert ".unpacking" not in str(refused.value)
