@@ -58,7 +58,8 @@ WHY = {
     ),
     "validation_split": (
         "What is the validation split? A share of the training images held back and scored after "
-        "each epoch, to see overfitting as it happens. The test set is kept apart for the end."
+        "each epoch, to see overfitting as it happens. The test set is kept apart for the end. "
+        "A photo dataset added with its own validation/ folder validates on that folder instead."
     ),
     "early_stopping": (
         "Early stopping ends training when the validation loss has not improved for this many epochs."
