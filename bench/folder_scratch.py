@@ -2,8 +2,8 @@
 
 Both sides train the same spec (four conv + pooling stages, Dense 64, dropout, softmax over the 10
 classes) with the same seed on the same uint8 arrays (the dataset imported once, stretch, rgb),
-hold out the same 10 % of train/ for validation (Layerlab's seeded split) and are scored on the
-folder's validation/ photos (the dataset's test split). Run through bench/folder_dataset.py --scratch,
+train on all of train/ and validate on the folder's validation/ photos, which are also its test
+split (the folder has no test/), as the tutorial's `validation_data` does. Run through bench/folder_dataset.py --scratch,
 or alone:
 
     LAYERLAB_DATA_DIR=/work/shared/datasets PYTHONPATH=. .venv/bin/python bench/folder_scratch.py [--epochs 15]
@@ -50,7 +50,9 @@ def small_cnn(epochs: int) -> ModelSpec:
 
 
 def plain_keras(dataset: str, epochs: int) -> dict:
-    """The tutorial's way in this process: arrays scaled to [0, 1], one fit, Layerlab's validation split."""
+    """The tutorial's way in this process: arrays scaled to [0, 1], one fit on train/ with the
+    folder's validation/ as `validation_data` (as Layerlab does for a folder that brings its own);
+    a folder without one holds out Layerlab's seeded validation share instead."""
     import keras
     import numpy as np
 
@@ -60,14 +62,18 @@ def plain_keras(dataset: str, epochs: int) -> dict:
     spec = small_cnn(epochs)
     data = load(dataset)
     x, y = data.x_train.astype("float32") / 255.0, data.y_train
-    n_val = int(round(len(x) * spec.fit.validation_split))
-    order = np.random.default_rng(spec.fit.seed).permutation(len(x))
-    train, val = np.sort(order[:len(x) - n_val]), np.sort(order[len(x) - n_val:])
+    if data.has_own_validation:
+        x_train, y_train, validation = x, y, (data.x_val.astype("float32") / 255.0, data.y_val)
+    else:
+        n_val = int(round(len(x) * spec.fit.validation_split))
+        order = np.random.default_rng(spec.fit.seed).permutation(len(x))
+        train, val = np.sort(order[:len(x) - n_val]), np.sort(order[len(x) - n_val:])
+        x_train, y_train, validation = x[train], y[train], (x[val], y[val])
     keras.utils.set_random_seed(spec.fit.seed)
     model = build_model(spec, data.info.input_shape)
     start = time.perf_counter()
-    history = model.fit(x[train], y[train], epochs=epochs, batch_size=spec.fit.batch_size,
-                        validation_data=(x[val], y[val]), verbose=0)
+    history = model.fit(x_train, y_train, epochs=epochs, batch_size=spec.fit.batch_size,
+                        validation_data=validation, verbose=0)
     seconds = time.perf_counter() - start
     _, test_accuracy = model.evaluate(data.x_test.astype("float32") / 255.0, data.y_test, verbose=0)
     return {"val_accuracy": history.history["val_accuracy"][-1], "test_accuracy": test_accuracy, "seconds": seconds}

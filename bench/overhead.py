@@ -80,21 +80,28 @@ def plain_fit(preset: str, dataset: str, epochs: int, data_dir: str | None) -> d
     spec = PRESETS[preset].spec
     data = load(dataset, data_dir)
     x = data.x_train.astype("float32") / 255.0
-    y = data.y_train
-    if spec.compile.label_mode == "one_hot":
-        y = keras.utils.to_categorical(y, data.info.num_classes)
-    elif spec.compile.label_mode == "binary":
-        y = y.astype("float32")[:, None]
-    # Layerlab's split (pipelines/data/inputs.py make_inputs): a seeded permutation, the tail held out.
-    n_val = int(round(len(x) * spec.fit.validation_split))
-    order = np.random.default_rng(spec.fit.seed).permutation(len(x))
-    train, val = np.sort(order[:len(x) - n_val]), np.sort(order[len(x) - n_val:])
+
+    def _labels(labels):
+        if spec.compile.label_mode == "one_hot":
+            return keras.utils.to_categorical(labels, data.info.num_classes)
+        return labels.astype("float32")[:, None] if spec.compile.label_mode == "binary" else labels
+
+    y = _labels(data.y_train)
+    # Layerlab's split (pipelines/data/inputs.py make_inputs): a seeded permutation, the tail held
+    # out; a photo folder that brings its own validation/ trains on all of train/ and validates on it.
+    if data.has_own_validation:
+        train, validation = np.arange(len(x)), (data.x_val.astype("float32") / 255.0, _labels(data.y_val))
+    else:
+        n_val = int(round(len(x) * spec.fit.validation_split))
+        order = np.random.default_rng(spec.fit.seed).permutation(len(x))
+        train, val = np.sort(order[:len(x) - n_val]), np.sort(order[len(x) - n_val:])
+        validation = (x[val], y[val]) if n_val else None
     keras.utils.set_random_seed(spec.fit.seed)
     model = build_model(spec, data.info.input_shape)
 
     start = time.perf_counter()
     history = model.fit(x[train], y[train], epochs=epochs, batch_size=spec.fit.batch_size,
-                        validation_data=(x[val], y[val]) if n_val else None, verbose=0)
+                        validation_data=validation, verbose=0)
     fit_seconds = time.perf_counter() - start
     accuracy = history.history.get("val_accuracy") or history.history.get("accuracy")
     return {"n_train": len(train), "fit_seconds": fit_seconds,
