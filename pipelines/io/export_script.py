@@ -188,6 +188,13 @@ def load_data(path):
     if test is None:
         return hold_out_test(*read_folder(root / "train"))
     return read_folder(root / "train"), read_folder(test)
+
+
+def read_validation(path):
+    """The folder's own validation/ (or val/) beside train/, which Layerlab validates on; or None."""
+    root = pathlib.Path(path)
+    given = next((root / name for name in ("validation", "val") if (root / name).is_dir()), None)
+    return read_folder(given) if (root / "train").is_dir() and given is not None else None
 ''')
 
 _LABELS = {
@@ -240,10 +247,7 @@ def main():
     args = parser.parse_args()
 
     (x_train, y_train), (x_test, y_test) = load_data(args.data)
-    validation = None
-    if VALIDATION_SPLIT:
-        (x_train, y_train), (x_val, y_val) = split_validation(x_train, y_train)
-        validation = prepare(x_val, y_val)
+$validation
     x_train, y_train = prepare(x_train, y_train)
     x_test, y_test = prepare(x_test, y_test)
 
@@ -266,8 +270,21 @@ if __name__ == "__main__":
 ''')
 
 _EARLY_STOPPING = '''
-    # Stop when the $monitor has not improved for $patience epochs, as the run did.
-    callbacks.append(keras.callbacks.EarlyStopping(monitor="$monitor", patience=$patience))'''
+    # Stop when the validation loss (else the training loss) has not improved for $patience epochs, as the run did.
+    monitor = "val_loss" if validation is not None else "loss"
+    callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, patience=$patience))'''
+
+_SPLIT_VALIDATION = '''    validation = None
+    if VALIDATION_SPLIT:
+        (x_train, y_train), (x_val, y_val) = split_validation(x_train, y_train)
+        validation = prepare(x_val, y_val)'''
+
+_GIVEN_VALIDATION = '''    validation = read_validation(args.data)
+    if validation is not None:  # the folder's own validation/, as in Layerlab: all of train/ trains
+        validation = prepare(*validation)
+    elif VALIDATION_SPLIT:
+        (x_train, y_train), (x_val, y_val) = split_validation(x_train, y_train)
+        validation = prepare(x_val, y_val)'''
 
 
 def literal(value: object) -> str:
@@ -357,9 +374,9 @@ def export_script(spec: ModelSpec, info: DatasetInfo, *, title: str = "the run",
     body = _PREPARE.substitute(labels=_LABELS[spec.compile.label_mode], layers=layers, **_compile_parts(spec))
     early = ""
     if spec.fit.early_stopping_patience:
-        monitor = "val_loss" if spec.fit.validation_split else "loss"
-        early = Template(_EARLY_STOPPING).substitute(monitor=monitor, patience=spec.fit.early_stopping_patience)
-    main = _MAIN.substitute(data_arg_help=data["data_arg_help"], early_stopping=early)
+        early = Template(_EARLY_STOPPING).substitute(patience=spec.fit.early_stopping_patience)
+    validation = _SPLIT_VALIDATION if info.name in KERAS_DATASETS else _GIVEN_VALIDATION
+    main = _MAIN.substitute(data_arg_help=data["data_arg_help"], early_stopping=early, validation=validation)
     blocks = "".join(SCRIPT_LAYERS[name] for name in sorted({_keras_class(layer) for layer in spec.layers})
                      if name in SCRIPT_LAYERS)
     return header + data["loaders"] + blocks + body + main

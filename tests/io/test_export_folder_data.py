@@ -81,3 +81,22 @@ def test_the_fit_comes_from_the_added_datasets_manifest(tmp_path, monkeypatch):
     info = DatasetInfo("clothes", "Clothes", ("a", "b"), (SIZE, SIZE, 3), "", "", "")
     with pytest.raises(SpecError, match="`fit` must be one of: stretch, crop, pad. Received: fit='squash'"):
         export_script(spec_for(info), info, fit="squash")
+
+
+def test_a_folders_own_validation_split_validates_in_the_script_as_in_layerlab(photos, tmp_path):
+    """Layerlab validates on a folder's validation/ (all of train/ trains; without test/ it is the
+    test set too); the script does the same, and splits train/ only for a folder without one."""
+    info = DatasetInfo("clothes", "Clothes", ("hat", "pants"), (SIZE, SIZE, 3), "", "", "")
+    for split, chosen in (("train", photos[:4]), ("validation", photos[4:6])):
+        for label, name in enumerate(info.class_names):
+            (tmp_path / split / name).mkdir(parents=True)
+            for index, path in enumerate(chosen[label::2]):
+                (tmp_path / split / name / f"{index}.jpg").write_bytes(path.read_bytes())
+    source = export_script(spec_for(info).with_fit(validation_split=0.25, early_stopping_patience=2), info)
+    module = script_module(source)
+    (x_train, y_train), (x_test, y_test) = module.load_data(str(tmp_path))
+    x_val, y_val = module.read_validation(str(tmp_path))
+    assert len(x_train) == 4 and y_val.tolist() == [0, 1]
+    assert np.array_equal(x_val, x_test) and np.array_equal(y_val, y_test)
+    assert "validation = read_validation(args.data)" in source
+    assert module.read_validation(str(tmp_path / "train")) is None
