@@ -1,9 +1,10 @@
 """Taking a run out: the standalone script, model, spec, history and a zip, with the parity badge.
 
 The parity check builds the script's model and the app's (about 0.1 s, plus TensorFlow's import),
-so it runs by itself once the user opens the panel (Compare's export expander); where the panel is
-simply drawn with the page (Train, which needs no model), a "Check" button offers it instead, so
-that the page never loads TensorFlow just to draw. A passed check is kept in the run's folder and
+so the training worker runs it when a run completes, while TensorFlow is loaded, and keeps the
+verdict in the run's folder. A run without one (imported, trained before, or a check that could
+not run) is checked once the user opens Compare's export expander, or by a "Check" button on Train,
+so that the page never loads TensorFlow just to draw. A passed check is kept in the run's folder and
 any verdict is cached here per run and script, so a rerun never checks again.
 """
 from __future__ import annotations

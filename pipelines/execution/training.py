@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import logging
 import math
 import threading
 import time
@@ -32,12 +33,15 @@ from pipelines.execution.checkpoints import load_checkpoint
 from pipelines.execution.feature_cache import cached_prefix, cached_training, ensure_base_runs_finished
 from pipelines.execution.speed import SpeedSettings, choose_steps_per_execution
 from pipelines.execution.tensorboard_logs import tensorboard_callbacks
+from pipelines.io.export import parity_for
 from pipelines.runs.artifacts import (BEST_FILE, HISTORY_FILE, MODEL_FILE, SPEC_FILE, atomic_copy,
                                       atomic_target, atomic_write_text)
 from pipelines.runs.entities import Run, RunOutcome, RunStatus
 from pipelines.runs.records import history_csv
 from pipelines.runs.results import fit_results, test_results
 from pipelines.runs.store import RunStore
+
+log = logging.getLogger("layerlab.worker")  # the worker's log file
 
 __all__ = ["BatchProbe", "EpochCheckpoint", "FiniteEpochGuard", "StoreRecorder", "atomic_save_model",
            "execute_run", "nonfinite", "throwaway_fit", "tune_speed", "warm_up_steps"]
@@ -165,6 +169,17 @@ def _cached_on_own_validation(model: keras.Model, spec: ModelSpec, dataset: Data
     return cached.top, dataclasses.replace(inputs, test=images.test, n_test=images.n_test), model, images.test
 
 
+def _check_export(run: Run, run_dir: Path) -> None:
+    """Check the exported script against the model now, while TensorFlow is loaded (about 0.1 s),
+    and keep the verdict in the run's folder, so the Train page shows "checked: same layers, same
+    parameter count" without loading TensorFlow itself. A check that cannot run never fails the run:
+    the page then offers the check as a button."""
+    try:
+        parity_for(run, run_dir)
+    except Exception as exc:  # the run is trained and saved; only the badge waits for a click
+        log.warning("run %s: the export check could not run: %s", run.id, exc)
+
+
 def _speed(recorder: StoreRecorder, steps_per_epoch: int, examples_per_step: int, fit_seconds: float) -> dict:
     """fit_seconds, and samples/s over the batches this attempt actually trained."""
     metrics = {"fit_seconds": fit_seconds}
@@ -249,6 +264,8 @@ def execute_run(store: RunStore, run: Run, stop_event: threading.Event, data_dir
         atomic_save_model(model, run_dir / MODEL_FILE)
         if checkpoint.best_is_final:
             atomic_copy(run_dir / MODEL_FILE, run_dir / BEST_FILE)
+    if status is RunStatus.COMPLETED:
+        _check_export(run, run_dir)
     write_history_csv(store, run.id, run_dir / HISTORY_FILE)
     earlier_attempts = run.metrics.get("wall_seconds", 0.0) if run.resume_count else 0.0
     metrics["wall_seconds"] = earlier_attempts + time.perf_counter() - started

@@ -15,6 +15,7 @@ import pytest
 
 from pipelines.execution.processes import pid_alive
 from pipelines.execution.scheduler import Scheduler, SchedulerSettings
+from pipelines.io.export import recorded_parity, run_script
 from pipelines.modelspec.presets import get_preset
 from pipelines.runs.entities import RunStatus
 from pipelines.runs.sqlite_store import SQLiteRunStore
@@ -72,6 +73,10 @@ def test_fashion_mnist_mlp_128x2_reaches_086(env):
         assert (run_dir / name).stat().st_size > 0, name
     assert len((run_dir / HISTORY_FILE).read_text().strip().splitlines()) == 4
     assert not list(run_dir.glob(".tmp-*"))
+    # The worker checked the exported script while TensorFlow was loaded: the Train page's badge
+    # reads this verdict and needs no click.
+    parity = recorded_parity(run_dir, run_script(run))
+    assert parity is not None and parity.ok and parity.app_parameters == 118_282, parity
 
 
 def test_mnist_mlp_512_tutorial_reaches_092(env):
