@@ -1,5 +1,17 @@
 """Two runs, prediction by prediction: both confusion matrices, their difference, the flipped gallery."""
+import pytest
 from streamlit.testing.v1 import AppTest
+
+from components import model_cache
+
+
+@pytest.fixture(autouse=True)
+def _model_cache_restored():
+    """The page below replaces model_cache's loaders in this process: put them back for the
+    tests that run after it (the Test page's evaluation read these fakes)."""
+    saved = model_cache.evaluation, model_cache.evaluation_data
+    yield
+    model_cache.evaluation, model_cache.evaluation_data = saved
 
 
 def predictions_page():
