@@ -167,17 +167,28 @@ def run_label(run: Run) -> str:
                       if part)
 
 
+def _others_active(runs, selected_id: str | None) -> bool:
+    return any(run.status.is_active for run in runs if run.id != selected_id)
+
+
 def show(store: RunStore, selected_id: str | None) -> None:
-    """The run table with `selected_id` highlighted; a click on another row opens that run."""
-    live = any(run.status.is_active for run in store.list_runs())
+    """The run table with `selected_id` highlighted; a click on another row opens that run.
+
+    When another run starts or ends, the table redraws the page so its refresh rate follows. The
+    selected run's own start or end is left to its fragment on the Train page, which redraws the
+    page then: two fragments rerunning the app at the same moment can leave the browser with a
+    stale element tree ("Bad delta path index") and a blank page."""
+    runs_now = store.list_runs()
+    live = any(run.status.is_active for run in runs_now)
+    others = _others_active(runs_now, selected_id)
 
     @st.fragment(run_every=LIVE_SECONDS if live else IDLE_SECONDS)
     @guard("the run list")
     def run_table() -> None:
         keep_workers()
         runs = store.list_runs()
-        if any(run.status.is_active for run in runs) != live:
-            st.rerun()  # a run started or ended: redraw the page so the refresh rates follow
+        if _others_active(runs, selected_id) != others:
+            st.rerun()  # another run started or ended: redraw the page so the refresh rates follow
         if not runs:
             st.info("No runs yet. Build a model on the Build page and click **Train this model**.")
             return

@@ -63,13 +63,24 @@ def where_it_is(store: RunStore, run: Run, curves: Curves) -> None:
         st.error(plain(run.error or "The run failed.", keep_code=True))
 
 
+def request_stop(run_id: str) -> None:
+    try:
+        resources.scheduler().stop(run_id)
+    except LayerlabError as exc:  # it ended meanwhile, say: the next redraw shows how
+        state.push_notice(str(exc))
+
+
 def actions(store: RunStore, run: Run) -> None:
     """Stop while queued or training, Resume once stopped or interrupted; Edit in Build and Train
     again for every run; Test for a run with a model. Each redraws the page or opens another."""
     row = st.container(horizontal=True, vertical_alignment="center")
-    stop = run.status.is_active and row.button(
-        "Stop", key=state.key("train", "stop"), icon=":material/stop:", disabled=run.stop_requested,
-        help="End the run after its current batch; Resume continues it")
+    if run.status.is_active:
+        # A callback, so the stop is requested before this fragment redraws (it then says "Stop
+        # requested"), and no app rerun is asked from the live fragment: two app reruns from
+        # fragments at once can leave the browser with a stale element tree and a blank page.
+        row.button("Stop", key=state.key("train", "stop"), icon=":material/stop:", disabled=run.stop_requested,
+                   help="End the run after its current batch; Resume continues it", on_click=request_stop,
+                   args=(run.id,))
     resume = run.status.can_resume and row.button(
         "Resume", key=state.key("train", "resume"), icon=":material/play_arrow:", type="primary",
         help="Queue the run again; it continues from its last finished epoch")
@@ -88,9 +99,7 @@ def actions(store: RunStore, run: Run) -> None:
                                                          "settings: change what you like and train it as a new run.")
         st.switch_page(BUILD_PAGE)
     try:
-        if stop:
-            resources.scheduler().stop(run.id)
-        elif resume:
+        if resume:
             resources.scheduler().resume(run.id, spare=1)
         elif again:
             state.set_current_run(train_again(store, run).id)
