@@ -14,7 +14,7 @@ from components import evaluation_view, model_cache, state, sweep_panel
 from components.figures import compare as figures
 from components.text import plain
 from pipelines.data.catalog import get_info
-from pipelines.errors import LayerlabError, SpecError
+from pipelines.errors import LayerlabError
 from pipelines.modelspec.diff import differing_settings, layer_changes
 from pipelines.runs import compare
 from pipelines.runs.entities import Run
@@ -147,9 +147,14 @@ def _with_bands(items: list[figures.Curve], selected: list[str], groups: pd.Data
     return out
 
 
-def curves(store: RunStore, frame: pd.DataFrame, selected: list[str]) -> None:
-    """The chosen metric of every selected run, on one chart; repeats optionally as mean and band."""
-    points = {run_id: store.get_metrics(run_id, kind="epoch") for run_id in selected}
+def epoch_points(store: RunStore, selected: list[str]) -> dict:
+    """The selected runs' epoch points, read once per page run for every tab that draws them."""
+    return {run_id: store.get_metrics(run_id, kind="epoch") for run_id in selected}
+
+
+def curves(points: dict, frame: pd.DataFrame, selected: list[str]) -> str:
+    """The chosen metric of every selected run, on one chart; repeats optionally as mean and band.
+    Returns the metric's label, which the other tabs compare by."""
     recorded = {p.name for run_points in points.values() for p in run_points}
     left, middle, right, far = st.columns([3, 2, 3, 2])
     # Runs trained without a validation split (the mlp-512 tutorial) have training curves only.
@@ -172,6 +177,7 @@ def curves(store: RunStore, frame: pd.DataFrame, selected: list[str]) -> None:
     x_title = "epoch" if by == "epoch" else "seconds since the run's first point"
     st.plotly_chart(figures.overlaid_curves(items, y_title=label, x_title=x_title, log_y=log_y),
                     key=state.key("compare", "curves"), config={"displaylogo": False})
+    return label
 
 
 def baseline_and_differences(store: RunStore, frame: pd.DataFrame, selected: list[str]) -> None:
@@ -183,12 +189,9 @@ def baseline_and_differences(store: RunStore, frame: pd.DataFrame, selected: lis
     delta.insert(0, "name", [names[i] for i in delta.index])
     st.caption("Each run's results minus the baseline's (accuracy in points of 1.0).")
     st.dataframe(delta, hide_index=True, key=state.key("compare", "delta"))
-    specs, unreadable = {}, []
-    for run_id in selected:
-        try:
-            specs[run_id] = store.get_run(run_id).model_spec
-        except SpecError:  # a hand-edited or damaged record: the others still compare
-            unreadable.append(run_id)
+    read = {run_id: compare.readable_spec(store.get_run(run_id)) for run_id in selected}
+    specs = {run_id: spec for run_id, spec in read.items() if spec is not None}
+    unreadable = [run_id for run_id in selected if run_id not in specs]  # the others still compare
     st.markdown("**What differs**")
     if unreadable:
         st.warning(plain("Left out, their model spec cannot be read: "
@@ -210,20 +213,9 @@ def baseline_and_differences(store: RunStore, frame: pd.DataFrame, selected: lis
             st.text(f"{names[run_id]} against the baseline: " + "; ".join(c.text() for c in changes))
 
 
-def _chosen_metric(points: dict) -> str:
-    """The metric picked on Curves (the same default when that tab has not drawn it yet)."""
-    label = state.widget_value(state.key("compare", "metric"))
-    if label in METRICS:
-        return label
-    recorded = {p.name for run_points in points.values() for p in run_points}
-    return list(METRICS)[0 if "val_accuracy" in recorded else 2]
-
-
-def settings_effects(store: RunStore, frame: pd.DataFrame, selected: list[str]) -> None:
-    """Parallel coordinates of the varied settings, and each one's correlation with the metric
-    chosen on Curves (its best epoch value)."""
-    points = {run_id: store.get_metrics(run_id, kind="epoch") for run_id in selected}
-    label = _chosen_metric(points)
+def settings_effects(points: dict, frame: pd.DataFrame, selected: list[str], label: str) -> None:
+    """Parallel coordinates of the varied settings, and each one's correlation with `label`, the
+    metric chosen on Curves (its best epoch value)."""
     column = f"best {label}"
     chosen = compare.with_best(frame.loc[selected], points, METRICS[label], column)
     varied = compare.varied_settings(chosen)

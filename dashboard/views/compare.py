@@ -28,12 +28,13 @@ if len(selected) < 2:
 st.subheader(f"{len(selected)} runs")
 curves_tab, differs_tab, settings_tab, predictions_tab = st.tabs(
     ["Curves", "Baseline and what differs", "Which setting mattered", "Two runs, prediction by prediction"])
+points = compare_view.epoch_points(store, selected)
 with curves_tab:
-    compare_view.curves(store, table, selected)
+    metric = compare_view.curves(points, table, selected)
 with differs_tab:
     compare_view.baseline_and_differences(store, table, selected)
 with settings_tab:
-    compare_view.settings_effects(store, table, selected)
+    compare_view.settings_effects(points, table, selected, metric)
 with predictions_tab:
     runs = {run_id: store.get_run(run_id) for run_id in selected}
     left, right = st.columns(2)

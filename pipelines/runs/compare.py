@@ -97,12 +97,16 @@ def setting_key(run: Run, spec: ModelSpec | None) -> str | None:
     return hashlib.sha1(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def run_row(run: Run, points: Sequence[MetricPoint]) -> dict:
-    """The comparable facts of one run."""
+def readable_spec(run: Run) -> ModelSpec | None:
+    """The run's spec, or None for a hand-edited or damaged record (the run still has a row)."""
     try:
-        spec = run.model_spec
+        return run.model_spec
     except SpecError:
-        spec = None
+        return None
+
+
+def run_row(run: Run, points: Sequence[MetricPoint], spec: ModelSpec | None) -> dict:
+    """The comparable facts of one run (`spec`: its readable spec, parsed once by the caller)."""
     best, at, final = best_epoch(points)
     return {
         "id": run.id, "name": run.name, "dataset": _title(run.dataset), "status": run.status.value,
@@ -139,15 +143,12 @@ def runs_frame(runs: Sequence[Run], points: Mapping[str, Sequence[MetricPoint]])
     """One row per run (in the order given), indexed by run id. Each layer setting a sweep among
     them varied (`units@2`, `rate@3`) is a column too, read from every run's spec, so that a run
     outside the sweep (a baseline) sits on the same axis."""
-    rows = [run_row(run, points.get(run.id, ())) for run in runs]
     layer_settings = sorted({key for run in runs for key in run.sweep_settings if "@" in key})
-    for run, row in zip(runs, rows):
-        try:
-            spec = run.model_spec
-        except SpecError:
-            spec = None
-        for setting in layer_settings:
-            row[setting] = layer_setting(spec, setting)
+    rows = []
+    for run in runs:
+        spec = readable_spec(run)
+        row = run_row(run, points.get(run.id, ()), spec)
+        rows.append({**row, **{setting: layer_setting(spec, setting) for setting in layer_settings}})
     frame = pd.DataFrame(rows)
     return frame.set_index("id", drop=False) if not frame.empty else frame
 
