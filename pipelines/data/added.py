@@ -8,7 +8,6 @@ refused import leaves nothing behind.
 """
 from __future__ import annotations
 
-import dataclasses
 import functools
 import json
 import os
@@ -121,28 +120,9 @@ def _load_cached(name: str, path: Path, stamp: int, home: str) -> Dataset:
                       if key in npz.files}
             if "x_test" not in arrays:
                 arrays["x_test"], arrays["y_test"] = arrays["x_val"], arrays["y_val"]
-            validation = (arrays.pop("x_val", None), arrays.pop("y_val", None))
-            dataset = finish_dataset(info, origin=str(path), **arrays)
+            return finish_dataset(info, origin=str(path), **arrays)
     except (OSError, ValueError, KeyError, EOFError) as error:
         raise DatasetError(f"{path} is not a readable dataset file: {error}") from None
-    if validation[0] is None:
-        return dataset
-    x_val, y_val = _checked_validation(info, *validation, path)
-    return dataclasses.replace(dataset, x_val=x_val, y_val=y_val)
-
-
-def _checked_validation(info: DatasetInfo, x: np.ndarray, y: np.ndarray, path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """The validation arrays checked as `finish_dataset` checks the others, and made read-only."""
-    y = np.asarray(y).reshape(-1)
-    if x.dtype != np.uint8 or x.shape[1:] != info.input_shape or len(x) != len(y):
-        raise DatasetError(f"{path}: the validation split should be uint8 images of shape "
-                           f"(N, {', '.join(map(str, info.input_shape))}) with one label each. Received: "
-                           f"dtype={x.dtype}, shape={x.shape}, {len(y)} labels")
-    if len(y) and (y.min() < 0 or y.max() >= info.num_classes):
-        raise DatasetError(f"{path}: the validation labels should lie in 0..{info.num_classes - 1}")
-    x, y = np.ascontiguousarray(x), y.astype(np.int64)
-    x.flags.writeable = y.flags.writeable = False
-    return x, y
 
 
 def build_manifest(name: str, scan: Scan, decoded: Decoded, settings: Settings, origin: str) -> dict:

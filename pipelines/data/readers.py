@@ -63,10 +63,16 @@ def finish_dataset(
     x_test: np.ndarray,
     y_test: np.ndarray,
     origin: str,
+    x_val: np.ndarray | None = None,
+    y_val: np.ndarray | None = None,
 ) -> Dataset:
-    """Check shapes and label ranges, add the channel axis, and freeze the arrays."""
+    """Check shapes and label ranges, add the channel axis, and freeze the arrays; `x_val`/`y_val`
+    are a validation split the dataset brings itself (an added folder's validation/)."""
+    given = [("train", x_train, y_train), ("test", x_test, y_test)]
+    if x_val is not None:
+        given.append(("validation", x_val, y_val))
     splits = {}
-    for split, x, y in (("train", x_train, y_train), ("test", x_test, y_test)):
+    for split, x, y in given:
         x = np.asarray(x)
         y = np.asarray(y).reshape(-1)
         if x.ndim == 3:
@@ -92,7 +98,8 @@ def finish_dataset(
         y.flags.writeable = False
         splits[split] = (x, y)
     (x_train, y_train), (x_test, y_test) = splits["train"], splits["test"]
-    return Dataset(info, x_train, y_train, x_test, y_test, origin)
+    x_val, y_val = splits.get("validation", (None, None))
+    return Dataset(info, x_train, y_train, x_test, y_test, origin, x_val, y_val)
 
 
 def read_mnist_npz(path: Path, info: DatasetInfo) -> Dataset:
