@@ -189,11 +189,9 @@ def scan_folder(folder: str | os.PathLike, *, labelled_only: bool = False, what:
         raise DatasetError(f"{str(folder)!r} is not a folder. Expected a folder of class folders (class_name/*.jpg)")
     root = _unwrap(root)
     label = what or str(root)
-    folders = _subfolders(root)
-    split_folders = [p for p in folders if p.name.lower() in SPLIT_FOLDERS]
     skipped: list[tuple[str, str]] = []
-    if split_folders:  # a linked split folder is reported here; a linked class folder where classes are read
-        _subfolders(root, root, skipped)
+    folders = _subfolders(root, root, skipped)  # a linked split or class folder is reported, not followed
+    split_folders = [p for p in folders if p.name.lower() in SPLIT_FOLDERS]
     notes: list[str] = []
     by_split: dict[str, dict[str, list[str]]] = {}
     if split_folders:
@@ -206,7 +204,7 @@ def scan_folder(folder: str | os.PathLike, *, labelled_only: bool = False, what:
                 raise DatasetError(f"{label} has both a 'validation' and a 'val' folder; keep one")
             by_split[split] = {c.name: _class_images(c, root, skipped) for c in _subfolders(path, root, skipped)}
     else:
-        by_split["train"] = {c.name: _class_images(c, root, skipped) for c in _subfolders(root, root, skipped)}
+        by_split["train"] = {c.name: _class_images(c, root, skipped) for c in folders}
     classes = tuple(sorted({name for split in by_split.values() for name, files in split.items() if files}))
     _check_classes(label, classes, by_split, labelled_only)
     index = {name: i for i, name in enumerate(classes)}
