@@ -57,6 +57,16 @@ def test_validation_without_test_doubles_as_the_test_set_and_is_said_so(shared_d
     np.testing.assert_array_equal(dataset.y_test, dataset.y_val)
 
 
+def _trained(home, dataset_name: str, spec: ModelSpec, dataset):
+    """A run of `spec` on the dataset, trained in this process to COMPLETED: (store, run, outcome)."""
+    store = SQLiteRunStore(home)
+    store.create_run(dataset_name, dataset_name, spec.to_dict(), total_epochs=spec.fit.epochs)
+    run = store.claim_next_run(1, 1)
+    outcome = execute_run(store, run, threading.Event(), dataset=dataset)
+    assert outcome.status is RunStatus.COMPLETED, outcome.error
+    return store, run, outcome
+
+
 @pytest.mark.slow
 def test_training_validates_on_the_given_validation_images(shared_datasets, tmp_path, home):
     add_dataset("given", _folder(shared_datasets, tmp_path / "given", test=True), Settings(16))
@@ -65,11 +75,7 @@ def test_training_validates_on_the_given_validation_images(shared_datasets, tmp_
         "layers": [{"type": "Flatten", "name": "flat"},
                    {"type": "Dense", "name": "out", "params": {"units": 3, "activation": "softmax"}}],
         "fit": {"epochs": 2, "batch_size": 8, "validation_split": 0.25, "keep_best": False}})
-    store = SQLiteRunStore(home)
-    store.create_run("v", "given", spec.to_dict(), total_epochs=2)
-    run = store.claim_next_run(1, 1)
-    outcome = execute_run(store, run, threading.Event(), dataset=dataset)
-    assert outcome.status is RunStatus.COMPLETED, outcome.error
+    store, run, outcome = _trained(home, "given", spec, dataset)
     # The saved (last-epoch) model on the validation photos gives the run's final val figures.
     model = keras.models.load_model(store.ensure_run_dir(run.id) / MODEL_FILE)
     loss, accuracy = model.evaluate(scale_images(dataset.x_val), dataset.y_val, verbose=0)
@@ -90,11 +96,7 @@ def test_a_frozen_base_on_cached_features_validates_on_the_given_validation_imag
                    {"type": "GlobalAveragePooling2D", "name": "pool"},
                    {"type": "Dense", "name": "out", "params": {"units": 3, "activation": "softmax"}}],
         "fit": {"epochs": 1, "batch_size": 8, "validation_split": 0.25, "keep_best": False}})
-    store = SQLiteRunStore(home)
-    store.create_run("cached", "given32", spec.to_dict(), total_epochs=1)
-    run = store.claim_next_run(1, 1)
-    outcome = execute_run(store, run, threading.Event(), dataset=dataset)
-    assert outcome.status is RunStatus.COMPLETED, outcome.error
+    store, run, outcome = _trained(home, "given32", spec, dataset)
     (cache,) = (home / CACHE_FOLDER).iterdir()
     assert len(np.load(cache / "train.npy")) == 24 and len(np.load(cache / "test.npy")) == 9  # train/, validation/
     model = keras.models.load_model(store.ensure_run_dir(run.id) / MODEL_FILE)
