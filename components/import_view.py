@@ -17,8 +17,8 @@ import streamlit as st
 from components import state
 from components.text import plain
 from pipelines.data.catalog import CATALOG, get_info
-from pipelines.errors import LayerlabError, ModelImportError
-from pipelines.io.keras_import import ImportLimits
+from pipelines.errors import LayerlabError
+from pipelines.io.keras_import import ImportLimits, check_size
 from pipelines.runs.store import RunStore
 
 PAGE = "import"
@@ -28,10 +28,7 @@ def _import(store: RunStore, upload, dataset: str, name: str):
     """Write the upload to a private temp folder, import it, and remove the folder whatever happens."""
     from pipelines.io.keras_import import import_model
 
-    limits = ImportLimits.from_env()
-    if upload.size > limits.max_bytes:  # refused by its size before a byte is copied
-        raise ModelImportError(f"{upload.name} is {upload.size / 2**20:,.1f} MB; at most "
-                               f"{limits.max_bytes // 2**20:,} MB (LAYERLAB_IMPORT_MAX_MB) is allowed.")
+    check_size(upload.size, upload.name, ImportLimits.from_env().max_bytes)  # before a byte is copied
     folder = Path(tempfile.mkdtemp(prefix="layerlab-import-"))
     try:
         path = folder / "upload.keras"

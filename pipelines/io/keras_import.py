@@ -68,13 +68,18 @@ class ImportLimits:
                    wait_seconds=_env_int("LAYERLAB_IMPORT_WAIT_SECONDS", 60))
 
 
-def check_kind(head: bytes, size: int, filename: str, max_bytes: int) -> None:
-    """Refuse anything but a `.keras` zip under the cap, told by content, each with its reason."""
+def check_size(size: int, filename: str, max_bytes: int) -> None:
+    """Refuse an empty file or one over the cap: by its size alone, before a byte of it is read."""
     if size == 0:
         raise ModelImportError(f"{filename} is empty.")
     if size > max_bytes:
         raise ModelImportError(f"{filename} is {size / 2**20:,.1f} MB; at most {max_bytes / 2**20:,.0f} MB "
                                "(LAYERLAB_IMPORT_MAX_MB) is allowed.")
+
+
+def check_kind(head: bytes, size: int, filename: str, max_bytes: int) -> None:
+    """Refuse anything but a `.keras` zip under the cap, told by content, each with its reason."""
+    check_size(size, filename, max_bytes)
     if head.startswith(HDF5_MAGIC):
         raise ModelImportError(f"{filename} is an HDF5 (.h5) model, whatever its name: Keras ignored safe_mode "
                                "for HDF5 files until 3.11.3, so Layerlab imports only Keras 3 .keras files.")
