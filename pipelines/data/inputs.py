@@ -67,6 +67,15 @@ def _check_input_settings(
         )
 
 
+# tf.data's autotuner is off, with a fixed prefetch buffer: on 2 cores its background tuning took
+# cores from the training step in bursts, and LeNet's epochs went from 3.2 s to 5 s in about
+# every second epoch (bench/overhead.py; with it off, every epoch took 3.2 s). Preparing a batch
+# is a gather and a scale, so two batches ahead keep any step fed.
+PREFETCH_BATCHES = 2
+_FIXED = tf.data.Options()
+_FIXED.autotune.enabled = False
+
+
 def _batches(x: np.ndarray, y: np.ndarray, batch_size: int, prepare, shuffle_seed: int | None, *,
              whole_only: bool = False):
     """A tf.data pipeline of prepared batches of (x, y), reshuffled every pass when seeded."""
@@ -94,7 +103,8 @@ def _batches(x: np.ndarray, y: np.ndarray, batch_size: int, prepare, shuffle_see
         # One map call per batch is microseconds of work: running it in parallel would only add
         # threads fighting the training step for the cores (measured: slower, and erratic).
         .map(lambda idx: prepare(tf.gather(images, idx), tf.gather(labels, idx)))
-        .prefetch(tf.data.AUTOTUNE)
+        .prefetch(PREFETCH_BATCHES)
+        .with_options(_FIXED)
     )
 
 

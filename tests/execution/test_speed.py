@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from pipelines.errors import LayerlabError
-from pipelines.execution.speed import (MAX_STEPS_PER_EXECUTION, MIN_CALLS_PER_EPOCH, SpeedSettings,
+from pipelines.execution.speed import (MAX_STEPS_PER_EXECUTION, MIN_CALLS_PER_EPOCH, TARGET_CALL_SECONDS, SpeedSettings,
                                        choose_steps_per_execution, estimated_step_seconds, intra_op_threads)
 from pipelines.modelspec.presets import get_preset
 from pipelines.runs.sqlite_store import SQLiteRunStore
@@ -20,6 +20,8 @@ def test_small_models_get_many_batches_per_call_and_big_ones_one():
     assert choose_steps_per_execution(1e9, 32, 1687, cores=2) == 1
     lenet = choose_steps_per_execution(830_000, 64, 70, cores=2)
     assert 1 < lenet <= 70 // MIN_CALLS_PER_EPOCH
+    # LeNet on Fashion-MNIST (843 batches an epoch): 16 to 32 per call was measured fastest.
+    assert choose_steps_per_execution(830_000, 64, 843, cores=2) >= 16
 
 
 def test_a_call_stays_short_enough_for_stop_and_an_epoch_keeps_several_calls():
@@ -27,7 +29,7 @@ def test_a_call_stays_short_enough_for_stop_and_an_epoch_keeps_several_calls():
         for batch_size, steps in ((32, 1687), (128, 35), (8, 5)):
             spe = choose_steps_per_execution(flops, batch_size, steps, cores=2)
             assert 1 <= spe <= MAX_STEPS_PER_EXECUTION
-            assert spe == 1 or spe * estimated_step_seconds(flops, batch_size, cores=2) <= 0.15
+            assert spe == 1 or spe * estimated_step_seconds(flops, batch_size, cores=2) <= TARGET_CALL_SECONDS
             assert spe == 1 or steps // spe >= MIN_CALLS_PER_EPOCH
 
 
