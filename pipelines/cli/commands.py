@@ -63,7 +63,8 @@ def _load_spec(args: argparse.Namespace) -> ModelSpec:
 
 def _apply_overrides(spec: ModelSpec, args: argparse.Namespace) -> ModelSpec:
     fit = {k: v for k, v in {"epochs": args.epochs, "batch_size": args.batch_size,
-                             "validation_split": args.validation_split}.items() if v is not None}
+                             "validation_split": args.validation_split,
+                             "seed": getattr(args, "seed", None)}.items() if v is not None}
     compile_changes = {}
     if args.optimizer:
         compile_changes["optimizer"] = args.optimizer.lower()

@@ -57,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--lr", type=float)
     train.add_argument("--loss")
     train.add_argument("--validation-split", type=float)
+    train.add_argument("--seed", type=int, help="the seed for the weights, the split and the batch order")
     train.add_argument("--name")
     train.set_defaults(func=cmd_train)
     add_folder_options(train)

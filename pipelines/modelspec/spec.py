@@ -68,9 +68,8 @@ def _number(section: str, name: str, value: Any, *, kind: type, minimum: float, 
         ok = isinstance(value, int) or value.is_integer()
     if not ok or not (minimum <= value <= maximum):
         noun = "an integer" if kind is int else "a number"
-        raise SpecError(
-            f"{section}: `{name}` must be {noun} from {minimum:g} to {maximum:g}. Received: {name}={brief(value)}"
-        )
+        low, high = (f"{int(minimum)}", f"{int(maximum)}") if kind is int else (f"{minimum:g}", f"{maximum:g}")
+        raise SpecError(f"{section}: `{name}` must be {noun} from {low} to {high}. Received: {name}={brief(value)}")
     return kind(value)
 
 

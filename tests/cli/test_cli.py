@@ -177,3 +177,16 @@ def test_help_lists_the_commands_people_use_and_every_preset(capsys):
             main([command, "--help"])
         text = " ".join(capsys.readouterr().out.split())
         assert all(name in text for name in PRESETS), text
+
+
+def test_train_takes_a_seed_and_a_bad_one_is_one_line(capsys, tmp_path):
+    from pipelines.cli.commands import _apply_overrides, _load_spec
+    from pipelines.cli.main import build_parser
+
+    args = build_parser().parse_args(["train", "--preset", "lenet", "--seed", "7"])
+    assert _apply_overrides(_load_spec(args), args).fit.seed == 7
+    args = build_parser().parse_args(["train", "--preset", "lenet"])
+    assert _apply_overrides(_load_spec(args), args).fit.seed == 0
+    assert main(["train", "--preset", "lenet", "--seed", "-3", "--home", str(tmp_path)]) != 0
+    err = capsys.readouterr().err
+    assert "seed" in err and "-3" in err and "Traceback" not in err
