@@ -17,7 +17,7 @@ from pipelines.modelspec.spec import EPOCHS_MAX, ModelSpec
 from pipelines.modelspec.sweep import (LAYER_PARAMS, MAX_AXES, MAX_VALUES_CHARS, TUTORIAL_SWEEPS, Axis,
                                       default_position, parse_axis)
 from pipelines.runs.entities import Run
-from pipelines.runs.sweeps import best_run
+from pipelines.runs.sweeps import best_run, ranking_metric
 
 GLOBAL_SETTINGS = ("lr", "optimizer", "batch_size", "epochs", "seed")
 LIVE_SECONDS = 2.0
@@ -137,10 +137,13 @@ def compare_status(sweep_id: str) -> None:
                 st.rerun(scope="app")
             return
         runs = scheduler.sweep_runs(sweep_id)
-        best = best_run(runs, {run.id: scheduler.store.get_metrics(run.id, kind="epoch") for run in runs})
+        points = {run.id: scheduler.store.get_metrics(run.id, kind="epoch") for run in runs}
+        best = best_run(runs, points)
         if best is None:
             return
-        st.success(plain(f"Best run: {best.name}"), icon=":material/star:")
+        by = "validation accuracy" if ranking_metric(runs, points) == "val_accuracy" else \
+            "training accuracy (these runs keep no validation split)"
+        st.success(plain(f"Best run: {best.name}, by its best epoch's {by}"), icon=":material/star:")
         longer = best.model_spec.with_fit(epochs=min(EPOCHS_MAX, best.model_spec.fit.epochs * 2))
         if longer.fit.epochs > best.model_spec.fit.epochs and st.button(
                 f"Train the best setting again for {longer.fit.epochs} epochs",

@@ -19,7 +19,7 @@ from pipelines.modelspec.sweep import parse_axis
 from pipelines.runs.entities import Run, RunStatus, Sweep
 from pipelines.runs.results import summary
 from pipelines.runs.sqlite_store import SQLiteRunStore
-from pipelines.runs.sweeps import best_run, best_validation_accuracy, elapsed_seconds, sweep_progress
+from pipelines.runs.sweeps import best_of, best_run, elapsed_seconds, ranking_metric, sweep_progress
 
 POLL_SECONDS = 0.5
 
@@ -52,7 +52,7 @@ def add_sweep_command(sub: argparse._SubParsersAction, common: argparse.Argument
 
 
 def _run_line(run: Run, points) -> dict:
-    best = best_validation_accuracy(points)
+    best = best_of(points)
     return {**summary(run), "sweep_id": run.sweep_id, "name": run.name, "settings": run.sweep_settings,
             "seed": run.seed, "best_val_accuracy": best[0] if best else None, "best_epoch": best[1] if best else None}
 
@@ -61,13 +61,16 @@ def _sweep_line(sweep: Sweep, runs: list[Run], store: SQLiteRunStore) -> dict:
     points = {run.id: store.get_metrics(run.id, kind="epoch") for run in runs}
     best = best_run(runs, points)
     progress = sweep_progress(runs)
-    best_value = best_validation_accuracy(points[best.id]) if best else None
+    ranked_by = ranking_metric(runs, points)
+    best_value = best_of(points[best.id], ranked_by) if best else None
     return {"sweep_id": sweep.id, "name": sweep.name, "dataset": sweep.dataset, "runs": progress.total,
             "completed": progress.completed, "failed": progress.failed, "stopped": progress.stopped,
             "interrupted": progress.interrupted, "cancelled": sweep.cancelled, "executor": sweep.executor,
             "wall_seconds": elapsed_seconds(runs), "best_run_id": best.id if best else None,
             "best_settings": best.sweep_settings if best else None, "best_seed": best.seed if best else None,
-            "best_val_accuracy": best_value[0] if best_value else None,
+            # Training accuracy ranks runs without a validation split, and says so: never as "val".
+            "best_by": ranked_by, "best_accuracy": best_value[0] if best_value else None,
+            "best_val_accuracy": best_value[0] if best_value and ranked_by == "val_accuracy" else None,
             "best_epoch": best_value[1] if best_value else None,
             "best_test_accuracy": best.metrics.get("test_accuracy") if best else None}
 

@@ -29,14 +29,12 @@ LOG_SETTINGS = ("learning_rate",)  # compared on a log scale: 1e-4 .. 1e-1 are s
 
 def best_epoch(points: Sequence[MetricPoint]) -> tuple[float | None, int | None, float | None]:
     """(best validation accuracy, its epoch counted from 1, the last epoch's) from epoch points;
-    training accuracy stands in when the run kept no validation split."""
-    series = [p for p in points if p.kind == "epoch" and p.name == "val_accuracy"] or \
-             [p for p in points if p.kind == "epoch" and p.name == "accuracy"]
-    finite = [p for p in series if math.isfinite(p.value)]
-    if not finite:
+    all None for a run that keeps no validation split: its training accuracy is not shown as one."""
+    series = [p for p in points if p.kind == "epoch" and p.name == "val_accuracy" and math.isfinite(p.value)]
+    if not series:
         return None, None, None
-    best = max(finite, key=lambda p: p.value)
-    return best.value, best.epoch + 1, finite[-1].value
+    best = max(series, key=lambda p: p.value)
+    return best.value, best.epoch + 1, series[-1].value
 
 
 def best_value(points: Sequence[MetricPoint], metric: str) -> float | None:

@@ -127,22 +127,29 @@ def sweep_progress(runs: Sequence[Run], *, parallel: int | None = None) -> Sweep
                          queued=count[RunStatus.QUEUED], fraction=fraction, eta_seconds=eta)
 
 
-def best_validation_accuracy(points: Sequence[MetricPoint]) -> tuple[float, int] | None:
-    """(the best epoch's validation accuracy, that epoch counted from 1), training accuracy where
-    the run kept no validation split; None before a finite value is recorded."""
-    for name in ("val_accuracy", "accuracy"):
-        series = [p for p in points if p.kind == "epoch" and p.name == name and math.isfinite(p.value)]
-        if series:
-            best = max(series, key=lambda p: p.value)
-            return best.value, best.epoch + 1
-    return None
+def best_of(points: Sequence[MetricPoint], metric: str = "val_accuracy") -> tuple[float, int] | None:
+    """(the best epoch's value of an accuracy `metric`, that epoch counted from 1); None before a
+    finite value is recorded, and for val_accuracy in a run that keeps no validation split."""
+    series = [p for p in points if p.kind == "epoch" and p.name == metric and math.isfinite(p.value)]
+    if not series:
+        return None
+    best = max(series, key=lambda p: p.value)
+    return best.value, best.epoch + 1
+
+
+def ranking_metric(runs: Sequence[Run], points: Mapping[str, Sequence[MetricPoint]]) -> str:
+    """What a sweep's runs are ranked by: validation accuracy if any run has some, else training
+    accuracy (a sweep of runs without a validation split), which the page and the CLI then name."""
+    has_validation = any(best_of(points.get(run.id, ()), "val_accuracy") for run in runs)
+    return "val_accuracy" if has_validation else "accuracy"
 
 
 def best_run(runs: Sequence[Run], points: Mapping[str, Sequence[MetricPoint]]) -> Run | None:
-    """The run with the best epoch's validation accuracy (early stopping makes the last epoch's
-    misleading); ties go to the earlier run. None if no run has a value yet."""
+    """The run with the best epoch's accuracy by `ranking_metric` (early stopping makes the last
+    epoch's misleading); ties go to the earlier run. None if no run has a value yet."""
+    metric = ranking_metric(runs, points)
     scored = [(best[0], -index, run) for index, run in enumerate(runs)
-              if (best := best_validation_accuracy(points.get(run.id, ()))) is not None]
+              if (best := best_of(points.get(run.id, ()), metric)) is not None]
     return max(scored, key=lambda item: item[:2])[2] if scored else None
 
 

@@ -81,7 +81,7 @@ def test_a_finished_sweep_marks_its_best_and_repeats_it_with_three_seeds(home):
     at.query_params["runs"] = ",".join(run.id for run in runs)
     at.switch_page("views/compare.py").run()
     assert not at.exception
-    assert [s.value for s in at.success] == [plain(f"Best run: {best.name}")]
+    assert [s.value for s in at.success] == [plain(f"Best run: {best.name}, by its best epoch's validation accuracy")]
     at.button(key=f"compare_repeat_best_{sweep.id}").click().run()
     assert not at.exception
     with SQLiteRunStore(home) as store:

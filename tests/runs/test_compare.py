@@ -1,4 +1,5 @@
 """The comparison table: best-epoch values, baseline differences, which setting mattered, repeats."""
+import dataclasses
 import math
 
 import numpy as np
@@ -10,6 +11,7 @@ from pipelines.runs.compare import (best_epoch, curve, differences, ema, repeats
                                     setting_correlations, varied_settings)
 from pipelines.runs.entities import MetricPoint, RunStatus
 from pipelines.runs.sqlite_store import SQLiteRunStore
+from pipelines.runs.sweeps import best_run, ranking_metric
 
 MLP = get_preset("mlp-128x2").spec
 
@@ -21,7 +23,7 @@ def epoch_points(val_accuracy, start=0.0):
 def test_best_epoch_is_not_the_last():
     assert best_epoch(epoch_points([0.80, 0.86, 0.84])) == (0.86, 2, 0.84)
     train_only = [MetricPoint("epoch", 0, 10, "accuracy", 0.7, 0.0)]
-    assert best_epoch(train_only) == (0.7, 1, 0.7)
+    assert best_epoch(train_only) == (None, None, None)  # training accuracy is not shown as validation
     assert best_epoch([]) == (None, None, None)
 
 
@@ -50,6 +52,18 @@ def test_frame_has_the_settings_and_the_best_epoch(sweep):
     assert (row["best_val_accuracy"], row["best_epoch"], row["final_val_accuracy"]) == (0.86, 2, 0.86)
     assert frame.loc[runs[2].id, "best_epoch"] == 2 and frame.loc[runs[3].id, "best_epoch"] == 1
     assert varied_settings(frame) == ["learning_rate", "seed"]
+
+
+def test_runs_without_validation_rank_by_training_accuracy_and_say_so(sweep):
+    runs, points = sweep
+    assert ranking_metric(runs, points) == "val_accuracy" and best_run(runs, points) == runs[1]
+    train_only = {run_id: [dataclasses.replace(p, name="accuracy") for p in run_points]
+                  for run_id, run_points in points.items()}
+    assert ranking_metric(runs, train_only) == "accuracy" and best_run(runs, train_only) == runs[1]
+    assert runs_frame(runs, train_only)["best_val_accuracy"].isna().all()
+    # One run with validation is enough to rank them all by it: training accuracy never outranks it.
+    train_only[runs[0].id] = points[runs[0].id]
+    assert ranking_metric(runs, train_only) == "val_accuracy" and best_run(runs, train_only) == runs[0]
 
 
 def test_parameters_as_recorded_else_counted_from_the_spec(tmp_path):
