@@ -43,15 +43,22 @@ TABLE_COLUMNS = {
 }
 
 
-@st.cache_data(show_spinner=False, max_entries=8)
-def _frame(home: str, signature: tuple) -> pd.DataFrame:
-    """The table for a set of runs in a given state (`signature`); re-read only when a run changes."""
+ROWS_KEPT = 5_000  # rows of runs in a given state, across the homes a server has shown
+
+
+@st.cache_data(show_spinner=False, max_entries=ROWS_KEPT)
+def _row(home: str, signature: tuple, _run: Run) -> dict:
+    """One run's row in a given state (`signature`): when one run changes, only its points are
+    read again, not every run's."""
     from components import resources
 
-    store = resources.store()
-    runs = [store.get_run(run_id) for run_id, *_ in signature]
-    points = {run.id: store.get_metrics(run.id, kind="epoch") for run in runs}
-    return compare.runs_frame(runs, points)
+    return compare.run_row(_run, resources.store().get_metrics(_run.id, kind="epoch"), compare.readable_spec(_run))
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _frame(home: str, signature: tuple, _runs: list[Run]) -> pd.DataFrame:
+    """The table for a set of runs in a given state; a rerun with nothing changed builds nothing."""
+    return compare.frame_of(_runs, [_row(home, row, run) for row, run in zip(signature, _runs)])
 
 
 def runs_table(store: RunStore) -> pd.DataFrame:
@@ -62,7 +69,7 @@ def runs_table(store: RunStore) -> pd.DataFrame:
     signature = tuple((run.id, run.status.value, run.resume_count, run.epochs_done, run.name,
                        tuple(sorted(run.metrics.items())), run.tags, run.note, run.sweep_id, run.repeat_group,
                        json.dumps(run.sweep_settings, sort_keys=True, default=str)) for run in runs)
-    return _frame(str(store.home), signature)
+    return _frame(str(store.home), signature, runs)
 
 
 def filtered(frame: pd.DataFrame) -> pd.DataFrame:

@@ -138,16 +138,21 @@ def layer_setting(spec: ModelSpec | None, setting: str):
 
 
 def runs_frame(runs: Sequence[Run], points: Mapping[str, Sequence[MetricPoint]]) -> pd.DataFrame:
-    """One row per run (in the order given), indexed by run id. Each layer setting a sweep among
-    them varied (`units@2`, `rate@3`) is a column too, read from every run's spec, so that a run
-    outside the sweep (a baseline) sits on the same axis."""
+    """One row per run (in the order given), indexed by run id."""
+    return frame_of(runs, [run_row(run, points.get(run.id, ()), readable_spec(run)) for run in runs])
+
+
+def frame_of(runs: Sequence[Run], rows: Sequence[Mapping]) -> pd.DataFrame:
+    """The table from each run's `run_row` (which a page may keep per run, to re-read only the runs
+    that changed). Each layer setting a sweep among them varied (`units@2`, `rate@3`) is a column
+    too, read from every run's spec, so that a run outside the sweep (a baseline) sits on the same
+    axis."""
     layer_settings = sorted({key for run in runs for key in run.sweep_settings if "@" in key})
-    rows = []
-    for run in runs:
-        spec = readable_spec(run)
-        row = run_row(run, points.get(run.id, ()), spec)
-        rows.append({**row, **{setting: layer_setting(spec, setting) for setting in layer_settings}})
-    frame = pd.DataFrame(rows)
+    if layer_settings:
+        specs = [readable_spec(run) for run in runs]
+        rows = [{**row, **{setting: layer_setting(spec, setting) for setting in layer_settings}}
+                for row, spec in zip(rows, specs)]
+    frame = pd.DataFrame(list(rows))
     return frame.set_index("id", drop=False) if not frame.empty else frame
 
 

@@ -5,7 +5,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from components import resources
-from components.compare_view import _frame
+from components.compare_view import _frame, _row
 from pipelines.modelspec import edit
 from pipelines.modelspec.presets import get_preset
 from pipelines.runs.entities import MetricPoint, RunStatus
@@ -19,11 +19,11 @@ MLP = get_preset("mlp-128x2").spec
 def store(tmp_path, monkeypatch):
     monkeypatch.setenv("LAYERLAB_HOME", str(tmp_path / "home"))
     monkeypatch.setattr("pipelines.execution.scheduler.Scheduler.ensure_workers", lambda *a, **k: [])
-    for cache in (resources.store, resources.scheduler, _frame):
+    for cache in (resources.store, resources.scheduler, _frame, _row):
         cache.clear()
     with SQLiteRunStore(tmp_path / "home") as store:
         yield store
-    for cache in (resources.store, resources.scheduler, _frame):
+    for cache in (resources.store, resources.scheduler, _frame, _row):
         cache.clear()
 
 

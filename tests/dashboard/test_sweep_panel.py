@@ -6,7 +6,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from components import resources
-from components.compare_view import _frame
+from components.compare_view import _frame, _row
 from components.sweep_panel import settings_for
 from components.text import plain
 from pipelines.modelspec.presets import get_preset
@@ -21,10 +21,10 @@ def home(tmp_path, monkeypatch, shared_datasets):
     monkeypatch.setenv("LAYERLAB_HOME", str(home))
     monkeypatch.setenv("LAYERLAB_DATA_DIR", str(shared_datasets))
     monkeypatch.setattr("pipelines.execution.scheduler.Scheduler.ensure_workers", lambda *a, **k: [])
-    for cache in (resources.store, resources.scheduler, _frame):
+    for cache in (resources.store, resources.scheduler, _frame, _row):
         cache.clear()
     yield home
-    for cache in (resources.store, resources.scheduler, _frame):
+    for cache in (resources.store, resources.scheduler, _frame, _row):
         cache.clear()
 
 
