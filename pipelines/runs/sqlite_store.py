@@ -19,23 +19,23 @@ from typing import Any
 from pipelines import paths
 from pipelines.errors import DiskFullError, LayerlabError, RunNotFoundError, RunStateError
 from pipelines.runs.artifacts import disk_full_message, is_disk_full
-from pipelines.runs.entities import (METRIC_KINDS, MetricPoint, PlannedRun, Progress, Run, RunStatus, Sweep,
-                                     clean_name, clean_note, clean_tags, new_run_id, spec_seed, validate_executor,
-                                     validate_run_id, validate_sweep_id)
-from pipelines.runs.records import write_run_record, write_sweep_record
+from pipelines.runs.entities import (METRIC_KINDS, MetricPoint, Progress, Run, RunStatus, clean_name, clean_note,
+                                     clean_tags, new_run_id, spec_seed, validate_executor, validate_run_id,
+                                     validate_sweep_id)
+from pipelines.runs.records import write_run_record
 from pipelines.runs.sqlite_db import SQLiteDatabase
 from pipelines.runs.sqlite_recovery import (REBUILD_HINT, check_store, missing_store_problem,
                                             rebuild_store)
-from pipelines.runs.sqlite_schema import (MIGRATIONS, SCHEMA, SCHEMA_VERSION, insert_points, insert_sweep,
-                                          run_from_row, sweep_from_row)
+from pipelines.runs.sqlite_schema import MIGRATIONS, SCHEMA, SCHEMA_VERSION, insert_points, run_from_row
+from pipelines.runs.sqlite_sweeps import SweepTables
 from pipelines.runs.store import RunStore
 
 __all__ = ["SCHEMA_VERSION", "SQLiteRunStore", "check_store", "rebuild_store"]
 
 
-class SQLiteRunStore(RunStore):
+class SQLiteRunStore(SweepTables, RunStore):
     """The run store in `<home>/runs.db` (see SQLiteDatabase for how processes share it), with
-    artifacts under `<home>/runs/<run_id>/`."""
+    artifacts under `<home>/runs/<run_id>/`; its sweeps' part is SweepTables."""
 
     def __init__(self, home: str | os.PathLike | None = None) -> None:
         self.home = paths.home_dir(home)
@@ -86,19 +86,6 @@ class SQLiteRunStore(RunStore):
             if is_disk_full(exc):
                 raise DiskFullError(disk_full_message(folder, "try again")) from exc
             raise LayerlabError(f"Cannot write the record in {folder}: {exc.strerror or exc}") from exc
-
-    def _fetch_sweep(self, db: sqlite3.Connection, sweep_id: str) -> Sweep:
-        row = db.execute("SELECT * FROM sweeps WHERE id = ?", (validate_sweep_id(sweep_id),)).fetchone()
-        if row is None:
-            raise RunNotFoundError(f"No sweep with id {sweep_id!r} in {self.db_path}.")
-        return sweep_from_row(row)
-
-    def _recorded_sweep(self, db: sqlite3.Connection, sweep_id: str) -> Sweep:
-        """The sweep as it now is, after writing `<home>/sweeps/<id>.json` (inside the transaction)."""
-        sweep = self._fetch_sweep(db, sweep_id)
-        with self._record_errors(self.home / "sweeps"):
-            write_sweep_record(self.home, sweep)
-        return sweep
 
     def _update_recorded(self, run_id: str, sql: str, params: tuple) -> Run:
         """A single-row UPDATE keyed on the id (the last parameter), recorded in run.json."""
@@ -400,63 +387,6 @@ class SQLiteRunStore(RunStore):
         if group is not None and (not isinstance(group, str) or not group.strip() or len(group) > 64):
             raise LayerlabError(f"A repeat group is a short text (at most 64 characters). Received: group={group!r}")
         return self._update_recorded(run_id, "UPDATE runs SET repeat_group = ? WHERE id = ?", (group, run_id))
-
-    # -- sweeps -------------------------------------------------------------------------------
-
-    def create_sweep(self, name: str, dataset: str, spec: dict, axes: Sequence[tuple[str, Sequence[Any]]],
-                     runs: Sequence[PlannedRun], *, repeats: int = 1, executor: str = "local") -> Sweep:
-        if not runs:
-            raise LayerlabError("A sweep needs at least one run.")
-        if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
-            raise LayerlabError(f"`repeats` must be a positive integer. Received: repeats={repeats!r}")
-        now = time.time()
-        name = (name or "").strip() or f"sweep {time.strftime('%b %d %H:%M:%S', time.localtime(now))}"
-        axes = tuple((str(setting), tuple(values)) for setting, values in axes)
-        with self._write() as db:
-            while True:
-                sweep = Sweep(id=new_run_id(), name=name, dataset=dataset, spec=spec, axes=axes, repeats=repeats,
-                              created_at=now, executor=validate_executor(executor))
-                try:
-                    insert_sweep(db, sweep)
-                    break
-                except sqlite3.IntegrityError:
-                    continue
-                except (TypeError, ValueError) as error:
-                    raise LayerlabError(f"A sweep's spec and axes must be plain JSON data: {error}") from None
-            # A microsecond apart: a rebuild, which knows no queue order, queues them by creation time.
-            run_ids = [self._insert_run(db, planned.name, dataset, planned.spec, now=now + index * 1e-6,
-                                        total_epochs=planned.total_epochs, sweep_id=sweep.id,
-                                        sweep_settings=planned.sweep_settings, repeat_group=planned.repeat_group,
-                                        seed=planned.seed, executor=executor)
-                       for index, planned in enumerate(runs)]
-            for run_id in run_ids:
-                self._recorded(db, run_id)
-            return self._recorded_sweep(db, sweep.id)
-
-    def get_sweep(self, sweep_id: str) -> Sweep:
-        return self._fetch_sweep(self._connection(), sweep_id)
-
-    def list_sweeps(self) -> list[Sweep]:
-        rows = self._connection().execute("SELECT * FROM sweeps ORDER BY created_at DESC, rowid DESC")
-        return [sweep_from_row(row) for row in rows]
-
-    def cancel_sweep(self, sweep_id: str) -> Sweep:
-        now = time.time()
-        with self._write() as db:
-            self._fetch_sweep(db, sweep_id)
-            db.execute("UPDATE sweeps SET cancelled_at = COALESCE(cancelled_at, ?) WHERE id = ?", (now, sweep_id))
-            queued = [row["id"] for row in db.execute(
-                "SELECT id FROM runs WHERE sweep_id = ? AND status = ?", (sweep_id, RunStatus.QUEUED.value))]
-            db.execute(
-                "UPDATE runs SET status = ?, finished_at = ?, stop_requested = ?, error = ?"
-                " WHERE sweep_id = ? AND status = ?",
-                (RunStatus.STOPPED.value, now, now, "Its sweep was cancelled before it started.", sweep_id,
-                 RunStatus.QUEUED.value))
-            db.execute("UPDATE runs SET stop_requested = ? WHERE sweep_id = ? AND status = ? AND stop_requested = 0",
-                       (now, sweep_id, RunStatus.RUNNING.value))
-            for run_id in queued:
-                self._recorded(db, run_id)
-            return self._recorded_sweep(db, sweep_id)
 
     def delete_run(self, run_id: str) -> None:
         with self._write() as db:
