@@ -43,6 +43,7 @@ TABLE_COLUMNS = {
 }
 
 
+FLIPPED_SHOWN = 12
 ROWS_KEPT = 5_000  # rows of runs in a given state, across the homes a server has shown
 
 
@@ -249,6 +250,8 @@ def settings_effects(points: dict, frame: pd.DataFrame, selected: list[str], lab
 def predictions(store: RunStore, first: Run, second: Run) -> None:
     """Two runs on the same test set: both confusion matrices, their difference, and the flipped
     examples."""
+    from pipelines.inference.evaluate import flipped  # with the models: TensorFlow is loaded by now
+
     try:
         a, b = model_cache.evaluation(store, first), model_cache.evaluation(store, second)
     except LayerlabError as exc:
@@ -263,13 +266,13 @@ def predictions(store: RunStore, first: Run, second: Run) -> None:
     images = model_cache.evaluation_data(first.dataset).x_test
     names = get_info(first.dataset).class_names
     for title, right, wrong in ((first.name, a, b), (second.name, b, a)):
-        flipped = [i for i in range(len(right.labels))
-                   if right.predicted[i] == right.labels[i] and wrong.predicted[i] != wrong.labels[i]]
-        st.markdown(f"**Right in {plain(title)}, wrong in the other**: {len(flipped):,} test images")
+        indices = flipped(right, wrong)
+        st.markdown(f"**Right in {plain(title)}, wrong in the other**: {len(indices):,} test images")
+        shown = indices[:FLIPPED_SHOWN]
         captions = [f"true {names[right.labels[i]]}: {names[right.predicted[i]]} {right.confidence[i]:.0%} vs "
-                    f"{names[wrong.predicted[i]]} {wrong.confidence[i]:.0%}" for i in flipped[:12]]
-        if flipped:
-            evaluation_view.gallery(images[flipped[:12]], captions)
+                    f"{names[wrong.predicted[i]]} {wrong.confidence[i]:.0%}" for i in shown]
+        if len(shown):
+            evaluation_view.gallery(images[shown], captions)
 
 
 def _apply(change, *args) -> None:

@@ -15,24 +15,12 @@ from components.text import plain
 from pipelines.errors import LayerlabError
 from pipelines.modelspec.spec import EPOCHS_MAX, ModelSpec
 from pipelines.modelspec.sweep import (LAYER_PARAMS, MAX_AXES, MAX_VALUES_CHARS, TUTORIAL_SWEEPS, Axis,
-                                      default_position, parse_axis)
+                                      default_position, parse_axis, sweepable_settings)
 from pipelines.runs.entities import Run
 from pipelines.runs.sweeps import best_run, ranking_metric
 
-GLOBAL_SETTINGS = ("lr", "optimizer", "batch_size", "epochs", "seed")
 LIVE_SECONDS = 2.0
 REPEAT_SEEDS = 3
-
-
-def settings_for(spec: ModelSpec) -> list[str]:
-    """What this model lets a sweep vary: the global settings, then each layer param by position."""
-    options = list(GLOBAL_SETTINGS)
-    dense = [i for i, layer in enumerate(spec.layers) if layer.type == "Dense"][:-1]  # not the output layer
-    for index, layer in enumerate(spec.layers):
-        for param, layer_type in LAYER_PARAMS.items():
-            if layer.type == layer_type and (layer_type != "Dense" or index in dense):
-                options.append(f"{param}@{index + 1}")
-    return options
 
 
 def _tutorial(name: str, spec: ModelSpec) -> None:
@@ -72,7 +60,7 @@ def build_panel(spec: ModelSpec, dataset: str, blocked: str | None) -> None:
             column.button(name.capitalize(), key=state.key("build", "sweep", "tutorial", TUTORIAL_SWEEPS[name][0]),
                           on_click=_tutorial,
                           args=(name, spec), width="stretch")
-        options = settings_for(spec)
+        options = sweepable_settings(spec)
         for row in range(MAX_AXES):
             left, right = st.columns([1, 2])
             left.selectbox(f"Setting {row + 1}", options, index=None, placeholder="vary nothing",

@@ -86,6 +86,15 @@ def worst_mistakes(evaluation: Evaluation, limit: int = 24) -> np.ndarray:
     return wrong[order][:limit]
 
 
+def flipped(right: Evaluation, wrong: Evaluation) -> np.ndarray:
+    """Test indices that `right` classifies correctly and `wrong` does not (two runs on the same
+    test set), the ones `wrong` was surest of first: the examples that tell two runs apart."""
+    if len(right.labels) != len(wrong.labels) or not np.array_equal(right.labels, wrong.labels):
+        raise InferenceError("The two runs were evaluated on different test sets: pick two of the same dataset.")
+    indices = np.flatnonzero((right.predicted == right.labels) & (wrong.predicted != wrong.labels))
+    return indices[np.argsort(-wrong.confidence[indices], kind="stable")]
+
+
 def cell_indices(evaluation: Evaluation, true_class: int, predicted_class: int) -> np.ndarray:
     """Test indices counted in one confusion-matrix cell, in test-set order."""
     classes = len(evaluation.class_names)

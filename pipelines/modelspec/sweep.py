@@ -25,6 +25,7 @@ MAX_VALUES_CHARS = 20 * MAX_VALUES
 COMPILE_NAMES = {"lr": "learning_rate", "learning_rate": "learning_rate", "optimizer": "optimizer"}
 FIT_NAMES = {"batch_size": "batch_size", "epochs": "epochs", "seed": "seed"}
 LAYER_PARAMS = {"units": "Dense", "filters": "Conv2D", "rate": "Dropout"}
+GLOBAL_SETTINGS = ("lr", "optimizer", "batch_size", "epochs", "seed")  # as a user picks them
 # The tutorials' own sweeps, one click each on the Build page.
 TUTORIAL_SWEEPS = {
     "learning rate": ("lr", (1e-4, 1e-3, 1e-2, 1e-1)),
@@ -80,6 +81,18 @@ def apply_setting(spec: ModelSpec, setting: str, value: Any) -> ModelSpec:
         return edit.set_param(spec, index, param, value)
     known = ", ".join([*COMPILE_NAMES, *FIT_NAMES, *(f"{p}@N" for p in LAYER_PARAMS)])
     raise SpecError(f"Unknown sweep setting {brief(setting)}. Expected one of: {known}")
+
+
+def sweepable_settings(spec: ModelSpec) -> list[str]:
+    """What a sweep of this model may vary, as `parse_axis` spells it: the global settings, then
+    each layer param by position (`units@2`), not the output layer's units (the class count)."""
+    options = list(GLOBAL_SETTINGS)
+    hidden = [i for i, layer in enumerate(spec.layers) if layer.type == "Dense"][:-1]
+    for index, layer in enumerate(spec.layers):
+        for param, layer_type in LAYER_PARAMS.items():
+            if layer.type == layer_type and (layer_type != "Dense" or index in hidden):
+                options.append(f"{param}@{index + 1}")
+    return options
 
 
 def default_position(spec: ModelSpec, param: str) -> int | None:

@@ -7,7 +7,6 @@ from streamlit.testing.v1 import AppTest
 
 from components import resources
 from components.compare_view import _frame, _row
-from components.sweep_panel import settings_for
 from components.text import plain
 from pipelines.modelspec.presets import get_preset
 from pipelines.runs.sqlite_store import SQLiteRunStore
@@ -26,12 +25,6 @@ def home(tmp_path, monkeypatch, shared_datasets):
     yield home
     for cache in (resources.store, resources.scheduler, _frame, _row):
         cache.clear()
-
-
-def test_settings_offered_are_the_models_own():
-    options = settings_for(get_preset("mlp-128x2").spec)
-    assert options[:5] == ["lr", "optimizer", "batch_size", "epochs", "seed"]
-    assert "units@2" in options and "units@3" in options and "units@4" not in options  # not the output layer
 
 
 def test_the_learning_rate_sweep_in_two_clicks(home):

@@ -14,7 +14,7 @@ from pipelines.data.locate import load
 from pipelines.errors import DatasetError
 from pipelines.inference.predict import Activation, LoadedModel, layer_activations, load_run_model, predict_proba
 from pipelines.errors import InferenceError
-from pipelines.inference.evaluate import cell_indices, evaluate, worst_mistakes
+from pipelines.inference.evaluate import cell_indices, evaluate, flipped, worst_mistakes
 from pipelines.modelspec.keras_build import build_model
 from pipelines.inference.preprocess import open_upload, preprocess_drawing, preprocess_image
 from pipelines.modelspec.presets import get_preset
@@ -185,6 +185,22 @@ def test_cell_indices_match_the_confusion_matrix(lenet_evaluation):
             assert (evaluation.predicted[indices] == predicted_class).all()
     with pytest.raises(InferenceError, match="true_class"):
         cell_indices(evaluation, 10, 0)
+
+
+def test_flipped_examples_are_right_in_one_run_wrong_in_the_other_surest_mistake_first(lenet_evaluation):
+    import dataclasses
+
+    a = lenet_evaluation
+    # Run B: A's answers with the first 50 right ones turned wrong, at rising confidence.
+    predicted, confidence = a.predicted.copy(), a.confidence.copy()
+    turned = np.flatnonzero(a.predicted == a.labels)[:50]
+    predicted[turned] = (a.labels[turned] + 1) % 10
+    confidence[turned] = np.linspace(0.5, 0.99, len(turned))
+    b = dataclasses.replace(a, predicted=predicted, confidence=confidence)
+    assert flipped(a, b).tolist() == turned[::-1].tolist()
+    assert len(flipped(b, a)) == 0
+    with pytest.raises(InferenceError, match="different test sets"):
+        flipped(a, dataclasses.replace(b, labels=a.labels[:-1]))
 
 
 def test_uploaded_pngs_of_inverted_upscaled_digits_are_read_nearly_as_well(lenet, lenet_evaluation, mnist, tmp_path):

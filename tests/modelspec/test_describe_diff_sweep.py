@@ -6,7 +6,7 @@ from pipelines.modelspec import edit
 from pipelines.modelspec.describe import architecture, rate_text, run_title
 from pipelines.modelspec.diff import differing_settings, layer_changes
 from pipelines.modelspec.presets import get_preset
-from pipelines.modelspec.sweep import TUTORIAL_SWEEPS, Axis, default_position, expand, parse_axis
+from pipelines.modelspec.sweep import TUTORIAL_SWEEPS, Axis, default_position, expand, parse_axis, sweepable_settings
 
 LENET = get_preset("lenet").spec
 MLP = get_preset("mlp-128x2").spec
@@ -74,3 +74,9 @@ def test_parse_axis_and_tutorial_sweeps():
     assert position == 2  # the first hidden Dense, never the output layer
     assert len(expand(MLP, [Axis(f"{setting}@{position}", values)])) == 3
     assert default_position(MLP, "rate") is None
+
+
+def test_settings_offered_are_the_models_own():
+    options = sweepable_settings(get_preset("mlp-128x2").spec)
+    assert options[:5] == ["lr", "optimizer", "batch_size", "epochs", "seed"]
+    assert "units@2" in options and "units@3" in options and "units@4" not in options  # not the output layer
