@@ -15,6 +15,7 @@ import re
 import shutil
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +46,32 @@ def check_name(name: str, home: str | os.PathLike | None = None, *, replace: boo
     if not replace and (datasets_dir(home) / name / MANIFEST).is_file():
         raise DatasetError(f"A dataset named {name!r} already exists; choose another name or replace it")
     return name
+
+
+def _names(names: Sequence[str], shown: int = 5) -> str:
+    listed = ", ".join(repr(n) for n in list(names)[:shown])
+    return listed + (f" and {len(names) - shown} more" if len(names) > shown else "")
+
+
+def check_replacement(name: str, settings: Settings, classes: Sequence[str],
+                      home: str | os.PathLike | None = None) -> None:
+    """A replacement keeps the image size, colour channels and classes of the dataset it replaces:
+    the runs trained on it are tested on whatever the name holds, and would no longer fit."""
+    if not (datasets_dir(home) / name / MANIFEST).is_file():
+        return
+    old = read_manifest(name, home)
+    problem = None
+    if old["image_size"] != settings.image_size or old["channels"] != settings.channels:
+        problem = (f"is {old['image_size']} px with {old['channels']} colour channel(s); the replacement is "
+                   f"{settings.image_size} px with {settings.channels}")
+    elif list(old["classes"]) != list(classes):
+        lost, new = [c for c in old["classes"] if c not in classes], [c for c in classes if c not in old["classes"]]
+        problem = "has other classes than the replacement: " + "; ".join(
+            [*([f"it lacks {_names(lost)}"] if lost else []), *([f"it adds {_names(new)}"] if new else [])]
+            or ["the same ones in another order"])
+    if problem:
+        raise DatasetError(f"Dataset {name!r} {problem}. The runs trained on it could no longer be tested: "
+                           f"add the new one under another name, or replace it with the same size, colour and classes")
 
 
 def _stamp(folder: Path) -> int:
@@ -142,6 +169,8 @@ def save(name: str, scan: Scan, decoded: Decoded, settings: Settings, origin: st
          home: str | os.PathLike | None = None, *, replace: bool = False) -> dict:
     """Write the arrays and manifest into a temporary folder, then rename it into place."""
     check_name(name, home, replace=replace)
+    if replace:
+        check_replacement(name, settings, scan.classes, home)
     if not np.any(decoded.split == "train") or len(np.unique(decoded.y[decoded.split == "train"])) < 2:
         raise DatasetError(f"Fewer than two classes of {name!r} could be read for training; nothing was added")
     root = datasets_dir(home)

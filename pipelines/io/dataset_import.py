@@ -46,6 +46,8 @@ def add_dataset(name: str, source: str | os.PathLike | BinaryIO, settings: Setti
     what = what or (str(source) if isinstance(source, (str, os.PathLike)) else "the upload")
     with unpacked(source, home=home, what=what, progress=progress, limits=limits) as (folder, origin):
         scan = scan_folder(folder, what=what)  # a refusal names the upload, not its temporary folder
+        if replace:  # before the decoding, which takes the time
+            added.check_replacement(name, settings, scan.classes, home)
         on_image = (lambda done, total, seconds: progress("decode", done, total, seconds)) if progress else None
         decoded = decode_scan(scan, settings, on_image)
         return added.save(name, scan, decoded, settings, origin, home, replace=replace)

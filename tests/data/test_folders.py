@@ -149,3 +149,26 @@ def test_symlinked_photos_and_class_folders_are_reported_skipped_not_followed(sh
     copy_classes(shared_datasets, split / "train", classes=("hat", "pants"), per_class=3)
     (split / "test").symlink_to(root, target_is_directory=True)
     assert dict(scan_folder(split).skipped) == {"test": reasons["boots"]}
+
+
+def test_a_replacement_keeps_the_size_colour_and_classes_the_runs_were_trained_on(shared_datasets, tmp_path, home):
+    from pipelines.io.dataset_import import add_dataset
+
+    root = copy_classes(shared_datasets, tmp_path / "photos", per_class=6)
+    add_dataset("clothes", root, Settings(24, "crop", "rgb"))
+    before = (home / "datasets" / "clothes" / "arrays.npz").read_bytes()
+    refusals = [(Settings(32, "crop", "rgb"), root, "is 24 px with 3 colour channel.* the replacement is 32 px with 3"),
+                (Settings(24, "crop", "grayscale"), root, "the replacement is 24 px with 1"),
+                (Settings(24, "crop", "rgb"), copy_classes(shared_datasets, tmp_path / "fewer", ("hat", "pants"), 6),
+                 "it lacks 'shoes'")]
+    for settings, folder, reason in refusals:
+        with pytest.raises(DatasetError, match=f"Dataset 'clothes' {'has other classes' if 'lacks' in reason else ''}"
+                                               f".*{reason}.*add the new one under another name"):
+            add_dataset("clothes", folder, settings, replace=True)
+    assert (home / "datasets" / "clothes" / "arrays.npz").read_bytes() == before  # nothing was replaced
+    first = added.read_manifest("clothes")
+    more = copy_classes(shared_datasets, tmp_path / "more", per_class=8)
+    add_dataset("clothes", more, Settings(24, "pad", "rgb"), replace=True)  # the same size, colour and classes
+    replaced = added.read_manifest("clothes")
+    assert (replaced["fit"], first["fit"]) == ("pad", "crop")
+    assert sum(replaced["counts"]["train"]) > sum(first["counts"]["train"])
