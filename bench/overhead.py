@@ -72,7 +72,7 @@ def _tail(text: str, lines: int = 15) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
 
 
-def plain_fit(preset: str, dataset: str, epochs: int, data_dir: str | None, seed: int) -> dict:
+def plain_fit(preset: str, dataset: str, epochs: int, data_dir: str | None, seed: int | None = None) -> dict:
     """The tutorials' way, in this (fresh) process: numpy arrays scaled to [0, 1], one `fit` call,
     scored on the validation examples Layerlab holds out for the same seed."""
     import keras
@@ -81,6 +81,7 @@ def plain_fit(preset: str, dataset: str, epochs: int, data_dir: str | None, seed
     from pipelines.data.locate import load
     from pipelines.modelspec.keras_build import build_model
     spec = PRESETS[preset].spec
+    seed = spec.fit.seed if seed is None else seed
     data = load(dataset, data_dir)
     x = data.x_train.astype("float32") / 255.0
 
@@ -123,11 +124,12 @@ def run_plain(args: argparse.Namespace, preset: str, dataset: str, epochs: int, 
     return _last_json_line(result.stdout)
 
 
-def run_layerlab(args: argparse.Namespace, home: Path, preset: str, dataset: str, epochs: int, seed: int,
-                 extra_env: dict | None = None) -> dict:
-    """`python -m pipelines train`, which queues the run, spawns one worker (no spare) and waits."""
+def run_layerlab(args: argparse.Namespace, home: Path, preset: str, dataset: str, epochs: int,
+                 seed: int | None = None, extra_env: dict | None = None) -> dict:
+    """`python -m pipelines train`, which queues the run, spawns one worker (no spare) and waits;
+    `seed` None: the preset's."""
     command = [sys.executable, "-m", "pipelines", "train", "--dataset", dataset, "--preset", preset,
-               "--epochs", str(epochs), "--seed", str(seed), "--home", str(home)]
+               "--epochs", str(epochs), "--home", str(home), *(["--seed", str(seed)] if seed is not None else [])]
     if args.data_dir:
         command += ["--data-dir", args.data_dir]
     try:
