@@ -102,14 +102,36 @@ def compile_spec(compile_config: dict) -> CompileSpec:
         raise refuse(f"the compile settings do not fit Layerlab's: {error}") from None
 
 
+# Settings that act only while training: the checker lets the Keras classes of them through, and
+# Layerlab's layers have none, so the imported model predicts as the file's but trains without them.
+TRAINING_ONLY = ("kernel_regularizer", "bias_regularizer", "kernel_constraint", "bias_constraint")
+
+
+def _object_text(value: Any) -> str:
+    """`L2(l2=0.01)` for a serialized Keras object (the checker allowed only plain numbers in it)."""
+    if not isinstance(value, dict):
+        return brief(value)
+    settings = value.get("config") if isinstance(value.get("config"), dict) else {}
+    shown = ", ".join(f"{key}={item:g}" if isinstance(item, (int, float)) else f"{key}={brief(item)}"
+                      for key, item in settings.items())
+    return f"{value.get('class_name', '?')}({shown})"
+
+
 def import_notes(checked: CheckedConfig) -> tuple[str, ...]:
     """What the import changed on the way in, for the run's note."""
+    notes = []
     optimizer = checked.compile.get("optimizer")
     rate = optimizer.get("config", {}).get("learning_rate") if isinstance(optimizer, dict) else None
     if isinstance(rate, dict):
-        return (f"The file's learning-rate schedule ({rate['class_name']}) was imported as its initial rate, "
-                f"{_learning_rate(rate):g}: Layerlab trains with a fixed rate.",)
-    return ()
+        notes.append(f"The file's learning-rate schedule ({rate['class_name']}) was imported as its initial rate, "
+                     f"{_learning_rate(rate):g}: Layerlab trains with a fixed rate.")
+    for position, layer in enumerate(checked.layers, 1):
+        dropped = [f"{key} {_object_text(layer.config[key])}" for key in TRAINING_ONLY if layer.config.get(key)]
+        if dropped:
+            notes.append(f"Layer {position} ({layer.class_name}) has {' and '.join(dropped)} in the file, which act "
+                         "only while training: its predictions are the file's, but training it further here runs "
+                         "without them (Layerlab's layers have none).")
+    return tuple(notes)
 
 
 def spec_from_config(checked: CheckedConfig) -> ModelSpec:

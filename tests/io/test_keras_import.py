@@ -106,6 +106,22 @@ def test_a_functional_model_with_a_skip_is_refused(tmp_path, store):
     assert store.list_runs() == []
 
 
+def test_regularizers_and_constraints_import_said_in_the_note(tmp_path, store):
+    model = keras.Sequential([
+        keras.Input(shape=(28, 28, 1)),
+        keras.layers.Flatten(),
+        keras.layers.Dense(16, activation="relu", kernel_regularizer=keras.regularizers.L2(0.01),
+                           bias_constraint=keras.constraints.MaxNorm(2.0)),
+        keras.layers.Dense(10, activation="softmax", bias_regularizer=keras.regularizers.L1(0.001)),
+    ])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    run = import_model(store, save(model, tmp_path / "regularized.keras"), "mnist")
+    assert "Layer 2 (Dense) has kernel_regularizer L2(l2=0.01) and bias_constraint MaxNorm(max_value=2, axis=0)" \
+        in run.note, run.note
+    assert "Layer 3 (Dense) has bias_regularizer L1(l1=0.001)" in run.note and "Layer 1" not in run.note
+    assert _largest_difference(store, run, model) <= 1e-6  # they change nothing a trained model computes
+
+
 def test_metric_objects_a_schedule_and_a_hostile_name_import_mapped_and_said(tmp_path, store):
     model = plain_keras_model(16)
     schedule = keras.optimizers.schedules.ExponentialDecay(0.002, decay_steps=100, decay_rate=0.9)
