@@ -29,7 +29,8 @@ def add_sweep_command(sub: argparse._SubParsersAction, common: argparse.Argument
     sweep = sub.add_parser("sweep", parents=[common], help="train one model over combinations of settings",
                            description="Queue one run per combination of the --vary values (and per seed with "
                                        "--repeats), wait for them, print one JSON line per run as it ends and a "
-                                       "last line with the best run (by its best epoch's validation accuracy).")
+                                       "last line with the best run (by its best epoch's validation accuracy, or training "
+                                       "accuracy for runs without a validation split; best_by says which).")
     sweep.add_argument("--dataset", choices=datasets, help="default: the preset's dataset, else mnist")
     source = sweep.add_mutually_exclusive_group()
     source.add_argument("--preset", help="a preset: " + ", ".join(PRESETS))
@@ -51,27 +52,29 @@ def add_sweep_command(sub: argparse._SubParsersAction, common: argparse.Argument
     sweep.set_defaults(func=cmd_sweep)
 
 
+def _best_fields(points, metric: str | None) -> dict:
+    """The best epoch by `metric` (None: nothing to rank), named so: training accuracy never as "val"."""
+    best = best_of(points, metric) if metric else None
+    return {"best_by": metric if best else None, "best_accuracy": best[0] if best else None,
+            "best_val_accuracy": best[0] if best and metric == "val_accuracy" else None,
+            "best_epoch": best[1] if best else None}
+
+
 def _run_line(run: Run, points) -> dict:
-    best = best_of(points)
     return {**summary(run), "sweep_id": run.sweep_id, "name": run.name, "settings": run.sweep_settings,
-            "seed": run.seed, "best_val_accuracy": best[0] if best else None, "best_epoch": best[1] if best else None}
+            "seed": run.seed, **_best_fields(points, ranking_metric([run], {run.id: points}))}
 
 
 def _sweep_line(sweep: Sweep, runs: list[Run], store: SQLiteRunStore) -> dict:
     points = {run.id: store.get_metrics(run.id, kind="epoch") for run in runs}
     best = best_run(runs, points)
     progress = sweep_progress(runs)
-    ranked_by = ranking_metric(runs, points)
-    best_value = best_of(points[best.id], ranked_by) if best else None
     return {"sweep_id": sweep.id, "name": sweep.name, "dataset": sweep.dataset, "runs": progress.total,
             "completed": progress.completed, "failed": progress.failed, "stopped": progress.stopped,
             "interrupted": progress.interrupted, "cancelled": sweep.cancelled, "executor": sweep.executor,
             "wall_seconds": elapsed_seconds(runs), "best_run_id": best.id if best else None,
             "best_settings": best.sweep_settings if best else None, "best_seed": best.seed if best else None,
-            # Training accuracy ranks runs without a validation split, and says so: never as "val".
-            "best_by": ranked_by, "best_accuracy": best_value[0] if best_value else None,
-            "best_val_accuracy": best_value[0] if best_value and ranked_by == "val_accuracy" else None,
-            "best_epoch": best_value[1] if best_value else None,
+            **_best_fields(points[best.id] if best else (), ranking_metric(runs, points) if best else None),
             "best_test_accuracy": best.metrics.get("test_accuracy") if best else None}
 
 
