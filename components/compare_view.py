@@ -18,6 +18,7 @@ from pipelines.errors import LayerlabError
 from pipelines.modelspec.diff import differing_settings, layer_changes
 from pipelines.runs import compare
 from pipelines.runs.entities import Run
+from pipelines.runs.sweeps import best_of
 from pipelines.runs.store import RunStore
 
 METRICS = {"validation accuracy": "val_accuracy", "validation loss": "val_loss",
@@ -132,11 +133,14 @@ def selectable_table(frame: pd.DataFrame, everything: pd.DataFrame) -> list[str]
 
 def _curve(run_id: str, frame: pd.DataFrame, points: dict, metric: str, by: str, smoothing: float) -> figures.Curve:
     """One run's line; its best epoch starred where that epoch sits on the line drawn (by epoch or
-    by time, smoothed or not)."""
+    by time, smoothed or not): by validation accuracy, or by training accuracy for a run without a
+    validation split, as a sweep ranks them."""
     x, y = compare.curve(points[run_id], metric, by=by)
     shown = compare.ema(y, smoothing) if len(y) else y
     epochs, _ = compare.curve(points[run_id], metric, by="epoch")  # the same points, in the same order
     epoch = frame.loc[run_id, "best_epoch"]
+    if pd.isna(epoch) and (by_training := best_of(points[run_id], "accuracy")):
+        epoch = by_training[1]
     best = None
     if pd.notna(epoch) and int(epoch) in epochs:
         at = list(epochs).index(int(epoch))
@@ -254,6 +258,7 @@ def predictions(store: RunStore, first: Run, second: Run) -> None:
 
     try:
         a, b = model_cache.evaluation(store, first), model_cache.evaluation(store, second)
+        flips = {first.id: flipped(a, b), second.id: flipped(b, a)}
     except LayerlabError as exc:
         st.warning(plain(exc, keep_code=True))
         return
@@ -265,8 +270,8 @@ def predictions(store: RunStore, first: Run, second: Run) -> None:
                     key=state.key("compare", "confusion"))
     images = model_cache.evaluation_data(first.dataset).x_test
     names = get_info(first.dataset).class_names
-    for title, right, wrong in ((first.name, a, b), (second.name, b, a)):
-        indices = flipped(right, wrong)
+    for run, right, wrong in ((first, a, b), (second, b, a)):
+        title, indices = run.name, flips[run.id]
         st.markdown(f"**Right in {plain(title)}, wrong in the other**: {len(indices):,} test images")
         shown = indices[:FLIPPED_SHOWN]
         captions = [f"true {names[right.labels[i]]}: {names[right.predicted[i]]} {right.confidence[i]:.0%} vs "

@@ -14,7 +14,8 @@ import numpy as np
 import streamlit as st
 
 from pipelines.data.catalog import Dataset
-from pipelines.data.locate import load
+from pipelines.data.locate import load, locate
+from pipelines.errors import LayerlabError
 from pipelines.runs.artifacts import MODEL_FILE
 from pipelines.runs.entities import Run, RunStatus
 from pipelines.runs.store import RunStore
@@ -60,14 +61,24 @@ def _load_model(run_dir: str, dataset: str, mtime_ns: int) -> LoadedModel:
     return loaded
 
 
+def _data_stamp(dataset: str) -> int:
+    """When the dataset's files last changed (an added dataset can be replaced): 0 if not found."""
+    try:
+        found = locate(dataset)
+    except LayerlabError:
+        return 0
+    return _mtime_ns(Path(found)) if found else 0
+
+
 def evaluation(store: RunStore, run: Run) -> Evaluation:
-    """The run's model on the whole test set of its dataset, computed once per model file."""
+    """The run's model on the whole test set of its dataset, computed once per model file and
+    dataset files: two runs compared are always scored on the same test set."""
     path = model_path(store, run)
-    return _evaluate(str(path.parent), run.dataset, _mtime_ns(path))
+    return _evaluate(str(path.parent), run.dataset, _mtime_ns(path), _data_stamp(run.dataset))
 
 
 @st.cache_resource(max_entries=EVALUATIONS_KEPT, show_spinner="Running the model on the test set …")
-def _evaluate(run_dir: str, dataset: str, mtime_ns: int) -> Evaluation:
+def _evaluate(run_dir: str, dataset: str, mtime_ns: int, data_stamp: int) -> Evaluation:
     from pipelines.inference.evaluate import evaluate  # TensorFlow: only once a model is used
 
     data = evaluation_data(dataset)

@@ -90,7 +90,8 @@ def flipped(right: Evaluation, wrong: Evaluation) -> np.ndarray:
     """Test indices that `right` classifies correctly and `wrong` does not (two runs on the same
     test set), the ones `wrong` was surest of first: the examples that tell two runs apart."""
     if len(right.labels) != len(wrong.labels) or not np.array_equal(right.labels, wrong.labels):
-        raise InferenceError("The two runs were evaluated on different test sets: pick two of the same dataset.")
+        raise InferenceError("The two runs were scored on different test sets (was their dataset replaced in "
+                             "between?): compare two runs scored on the same one.")
     indices = np.flatnonzero((right.predicted == right.labels) & (wrong.predicted != wrong.labels))
     return indices[np.argsort(-wrong.confidence[indices], kind="stable")]
 

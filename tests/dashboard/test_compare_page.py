@@ -174,6 +174,27 @@ def test_the_best_epoch_is_starred_by_time_and_on_the_smoothed_line(store):
     assert values(star, "y") == pytest.approx([values(line, "y")[1]]) and values(star, "y")[0] < 0.9  # smoothed
 
 
+def test_runs_without_validation_show_none_and_star_their_best_training_epoch(store):
+    import json
+
+    runs = []
+    for name, accuracy in (("no split a", [0.70, 0.90, 0.80]), ("no split b", [0.60, 0.65, 0.70])):
+        run = store.create_run(name, "fashion_mnist", MLP.with_fit(validation_split=0.0).to_dict(), total_epochs=3)
+        store.claim_next_run(1, 1)
+        store.log_metrics(run.id, [MetricPoint("epoch", e, 10, metric, value, 100.0 + e) for e, v in enumerate(accuracy)
+                                   for metric, value in (("accuracy", v), ("loss", 1 - v))])
+        store.finish_run(run.id, RunStatus.COMPLETED, metrics={"test_accuracy": accuracy[-1]})
+        runs.append(run)
+    at = open_compare([run.id for run in runs])
+    assert not at.exception
+    assert at.selectbox(key="compare_metric").value == "training accuracy"
+    table = next(frame.value for frame in at.dataframe if "best_val_accuracy" in frame.value.columns)
+    assert table["best_val_accuracy"].isna().all()  # training accuracy is not shown as validation
+    figure = json.loads(next(c.proto.spec for c in at.get("plotly_chart") if "compare_curves" in c.proto.id))
+    star = next(t for t in figure["data"] if t.get("name") == "no split a" and t.get("mode") == "markers")
+    assert star["x"] == [2] and star["y"] == [0.9]  # epoch 2, its best training accuracy
+
+
 def test_a_run_whose_spec_cannot_be_read_is_named_and_the_rest_compares(store):
     good = finished(store, "good", MLP, [0.80, 0.86])
     wide = finished(store, "wide", edit.set_param(MLP, 1, "units", 512), [0.82, 0.87])
@@ -219,3 +240,25 @@ def test_deleting_several_runs_says_which_went_and_which_were_refused(store):
     assert "done one" in notice and "Not deleted" in notice and running.id in notice and "RUNNING" in notice
     selection = at.query_params["runs"]
     assert (selection[0] if isinstance(selection, list) else selection) == running.id
+
+
+def test_the_table_reads_again_only_the_run_that_changed(store, monkeypatch):
+    from components.compare_view import runs_table
+
+    first = finished(store, "first", MLP, [0.80, 0.86])
+    second = finished(store, "second", MLP.with_compile(learning_rate=1e-2), [0.70, 0.75])
+    read = []
+    real = SQLiteRunStore.get_metrics
+    monkeypatch.setattr(SQLiteRunStore, "get_metrics", lambda self, run_id, **kw: read.append(run_id) or
+                        real(self, run_id, **kw))
+    table = runs_table(store)
+    assert sorted(read) == sorted([first.id, second.id]) and table.loc[first.id, "best_val_accuracy"] == 0.86
+    read.clear()
+    store.set_note(first.id, "changed")
+    store.log_metrics(first.id, [MetricPoint("epoch", 1, 10, "val_accuracy", 0.90, 102.0)])  # read with the change
+    table = runs_table(store)
+    assert read == [first.id]  # the other run's row came from the cache
+    assert table.loc[first.id, "note"] == "changed" and table.loc[first.id, "best_val_accuracy"] == 0.90
+    assert table.loc[second.id, "best_val_accuracy"] == 0.75
+    read.clear()
+    assert runs_table(store).equals(table) and read == []  # nothing changed: nothing read
