@@ -4,8 +4,8 @@ Keras deserialize the file.
 Every layer's editable params are read through the registry (as `keras_build.spec_from_model`
 does for a live model) and checked against the registry's ranges; the compile settings map to
 Layerlab's optimizers, losses and metrics, or to Layerlab's defaults when the file was saved
-uncompiled. What Layerlab cannot carry as it is (a learning-rate schedule) is mapped and said so
-in `import_notes`, which becomes the run's note.
+uncompiled. What Layerlab cannot carry as it is (a learning-rate schedule, a layer's regularizers
+and constraints) is mapped or left out, and said so in `import_notes`, which becomes the run's note.
 """
 from __future__ import annotations
 
@@ -102,35 +102,46 @@ def compile_spec(compile_config: dict) -> CompileSpec:
         raise refuse(f"the compile settings do not fit Layerlab's: {error}") from None
 
 
-# Settings that act only while training: the checker lets the Keras classes of them through, and
-# Layerlab's layers have none, so the imported model predicts as the file's but trains without them.
-TRAINING_ONLY = ("kernel_regularizer", "bias_regularizer", "kernel_constraint", "bias_constraint")
+# Settings that act only while training: the checker lets Keras' own regularizer and constraint
+# classes through (an activity_regularizer it refuses), and Layerlab's layers have none, so the
+# imported model predicts as the file's but trains without them. The note names a few layers.
+TRAINING_ONLY_SUFFIXES = ("_regularizer", "_constraint")
+NOTED_LAYERS = 5
+OBJECT_TEXT_CHARS = 80
 
 
 def _object_text(value: Any) -> str:
-    """`L2(l2=0.01)` for a serialized Keras object (the checker allowed only plain numbers in it)."""
+    """`L2(l2=0.01)` for a serialized Keras object, at most OBJECT_TEXT_CHARS long."""
     if not isinstance(value, dict):
-        return brief(value)
+        return brief(value, OBJECT_TEXT_CHARS)
     settings = value.get("config") if isinstance(value.get("config"), dict) else {}
-    shown = ", ".join(f"{key}={item:g}" if isinstance(item, (int, float)) else f"{key}={brief(item)}"
-                      for key, item in settings.items())
-    return f"{value.get('class_name', '?')}({shown})"
+    shown = ", ".join(f"{key}={item:g}" if isinstance(item, (int, float)) and not isinstance(item, bool)
+                      else f"{key}={brief(item, 20)}" for key, item in settings.items())
+    text = f"{value.get('class_name', '?')}({shown})"
+    return text if len(text) <= OBJECT_TEXT_CHARS else text[: OBJECT_TEXT_CHARS - 1] + "…"
+
+
+def _training_only(config: dict) -> list[str]:
+    return [f"{key} {_object_text(value)}" for key, value in config.items()
+            if value and key != "activity_regularizer" and key.endswith(TRAINING_ONLY_SUFFIXES)]
 
 
 def import_notes(checked: CheckedConfig) -> tuple[str, ...]:
-    """What the import changed on the way in, for the run's note."""
+    """What the import changed on the way in, for the run's note (short: a note has a size cap)."""
     notes = []
     optimizer = checked.compile.get("optimizer")
     rate = optimizer.get("config", {}).get("learning_rate") if isinstance(optimizer, dict) else None
     if isinstance(rate, dict):
         notes.append(f"The file's learning-rate schedule ({rate['class_name']}) was imported as its initial rate, "
                      f"{_learning_rate(rate):g}: Layerlab trains with a fixed rate.")
-    for position, layer in enumerate(checked.layers, 1):
-        dropped = [f"{key} {_object_text(layer.config[key])}" for key in TRAINING_ONLY if layer.config.get(key)]
-        if dropped:
-            notes.append(f"Layer {position} ({layer.class_name}) has {' and '.join(dropped)} in the file, which act "
-                         "only while training: its predictions are the file's, but training it further here runs "
-                         "without them (Layerlab's layers have none).")
+    carried = [(position, layer.class_name, found) for position, layer in enumerate(checked.layers, 1)
+               if (found := _training_only(layer.config))]
+    if carried:
+        shown = "; ".join(f"layer {position} ({kind}): {' and '.join(found)}"
+                          for position, kind, found in carried[:NOTED_LAYERS])
+        more = f"; and {len(carried) - NOTED_LAYERS} more layers" if len(carried) > NOTED_LAYERS else ""
+        notes.append(f"Left out, as they act only while training and Layerlab's layers have none: {shown}{more}. "
+                     "The model predicts as the file's; training it further here runs without them.")
     return tuple(notes)
 
 

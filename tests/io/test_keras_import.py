@@ -112,14 +112,23 @@ def test_regularizers_and_constraints_import_said_in_the_note(tmp_path, store):
         keras.layers.Flatten(),
         keras.layers.Dense(16, activation="relu", kernel_regularizer=keras.regularizers.L2(0.01),
                            bias_constraint=keras.constraints.MaxNorm(2.0)),
-        keras.layers.Dense(10, activation="softmax", bias_regularizer=keras.regularizers.L1(0.001)),
+        keras.layers.BatchNormalization(gamma_regularizer=keras.regularizers.L1(0.001)),
+        keras.layers.Dense(10, activation="softmax"),
     ])
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     run = import_model(store, save(model, tmp_path / "regularized.keras"), "mnist")
-    assert "Layer 2 (Dense) has kernel_regularizer L2(l2=0.01) and bias_constraint MaxNorm(max_value=2, axis=0)" \
-        in run.note, run.note
-    assert "Layer 3 (Dense) has bias_regularizer L1(l1=0.001)" in run.note and "Layer 1" not in run.note
+    assert "layer 2 (Dense): kernel_regularizer L2(l2=0.01) and bias_constraint MaxNorm(max_value=2, axis=0); " \
+           "layer 3 (BatchNormalization): gamma_regularizer L1(l1=0.001)." in run.note, run.note
+    assert "layer 1" not in run.note and "layer 4" not in run.note
     assert _largest_difference(store, run, model) <= 1e-6  # they change nothing a trained model computes
+
+    deep = keras.Sequential([keras.Input(shape=(28, 28, 1)), keras.layers.Flatten(),
+                             *(keras.layers.Dense(8, kernel_regularizer=keras.regularizers.L2(0.01)) for _ in range(12)),
+                             keras.layers.Dense(10, activation="softmax")])
+    deep.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    run = import_model(store, save(deep, tmp_path / "deep.keras"), "mnist")
+    assert "layer 6 (Dense)" in run.note and "layer 7" not in run.note and "; and 7 more layers." in run.note
+    assert len(run.note) < 1_000
 
 
 def test_metric_objects_a_schedule_and_a_hostile_name_import_mapped_and_said(tmp_path, store):
