@@ -56,22 +56,27 @@ def _names(names: Sequence[str], shown: int = 5) -> str:
 def check_replacement(name: str, settings: Settings, classes: Sequence[str],
                       home: str | os.PathLike | None = None) -> None:
     """A replacement keeps the image size, colour channels and classes of the dataset it replaces:
-    the runs trained on it are tested on whatever the name holds, and would no longer fit."""
+    the runs trained on it are tested on whatever the name holds, and would no longer fit. A
+    dataset whose manifest cannot be read may be replaced by anything: nothing can be tested on it."""
     if not (datasets_dir(home) / name / MANIFEST).is_file():
         return
-    old = read_manifest(name, home)
-    problem = None
+    try:
+        old = read_manifest(name, home)
+    except DatasetError:
+        return
+    problems = []
     if old["image_size"] != settings.image_size or old["channels"] != settings.channels:
-        problem = (f"is {old['image_size']} px with {old['channels']} colour channel(s); the replacement is "
-                   f"{settings.image_size} px with {settings.channels}")
-    elif list(old["classes"]) != list(classes):
+        problems.append(f"it is {old['image_size']} px with {old['channels']} colour channel(s), the replacement "
+                        f"{settings.image_size} px with {settings.channels}")
+    if list(old["classes"]) != list(classes):
         lost, new = [c for c in old["classes"] if c not in classes], [c for c in classes if c not in old["classes"]]
-        problem = "has other classes than the replacement: " + "; ".join(
-            [*([f"it lacks {_names(lost)}"] if lost else []), *([f"it adds {_names(new)}"] if new else [])]
-            or ["the same ones in another order"])
-    if problem:
-        raise DatasetError(f"Dataset {name!r} {problem}. The runs trained on it could no longer be tested: "
-                           f"add the new one under another name, or replace it with the same size, colour and classes")
+        problems.append("the replacement " + " and ".join(
+            [*([f"lacks the class(es) {_names(lost)}"] if lost else []),
+             *([f"adds {_names(new)}"] if new else [])] or ["has the same classes in another order"]))
+    if problems:
+        raise DatasetError(f"Dataset {name!r} cannot be replaced so: {'; '.join(problems)}. The runs trained on it "
+                           "could no longer be tested: add the new one under another name, or replace it with the "
+                           "same size, colour and classes")
 
 
 def _stamp(folder: Path) -> int:
