@@ -189,4 +189,4 @@ def test_train_takes_a_seed_and_a_bad_one_is_one_line(capsys, tmp_path):
     assert _apply_overrides(_load_spec(args), args).fit.seed == 0
     assert main(["train", "--preset", "lenet", "--seed", "-3", "--home", str(tmp_path)]) != 0
     err = capsys.readouterr().err
-    assert "seed" in err and "-3" in err and "Traceback" not in err
+    assert "`seed` must be an integer from 0 to 2147483647. Received: seed=-3" in err and "Traceback" not in err

@@ -381,6 +381,13 @@ def test_batches_are_scaled_floats_with_sparse_labels(mnist):
     np.testing.assert_array_equal(y.numpy(), mnist.y_train[:32])
 
 
+def test_every_pipeline_runs_without_the_autotuner(mnist):
+    """Its background tuning took cores from the training step in bursts (pipelines/data/inputs.py)."""
+    inputs = make_inputs(mnist, batch_size=32)
+    for pipeline in (inputs.train, inputs.val, inputs.test):
+        assert pipeline.options().autotune.enabled is False
+
+
 def test_one_hot_labels(mnist):
     inputs = make_inputs(mnist, batch_size=16, label_mode="one_hot")
     x, y = next(iter(inputs.test))

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from pipelines.errors import LayerlabError
-from pipelines.execution.speed import (MAX_STEPS_PER_EXECUTION, MIN_CALLS_PER_EPOCH, TARGET_CALL_SECONDS, SpeedSettings,
+from pipelines.execution.speed import (MAX_STEPS_PER_EXECUTION, MIN_CALLS_PER_EPOCH, SpeedSettings,
                                        choose_steps_per_execution, estimated_step_seconds, intra_op_threads)
 from pipelines.modelspec.presets import get_preset
 from pipelines.runs.sqlite_store import SQLiteRunStore
@@ -29,7 +29,8 @@ def test_a_call_stays_short_enough_for_stop_and_an_epoch_keeps_several_calls():
         for batch_size, steps in ((32, 1687), (128, 35), (8, 5)):
             spe = choose_steps_per_execution(flops, batch_size, steps, cores=2)
             assert 1 <= spe <= MAX_STEPS_PER_EXECUTION
-            assert spe == 1 or spe * estimated_step_seconds(flops, batch_size, cores=2) <= TARGET_CALL_SECONDS
+            # A Stop lands within one call plus the validation pass: 2 s in all, so a call stays well under it.
+            assert spe == 1 or spe * estimated_step_seconds(flops, batch_size, cores=2) <= 0.5
             assert spe == 1 or steps // spe >= MIN_CALLS_PER_EPOCH
 
 
