@@ -51,6 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--selected", type=int, default=10)
     parser.add_argument("--reps", type=int, default=5)
     args = parser.parse_args(argv)
+    if args.runs < args.selected + args.reps or min(args.selected, args.reps) < 1:
+        parser.error(f"--runs must be at least --selected + --reps (the changed runs are not selected), and "
+                     f"both positive. Received: runs={args.runs}, selected={args.selected}, reps={args.reps}")
     home = Path(tempfile.mkdtemp(prefix="layerlab-compare-"))
     os.environ["LAYERLAB_HOME"] = str(home)
     ids = fill(home, args.runs)
