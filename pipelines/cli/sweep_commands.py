@@ -96,12 +96,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     try:
         while True:
             scheduler.ensure_workers()
-            runs = scheduler.sweep_runs(sweep.id)
-            for run in runs:
+            # Progress first, then the runs: a run that ends between the two reads is still printed
+            # before the loop sees the sweep finished (read the other way, its line was lost).
+            progress = scheduler.sweep_progress(sweep.id)
+            for run in scheduler.sweep_runs(sweep.id):
                 if run.status.is_terminal and run.id not in reported:
                     reported.add(run.id)
                     print(json.dumps(_run_line(run, store.get_metrics(run.id, kind="epoch"))), flush=True)
-            progress = scheduler.sweep_progress(sweep.id)
             line = f"sweep {sweep.id}: {progress.text()}"
             if line != last_line:
                 print(line, file=sys.stderr, flush=True)
