@@ -29,8 +29,9 @@ def add_sweep_command(sub: argparse._SubParsersAction, common: argparse.Argument
     sweep = sub.add_parser("sweep", parents=[common], help="train one model over combinations of settings",
                            description="Queue one run per combination of the --vary values (and per seed with "
                                        "--repeats), wait for them, print one JSON line per run as it ends and a "
-                                       "last line with the best run (by its best epoch's validation accuracy, or training "
-                                       "accuracy for runs without a validation split; best_by says which).")
+                                       "last line with the best run (by its best epoch's validation accuracy, or "
+                                       "training accuracy for runs without a validation split; best_by says "
+                                       "which).")
     sweep.add_argument("--dataset", choices=datasets, help="default: the preset's dataset, else mnist")
     source = sweep.add_mutually_exclusive_group()
     source.add_argument("--preset", help="a preset: " + ", ".join(PRESETS))
