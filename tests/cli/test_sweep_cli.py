@@ -86,3 +86,32 @@ def test_an_unreachable_ray_address_is_one_error_line_at_once(tmp_path, shared_d
     assert len(errors) == 1 and "Cannot reach the Ray cluster at '127.0.0.1:1': nothing answers" in errors[0]
     if (home / "runs.db").exists():
         assert SQLiteRunStore(home).list_runs() == []
+
+
+def test_runs_that_end_just_before_the_sweep_is_seen_finished_are_still_printed(tmp_path, monkeypatch, capsys):
+    """Both runs end between the loop's reading of the sweep's progress and of its runs: each still
+    gets its line (read in the other order, the loop saw the sweep finished and printed neither)."""
+    from pipelines.cli import sweep_commands
+    from pipelines.cli.main import main
+
+    class EndingBetweenReads(Scheduler):
+        reads = 0
+
+        def ensure_workers(self, *args, **kwargs):
+            return []
+
+        def sweep_runs(self, sweep_id):
+            EndingBetweenReads.reads += 1
+            if EndingBetweenReads.reads == 2:  # the loop's second read: both runs end just before it
+                for _ in range(2):
+                    run = self.store.claim_next_run(1, 2)
+                    self.store.finish_run(run.id, RunStatus.COMPLETED, metrics={})
+            return super().sweep_runs(sweep_id)
+
+    monkeypatch.setattr(sweep_commands, "Scheduler", EndingBetweenReads)
+    monkeypatch.setattr(sweep_commands, "POLL_SECONDS", 0.01)
+    status = main(["sweep", "--preset", "mlp-128x2", "--dataset", "mnist", "--vary", "lr=1e-3,1e-2",
+                   "--home", str(tmp_path / "home")])
+    lines = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
+    assert status == 0 and [line["status"] for line in lines[:-1]] == ["COMPLETED"] * 2
+    assert lines[-1]["completed"] == 2 and lines[-1]["best_by"] is None  # no epoch recorded: nothing ranked
