@@ -5,16 +5,16 @@ is code (CVE-2025-1550, CVE-2025-9906, CVE-2025-8747, CVE-2026-1462, CVE-2025-12
 never hands it to Keras: this module walks all of it, each key at its own place, against an
 allow-list (a Sequential of registry layers, or a Functional chain of them; keras' own objects by
 name; shapes in `build_config`), and keeps the layer configs, from which `import_spec` makes a
-Layerlab spec to rebuild. Known attacks are named first, found where Keras would import them.
+Layerlab spec to rebuild. Known attacks are named first (keras_attacks.py).
 """
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from pipelines.errors import ModelImportError, SpecError
+from pipelines.io.keras_attacks import dicts, named_attack
 from pipelines.modelspec.layers import LAYER_NAME_PATTERN, LAYER_TYPES
 from pipelines.modelspec.limits import SpecLimits, brief, limits, load_spec_json, nesting_depth
 
@@ -64,19 +64,6 @@ LAYER_KEYS = KERAS_OBJECT_KEYS | {"build_config"}
 MODEL_KEYS = {*ORIGIN_KEYS, "config", "build_config", "compile_config"}
 DTYPES = {"float32"}
 
-LOOKUP = "a StringLookup/IndexLookup layer, whose vocabulary path reads files or URLs (CVE-2025-12058)"
-LAMBDA = "a Lambda layer or function: it runs Python code stored in the file"
-_NAMED_ATTACKS = {  # by the class or function name Keras would import, lower case
-    "lambda": LAMBDA, "__lambda__": LAMBDA,
-    "tfsmlayer": "a TFSMLayer: it loads an outside SavedModel (CVE-2026-1462)",
-    "enable_unsafe_deserialization": "a call to enable_unsafe_deserialization, which turns Keras' safe mode "
-                                     "off (CVE-2025-9906)",
-    "get_file": "keras.utils.get_file, which downloads and writes files (CVE-2025-8747)",
-    "stringlookup": LOOKUP, "indexlookup": LOOKUP, "integerlookup": LOOKUP,
-}
-_PYTHON_WORDS = {"os", "system", "builtins", "eval", "exec", "subprocess", "__import__", "posix", "posixpath",
-                 "ntpath", "importlib", "pickle", "marshal", "shutil", "socket", "sys", "runpy", "functools",
-                 "ctypes", "pathlib", "tempfile", "io"}
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -120,38 +107,6 @@ def parse_config(data: bytes) -> Any:
                                                      max_digits=32))
     except SpecError as error:
         raise refuse(f"config.json: {str(error).replace('The spec', 'it').rstrip('.')}") from None
-
-
-def _dicts(data: Any) -> Iterator[dict]:
-    """Every object in the data, depth first (the depth is already bounded)."""
-    stack = [data]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            yield item
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-
-
-def named_attack(data: Any) -> str | None:
-    """Why the config looks like a known attack, or None: read where Keras would import something
-    (an object's class name, a function's name, its module) and at `vocabulary`, not in free text."""
-    for item in _dicts(data):
-        if "vocabulary" in item:
-            return f"the config has a `vocabulary` ({brief(item['vocabulary'])}): {LOOKUP}"
-        module, class_name, config = item.get("module"), item.get("class_name"), item.get("config")
-        named = config if class_name == "function" and isinstance(config, str) else class_name
-        if not isinstance(named, str):
-            continue
-        qualified = f"{module}.{named}" if isinstance(module, str) else named
-        if named.lower() in _NAMED_ATTACKS:
-            return f"the config names {brief(qualified)}: {_NAMED_ATTACKS[named.lower()]}"
-        if isinstance(module, str) and (set(module.split(".")) & _PYTHON_WORDS or
-                                        (class_name == "function" and named in _PYTHON_WORDS)):
-            return (f"the config names {brief(qualified)}, a Python module or function outside keras "
-                    "(arbitrary import: CVE-2025-1550)")
-    return None
 
 
 def check_config(data: Any) -> CheckedConfig:
@@ -222,7 +177,7 @@ def _check_build_config(where: str, build_config: Any) -> None:
         raise refuse(f"{where}: `build_config` may hold only `input_shape`. Received: {brief(build_config)}")
     shape = build_config.get("input_shape")
     if not _shape_like(shape):
-        found = next((item for item in _dicts(shape) if set(item) & set(ORIGIN_KEYS)), None)
+        found = next((item for item in dicts(shape) if set(item) & set(ORIGIN_KEYS)), None)
         held = f"an object naming {brief({k: found[k] for k in ORIGIN_KEYS if k in found})}" if found else brief(shape)
         raise refuse(f"{where}: `build_config.input_shape` holds {held}; a shape is a list of sizes and None")
 
