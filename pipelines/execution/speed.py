@@ -10,8 +10,9 @@ has at least MIN_CALLS_PER_EPOCH calls (batch points keep coming every few batch
 a batch is estimated from the model's floating-point work and the machine's cores, at half the
 rate measured on the 2-core development machine under load (about 12 GFLOP/s a core for
 mlp-128x2; LeNet's convolutions ran at about 20): over-estimating a batch only gives a smaller N.
-With a target of 0.15 s LeNet got 10 batches per call; 16 to 32 trained its epochs 5 to 10 %
-faster, so the target is 0.3 s, which still keeps a Stop well within 2 s. XLA stays off on a CPU
+With a target of 0.15 s LeNet got 10 batches per call; 16 to 32 trained its epochs about 3 %
+faster than 8 (and 10 % faster than 4), so the target is 0.3 s, which still keeps a Stop well
+within 2 s: LeNet's real calls of 21 batches last about 80 ms. XLA stays off on a CPU
 (Keras' own "auto"): measured there it made mlp-128x2 and LeNet 2 to 5 times slower, counting
 its compile time.
 
