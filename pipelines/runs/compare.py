@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -19,6 +18,7 @@ from pipelines.modelspec.describe import architecture
 from pipelines.modelspec.spec import ModelSpec
 from pipelines.modelspec.sweep import LAYER_PARAMS
 from pipelines.runs.entities import MetricPoint, Run
+from pipelines.runs.sweeps import epoch_series
 
 SETTING_COLUMNS = ("optimizer", "learning_rate", "batch_size", "epochs", "seed")
 # Besides these, a layer's param a sweep varied gets a column named as the sweep names it: `units@2`.
@@ -30,7 +30,7 @@ LOG_SETTINGS = ("learning_rate",)  # compared on a log scale: 1e-4 .. 1e-1 are s
 def best_epoch(points: Sequence[MetricPoint]) -> tuple[float | None, int | None, float | None]:
     """(best validation accuracy, its epoch counted from 1, the last epoch's) from epoch points;
     all None for a run that keeps no validation split: its training accuracy is not shown as one."""
-    series = [p for p in points if p.kind == "epoch" and p.name == "val_accuracy" and math.isfinite(p.value)]
+    series = epoch_series(points, "val_accuracy")
     if not series:
         return None, None, None
     best = max(series, key=lambda p: p.value)
@@ -40,7 +40,7 @@ def best_epoch(points: Sequence[MetricPoint]) -> tuple[float | None, int | None,
 def best_value(points: Sequence[MetricPoint], metric: str) -> float | None:
     """The best epoch value of `metric` in a run: the lowest of a loss, the highest of anything
     else; None if the run recorded none."""
-    values = [p.value for p in points if p.kind == "epoch" and p.name == metric and math.isfinite(p.value)]
+    values = [p.value for p in epoch_series(points, metric)]
     if not values:
         return None
     return min(values) if metric.endswith("loss") else max(values)
@@ -241,7 +241,7 @@ def ema(values: Sequence[float], smoothing: float) -> np.ndarray:
 
 def curve(points: Sequence[MetricPoint], metric: str, *, by: str = "epoch") -> tuple[np.ndarray, np.ndarray]:
     """One epoch-level series of a run: x as the epoch (from 1) or seconds since its first point."""
-    series = [p for p in points if p.kind == "epoch" and p.name == metric and math.isfinite(p.value)]
+    series = epoch_series(points, metric)
     if by == "epoch":
         x = np.array([p.epoch + 1 for p in series], dtype=float)
     elif by == "time":

@@ -127,10 +127,15 @@ def sweep_progress(runs: Sequence[Run], *, parallel: int | None = None) -> Sweep
                          queued=count[RunStatus.QUEUED], fraction=fraction, eta_seconds=eta)
 
 
+def epoch_series(points: Sequence[MetricPoint], metric: str) -> list[MetricPoint]:
+    """A run's finite epoch values of `metric`, in the order given (a NaN epoch is no one's best)."""
+    return [p for p in points if p.kind == "epoch" and p.name == metric and math.isfinite(p.value)]
+
+
 def best_of(points: Sequence[MetricPoint], metric: str = "val_accuracy") -> tuple[float, int] | None:
     """(the best epoch's value of an accuracy `metric`, that epoch counted from 1); None before a
     finite value is recorded, and for val_accuracy in a run that keeps no validation split."""
-    series = [p for p in points if p.kind == "epoch" and p.name == metric and math.isfinite(p.value)]
+    series = epoch_series(points, metric)
     if not series:
         return None
     best = max(series, key=lambda p: p.value)
