@@ -117,6 +117,7 @@ def run_row(run: Run, points: Sequence[MetricPoint], spec: ModelSpec | None) -> 
         "epochs": spec.fit.epochs if spec else None,
         "seed": spec.fit.seed if spec else None,
         "setting_key": setting_key(run, spec),
+        "layer_settings": layer_settings(spec),  # frame_of keeps those a sweep among the runs varied
         "final_val_accuracy": final, "best_val_accuracy": best, "best_epoch": at,
         "test_accuracy": run.metrics.get("test_accuracy"),
         "wall_seconds": run.metrics.get("wall_seconds"),
@@ -125,16 +126,13 @@ def run_row(run: Run, points: Sequence[MetricPoint], spec: ModelSpec | None) -> 
     }
 
 
-def layer_setting(spec: ModelSpec | None, setting: str):
-    """The value of a layer setting such as `units@2` in a spec; None where the spec has no such
-    layer at that position (or cannot be read)."""
-    param, _, position = setting.partition("@")
-    if spec is None or param not in LAYER_PARAMS or not position.isdigit():
-        return None
-    index = int(position) - 1
-    if not 0 <= index < len(spec.layers) or spec.layers[index].type != LAYER_PARAMS[param]:
-        return None
-    return spec.layers[index].params.get(param)
+def layer_settings(spec: ModelSpec | None) -> dict:
+    """Every layer setting a sweep could vary in the spec, as the sweep names it: {"units@2": 128,
+    "rate@3": 0.2, ...}; empty when the spec cannot be read."""
+    if spec is None:
+        return {}
+    return {f"{param}@{index + 1}": layer.params.get(param) for index, layer in enumerate(spec.layers)
+            for param, layer_type in LAYER_PARAMS.items() if layer.type == layer_type}
 
 
 def runs_frame(runs: Sequence[Run], points: Mapping[str, Sequence[MetricPoint]]) -> pd.DataFrame:
@@ -145,14 +143,11 @@ def runs_frame(runs: Sequence[Run], points: Mapping[str, Sequence[MetricPoint]])
 def frame_of(runs: Sequence[Run], rows: Sequence[Mapping]) -> pd.DataFrame:
     """The table from each run's `run_row` (which a page may keep per run, to re-read only the runs
     that changed). Each layer setting a sweep among them varied (`units@2`, `rate@3`) is a column
-    too, read from every run's spec, so that a run outside the sweep (a baseline) sits on the same
-    axis."""
-    layer_settings = sorted({key for run in runs for key in run.sweep_settings if "@" in key})
-    if layer_settings:
-        specs = [readable_spec(run) for run in runs]
-        rows = [{**row, **{setting: layer_setting(spec, setting) for setting in layer_settings}}
-                for row, spec in zip(rows, specs)]
-    frame = pd.DataFrame(list(rows))
+    too, from every run's spec, so that a run outside the sweep (a baseline) sits on the same axis
+    (None where its spec has no such layer there)."""
+    varied = sorted({key for run in runs for key in run.sweep_settings if "@" in key})
+    frame = pd.DataFrame([{**{key: value for key, value in row.items() if key != "layer_settings"},
+                           **{setting: row["layer_settings"].get(setting) for setting in varied}} for row in rows])
     return frame.set_index("id", drop=False) if not frame.empty else frame
 
 
