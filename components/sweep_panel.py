@@ -7,6 +7,8 @@ best run marked, with one click to train that setting again for longer.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import streamlit as st
 
 from components import resources, run_list, state
@@ -17,7 +19,7 @@ from pipelines.modelspec.spec import EPOCHS_MAX, ModelSpec
 from pipelines.modelspec.sweep import (LAYER_PARAMS, MAX_AXES, MAX_VALUES_CHARS, TUTORIAL_SWEEPS, Axis,
                                       default_position, parse_axis, sweepable_settings)
 from pipelines.runs.entities import Run
-from pipelines.runs.sweeps import best_run, ranking_metric
+from pipelines.runs.sweeps import best_run, default_sweep_name, ranking_metric, settings_text
 
 LIVE_SECONDS = 2.0
 REPEAT_SEEDS = 3
@@ -48,18 +50,20 @@ def _axes() -> list[Axis]:
     return axes
 
 
-def build_panel(spec: ModelSpec, dataset: str, blocked: str | None) -> None:
-    """The sweep controls under Train; `blocked` says why the model cannot train (as for Train)."""
+def build_panel(spec: ModelSpec, dataset: str, blocked: str | None, name: str) -> None:
+    """The sweep controls under Train; `blocked` says why the model cannot train (as for Train).
+    The sweep and its runs are named after `name`, the run name the user typed on Build ("" when
+    they typed none: then after the model's description, as Build names a run)."""
     # Keyed, with its state on the server: the page redraws every second (reaping workers), and a
     # redraw that remounts an unkeyed expander would close it under the user's pointer.
     with st.expander("Sweep: train several versions of this model and compare them",
                      key=state.key("build", "sweep", "open"), on_change="rerun"):
         st.caption("The tutorials' own sweeps:")
         buttons = st.columns(len(TUTORIAL_SWEEPS))
-        for column, name in zip(buttons, TUTORIAL_SWEEPS):
-            column.button(name.capitalize(), key=state.key("build", "sweep", "tutorial", TUTORIAL_SWEEPS[name][0]),
-                          on_click=_tutorial,
-                          args=(name, spec), width="stretch")
+        for column, tutorial in zip(buttons, TUTORIAL_SWEEPS):
+            column.button(tutorial.capitalize(),
+                          key=state.key("build", "sweep", "tutorial", TUTORIAL_SWEEPS[tutorial][0]),
+                          on_click=_tutorial, args=(tutorial, spec), width="stretch")
         options = sweepable_settings(spec)
         for row in range(MAX_AXES):
             left, right = st.columns([1, 2])
@@ -79,17 +83,25 @@ def build_panel(spec: ModelSpec, dataset: str, blocked: str | None) -> None:
             st.caption("Pick a setting and its values, or one of the tutorials' sweeps.")
             return
         st.write(plain(estimate.text()))
+        base = name or default_sweep_name(spec, axes)
+        first = settings_text({axis.setting: axis.values[0] for axis in axes})
+        st.caption(plain(f"Its runs are named “{base} · {first}” and so on"
+                         + ("." if name else ": type a run name above to name them yourself.")))
         if blocked:
             st.caption(plain(f"Sweeping is off: {blocked}"))
         if st.button(f"Start the sweep ({estimate.runs} runs)", key=state.key("build", "sweep", "start"),
                      type="primary", disabled=bool(blocked)):
-            _start(spec, dataset, axes, int(repeats))
+            _start(spec, dataset, axes, int(repeats), base)
 
 
-def _start(spec: ModelSpec, dataset: str, axes: list[Axis], repeats: int) -> None:
+def _start(spec: ModelSpec, dataset: str, axes: list[Axis], repeats: int, name: str) -> None:
+    """Queue the sweep and follow it on Compare. The scheduler names a sweep and its runs after the
+    spec's name, and a draft's spec keeps the name of the tutorial model it started from however
+    much the user has changed it ("mlp-128x2" on a CNN of their own): so the spec sent carries the
+    user's name instead."""
     scheduler = resources.scheduler()
     try:
-        sweep = scheduler.submit_sweep(spec, dataset, axes, repeats=repeats)
+        sweep = scheduler.submit_sweep(dataclasses.replace(spec, name=name), dataset, axes, repeats=repeats)
         scheduler.ensure_workers()
     except LayerlabError as exc:
         st.error(plain(exc, keep_code=True))

@@ -23,7 +23,7 @@ spec = state.spec()
 dataset = state.dataset()
 result = model_builder.validation(spec, dataset)
 model_builder.train_panel(spec, result)
-sweep_panel.build_panel(spec, dataset, model_builder.blocking_reason(dataset, result))
+sweep_panel.build_panel(spec, dataset, model_builder.blocking_reason(dataset, result), state.run_name())
 
 stack, summary = st.columns([3, 2], gap="medium")
 with stack:

@@ -12,8 +12,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pipelines.errors import SpecError
-from pipelines.modelspec.spec import ModelSpec
+from pipelines.modelspec.describe import architecture, rate_text
+from pipelines.modelspec.spec import OPTIMIZERS, ModelSpec
 from pipelines.modelspec.sweep import Axis, expand
+from pipelines.runs.drafts import MAX_RUN_NAME
 from pipelines.runs.entities import MetricPoint, PlannedRun, Run, RunStatus
 
 # Training examples per epoch before the validation split, where no run has measured it yet.
@@ -29,6 +31,19 @@ def _value_text(value: Any) -> str:
 def settings_text(settings: Mapping[str, Any]) -> str:
     """`lr=0.001, units@2=64`: a combination as the CLI's --vary spells it."""
     return ", ".join(f"{setting}={_value_text(value)}" for setting, value in settings.items())
+
+
+def default_sweep_name(spec: ModelSpec, axes: Sequence[Axis]) -> str:
+    """What a sweep's runs are called after when the user named none: the model as Build describes
+    it ("Conv32-Pool-D10 · adam 1e-3"), without the optimizer or the learning rate when the sweep
+    varies them, so that no run's name states a setting it does not train with ("adam 1e-3 ·
+    lr=0.0001"). Cut, as Build cuts its default, to the length a run name may have."""
+    varied = {axis.setting for axis in axes}
+    training = [] if "optimizer" in varied else [OPTIMIZERS[spec.compile.optimizer]["title"].lower()]
+    if not varied & {"lr", "learning_rate"}:
+        training.append(rate_text(spec.compile.learning_rate))
+    name = " · ".join([architecture(spec), *([" ".join(training)] if training else [])])
+    return name if len(name) <= MAX_RUN_NAME else name[:MAX_RUN_NAME - 1] + "…"
 
 
 def plan_runs(spec: ModelSpec, axes: Sequence[Axis], *, repeats: int = 1,

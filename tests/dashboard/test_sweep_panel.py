@@ -8,6 +8,7 @@ from streamlit.testing.v1 import AppTest
 from components import resources
 from components.compare_view import _frame, _row
 from components.text import plain
+from tests.dashboard.rendered import shown
 from pipelines.modelspec.presets import get_preset
 from pipelines.runs.sqlite_store import SQLiteRunStore
 
@@ -120,3 +121,48 @@ def test_the_retrain_label_states_the_capped_epochs(home):
     at.switch_page("views/compare.py").run()
     assert not at.exception
     assert at.button(key=f"compare_again_{sweep.id}").label == "Train the best setting again for 1000 epochs"
+
+
+def build_a_cnn(at):
+    """A CNN of the user's own, clicked together from an empty stack (the draft started from the
+    mlp-128x2 tutorial model, whose name its spec still carries)."""
+    at.button(key="build_clear").click().run()
+    for layer_type in ("Conv2D", "MaxPooling2D", "Flatten", "Dense", "Dense"):
+        at.button(key=f"build_add_{layer_type}").click().run()
+        assert not at.exception
+    [n for n in at.number_input if n.label == "units"][-1].set_value(10).run()
+    [s for s in at.selectbox if s.label == "activation"][-1].set_value("softmax").run()
+    assert not at.exception and not at.button(key="build_train").disabled
+    return at
+
+
+def start_the_learning_rate_sweep(at, home, first_name):
+    at.button(key="build_sweep_tutorial_lr").click().run()
+    assert any(f"named “{first_name}”" in shown(c.value) for c in at.caption)  # said before it starts
+    at.button(key="build_sweep_start").click().run()
+    assert not at.exception
+    with SQLiteRunStore(home) as store:
+        sweep = max(store.list_sweeps(), key=lambda s: s.created_at)
+        return sweep, sorted(store.list_runs(sweep_id=sweep.id), key=lambda r: r.model_spec.compile.learning_rate)
+
+
+def test_a_sweep_of_your_own_model_is_named_after_it_not_after_a_tutorial_model(home):
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.switch_page("views/build.py").run()
+    build_a_cnn(at)
+    sweep, runs = start_the_learning_rate_sweep(at, home, "Conv32-Pool-D128-D10 · adam · lr=0.0001")
+    # Named as Build names a run of this model, less the learning rate the sweep varies: no run's
+    # name claims "adam 1e-3" while it trains at 1e-4.
+    assert sweep.name == "Conv32-Pool-D128-D10 · adam: lr"
+    assert [run.name for run in runs] == [f"Conv32-Pool-D128-D10 · adam · lr={lr}" for lr in ("0.0001", "0.001",
+                                                                                            "0.01", "0.1")]
+
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.switch_page("views/build.py").run()
+    [t for t in at.text_area if t.label == "Run name"][0].set_value("my  cnn").run()
+    sweep, runs = start_the_learning_rate_sweep(at, home, "my cnn · lr=0.0001")
+    assert sweep.name == "my cnn: lr"
+    assert [run.name for run in runs] == ["my cnn · lr=0.0001", "my cnn · lr=0.001", "my cnn · lr=0.01",
+                                          "my cnn · lr=0.1"]
+    with SQLiteRunStore(home) as store:
+        assert not [run.name for run in store.list_runs() if "mlp" in run.name]
