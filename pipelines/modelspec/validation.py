@@ -64,6 +64,7 @@ class Validation:
     output_activation: str
     from_logits: bool
     label_mode: str
+    warnings: tuple[Problem, ...] = ()  # Problems that never keep Train off: it trains, but hardly learns
 
     @property
     def ok(self) -> bool:
@@ -193,6 +194,18 @@ def _check_weights(index: int, layer: LayerSpec, input_shape: tuple) -> list[Pro
                     Fix("set", "Use random weights (none)", index, param="weights", value="none"))] if problem else []
 
 
+def random_features(index: int, layer: LayerSpec) -> Problem | None:
+    """A frozen pretrained base without ImageNet weights trains (offline too), but on random features:
+    a warning, since the run tends to give every image the largest class (the doctor's "one class")."""
+    params = LAYER_TYPES["PretrainedBase"].effective_params(dict(layer.params))
+    if layer.type != "PretrainedBase" or params["weights"] != "none" or params["unfreeze_last"] != 0:
+        return None
+    return Problem(f"{_where(index, layer)}: frozen with random weights (weights none), its features are random: "
+                   "expect the top to give every image the largest class. Use ImageNet weights, or unfreeze it "
+                   "(unfreeze_last), which is far slower.",
+                   index, "weights", Fix("set", "Use ImageNet weights", index, param="weights", value="imagenet"))
+
+
 def _build_on(index: int, layer: LayerSpec, x) -> tuple[Any, LayerRow, list[Problem], Any]:
     """Call a fresh Keras layer on the symbolic input `x`: its output, its table row, its problems,
     and the layer (None if it could not be made).
@@ -279,6 +292,8 @@ def validate(spec: ModelSpec, dataset: str | DatasetInfo, *, max_params: int | N
             "use sparse_categorical_crossentropy.", None, "loss",
             Fix("compile", "Use sparse categorical cross-entropy", param="loss",
                 value="sparse_categorical_crossentropy")))
+    flagged = {problem.index for problem in problems}
+    warnings = tuple(w for i, layer in enumerate(spec.layers) if i not in flagged and (w := random_features(i, layer)))
 
     return Validation(
         rows=tuple(rows),
@@ -289,6 +304,7 @@ def validate(spec: ModelSpec, dataset: str | DatasetInfo, *, max_params: int | N
         output_activation=activation,
         from_logits=from_logits(spec),
         label_mode=LOSSES[loss]["label_mode"],
+        warnings=warnings,
     )
 
 

@@ -126,3 +126,38 @@ def test_empty_model():
 def test_unknown_dataset_lists_the_valid_ones():
     with pytest.raises(Exception, match="mnist, fashion_mnist, cifar10"):
         validate(PRESETS["mlp-512"].spec, "imagenet")
+
+
+def _on_random_base(**base_params) -> ModelSpec:
+    return spec_of({"type": "PretrainedBase", "name": "base", "params": {"base": "MobileNetV2", **base_params}},
+                   {"type": "GlobalAveragePooling2D"}, SOFTMAX_10)
+
+
+def test_a_frozen_base_with_random_weights_is_a_warning_that_does_not_keep_train_off():
+    """A frozen MobileNetV2 with weights none sat at the largest class's share: Build says so
+    beforehand, with a one-click fix, and still lets it train (it works offline)."""
+    from pipelines.modelspec.edit import apply_fix
+
+    result = validate(_on_random_base(weights="none"), "cifar10")
+    assert result.ok and result.problems == ()
+    [warning] = result.warnings
+    assert warning.index == 0 and warning.param == "weights"
+    assert warning.message.startswith("Layer 1 (PretrainedBase): frozen with random weights (weights none), its "
+                                      "features are random: expect the top to give every image the largest class")
+    assert "Use ImageNet weights, or unfreeze it (unfreeze_last)" in warning.message
+    ensure_valid(_on_random_base(weights="none"), "cifar10")  # training is not refused
+    fixed = apply_fix(_on_random_base(weights="none"), warning.fix)
+    assert fixed.layers[0].params["weights"] == "imagenet"
+
+
+@pytest.mark.parametrize("base_params", [{"weights": "none", "unfreeze_last": 20}, {"weights": "imagenet"}])
+def test_no_warning_for_a_base_that_learns_or_brings_its_weights(base_params, monkeypatch):
+    from pipelines.modelspec import validation
+
+    monkeypatch.setattr(validation, "weights_problem", lambda base, shape: None)  # as if ImageNet's were cached
+    assert validate(_on_random_base(**base_params), "cifar10").warnings == ()
+
+
+def test_a_base_whose_settings_are_wrong_gets_the_problem_not_the_warning():
+    result = validate(_on_random_base(weights="none", unfreeze_last=-1), "cifar10")
+    assert result.warnings == () and [p.param for p in result.problems] == ["unfreeze_last"]
