@@ -17,7 +17,8 @@ from pipelines.data.catalog import get_info
 from pipelines.errors import LayerlabError
 from pipelines.modelspec.diff import differing_settings, layer_changes
 from pipelines.runs import compare
-from pipelines.runs.entities import Run
+from pipelines.runs.compare import CURVE_PREFERENCE
+from pipelines.runs.entities import Run, RunStatus
 from pipelines.runs.sweeps import best_of
 from pipelines.runs.store import RunStore
 
@@ -167,11 +168,13 @@ def epoch_points(store: RunStore, selected: list[str]) -> dict:
 def curves(points: dict, frame: pd.DataFrame, selected: list[str]) -> str:
     """The chosen metric of every selected run, on one chart; repeats optionally as mean and band.
     Returns the metric's label, which the other tabs compare by."""
-    recorded = {p.name for run_points in points.values() for p in run_points}
+    default = compare.curves_default(points)
+    labels = list(METRICS)
     left, middle, right, far = st.columns([3, 2, 3, 2])
-    # Runs trained without a validation split (the mlp-512 tutorial) have training curves only.
-    label = left.selectbox("Metric", list(METRICS), index=0 if "val_accuracy" in recorded else 2,
-                           key=state.key("compare", "metric"))
+    # Keyed by the default, which changes only when the first points of a metric arrive (a sweep
+    # that had not ended an epoch when the page opened): the picker then moves to a curve with data.
+    label = left.selectbox("Metric", labels, index=list(METRICS.values()).index(default or CURVE_PREFERENCE[0]),
+                           key=state.key("compare", "metric", default or "none"))
     by = middle.radio("X axis", ["epoch", "time"], horizontal=True, key=state.key("compare", "by"))
     smoothing = right.slider("Smoothing (EMA)", 0.0, 0.95, 0.0, 0.05, key=state.key("compare", "ema"))
     log_y = far.toggle("Log scale", key=state.key("compare", "log"))
@@ -180,12 +183,22 @@ def curves(points: dict, frame: pd.DataFrame, selected: list[str]) -> str:
         "Draw repeats as mean and band", key=state.key("compare", "bands"),
         help="Runs that differ only by their seed become one line, their mean, with their min-max range "
              "shaded: if two settings' bands overlap, the difference between them may be luck.")
-    items = _with_bands(
-        [_curve(run_id, frame, points, METRICS[label], by, smoothing) for run_id in selected], selected,
-        groups if banded else groups.iloc[0:0])
-    missing = [item.name for item in items if not len(item.x)]
+    lines = [_curve(run_id, frame, points, METRICS[label], by, smoothing) for run_id in selected]
+    if default is None:
+        st.info("None of the selected runs has finished an epoch yet, so there is no curve to draw. The "
+                "curves and the table catch up when the page next redraws (refresh, or change anything here).",
+                icon=":material/hourglass_top:")
+        return label
+    training = {RunStatus.QUEUED.value, RunStatus.RUNNING.value}
+    empty = [(run_id, line.name) for run_id, line in zip(selected, lines) if not len(line.x)]
+    waiting = [name for run_id, name in empty if not points[run_id] and frame.loc[run_id, "status"] in training]
+    missing = [name for run_id, name in empty if points[run_id] or frame.loc[run_id, "status"] not in training]
+    if waiting:
+        st.caption(plain(f"No epoch ended yet: {', '.join(waiting)}."))
     if missing:
-        st.caption(plain(f"No {label} recorded for: {', '.join(missing)} (trained without a validation split?)."))
+        guess = " (trained without a validation split?)" if METRICS[label].startswith("val_") else ""
+        st.caption(plain(f"No {label} recorded for: {', '.join(missing)}{guess}."))
+    items = _with_bands(lines, selected, groups if banded else groups.iloc[0:0])
     x_title = "epoch" if by == "epoch" else "seconds since the run's first point"
     st.plotly_chart(figures.overlaid_curves(items, y_title=label, x_title=x_title, log_y=log_y),
                     key=state.key("compare", "curves"), config={"displaylogo": False})

@@ -25,6 +25,9 @@ SETTING_COLUMNS = ("optimizer", "learning_rate", "batch_size", "epochs", "seed")
 RESULT_COLUMNS = ("final_val_accuracy", "best_val_accuracy", "best_epoch", "test_accuracy", "wall_seconds",
                   "samples_per_second")
 LOG_SETTINGS = ("learning_rate",)  # compared on a log scale: 1e-4 .. 1e-1 are steps of equal weight
+# The curve Compare opens on is the first of these that a selected run has a value of: validation
+# accuracy, unless the runs keep no validation split (the mlp-512 tutorial) or none has ended an epoch.
+CURVE_PREFERENCE = ("val_accuracy", "accuracy", "val_loss", "loss")
 
 
 def best_epoch(points: Sequence[MetricPoint]) -> tuple[float | None, int | None, float | None]:
@@ -44,6 +47,13 @@ def best_value(points: Sequence[MetricPoint], metric: str) -> float | None:
     if not values:
         return None
     return min(values) if metric.endswith("loss") else max(values)
+
+
+def curves_default(points: Mapping[str, Sequence[MetricPoint]]) -> str | None:
+    """The metric the curves open on: the first of CURVE_PREFERENCE any run has a finite epoch value
+    of, so the chart never opens empty while another metric has points; None before any has one."""
+    return next((metric for metric in CURVE_PREFERENCE
+                 if any(epoch_series(run_points, metric) for run_points in points.values())), None)
 
 
 def with_best(frame: pd.DataFrame, points: Mapping[str, Sequence[MetricPoint]], metric: str,

@@ -1,4 +1,5 @@
 """The Compare page through AppTest, on finished runs written directly into a temp store."""
+import json
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ from pipelines.modelspec import edit
 from pipelines.modelspec.presets import get_preset
 from pipelines.runs.entities import MetricPoint, RunStatus
 from pipelines.runs.sqlite_store import SQLiteRunStore
+from tests.dashboard.rendered import shown
 
 APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
 MLP = get_preset("mlp-128x2").spec
@@ -143,7 +145,7 @@ def test_which_setting_mattered_follows_the_chosen_metric(store):
         return next(c.proto.spec for c in at.get("plotly_chart") if f"compare_{name}" in c.proto.id)
 
     assert "correlation with best validation accuracy" in chart("correlation")
-    at.selectbox(key="compare_metric").set_value("validation loss").run()
+    at.selectbox(key="compare_metric_val_accuracy").set_value("validation loss").run()
     assert not at.exception
     assert "correlation with best validation loss" in chart("correlation")
     assert "best validation loss" in chart("parcoords")
@@ -151,7 +153,6 @@ def test_which_setting_mattered_follows_the_chosen_metric(store):
 
 def test_the_best_epoch_is_starred_by_time_and_on_the_smoothed_line(store):
     import base64
-    import json
 
     import numpy as np
 
@@ -175,8 +176,6 @@ def test_the_best_epoch_is_starred_by_time_and_on_the_smoothed_line(store):
 
 
 def test_runs_without_validation_show_none_and_star_their_best_training_epoch(store):
-    import json
-
     runs = []
     for name, accuracy in (("no split a", [0.70, 0.90, 0.80]), ("no split b", [0.60, 0.65, 0.70])):
         run = store.create_run(name, "fashion_mnist", MLP.with_fit(validation_split=0.0).to_dict(), total_epochs=3)
@@ -187,7 +186,7 @@ def test_runs_without_validation_show_none_and_star_their_best_training_epoch(st
         runs.append(run)
     at = open_compare([run.id for run in runs])
     assert not at.exception
-    assert at.selectbox(key="compare_metric").value == "training accuracy"
+    assert at.selectbox(key="compare_metric_accuracy").value == "training accuracy"
     table = next(frame.value for frame in at.dataframe if "best_val_accuracy" in frame.value.columns)
     assert table["best_val_accuracy"].isna().all()  # training accuracy is not shown as validation
     figure = json.loads(next(c.proto.spec for c in at.get("plotly_chart") if "compare_curves" in c.proto.id))
@@ -262,3 +261,27 @@ def test_the_table_reads_again_only_the_run_that_changed(store, monkeypatch):
     assert table.loc[second.id, "best_val_accuracy"] == 0.75
     read.clear()
     assert runs_table(store).equals(table) and read == []  # nothing changed: nothing read
+
+
+def test_while_a_sweep_trains_the_curves_open_on_a_metric_with_points(store):
+    first = store.create_run("cnn · lr=0.001", "fashion_mnist", MLP.to_dict(), total_epochs=3)
+    second = store.create_run("cnn · lr=0.01", "fashion_mnist", MLP.with_compile(learning_rate=1e-2).to_dict(),
+                              total_epochs=3)
+    at = open_compare([first.id, second.id])
+    assert not at.exception
+    assert any("None of the selected runs has finished an epoch yet" in i.value for i in at.info)
+    assert not [c for c in at.get("plotly_chart") if "compare_curves" in c.proto.id]  # no empty chart
+    store.claim_next_run(1, 1)
+    store.log_metrics(first.id, [MetricPoint("epoch", 0, 10, name, value, 100.0) for name, value in
+                                 (("loss", 0.6), ("accuracy", 0.8), ("val_loss", 0.5), ("val_accuracy", 0.82))])
+    at.run()  # the page redraws: the picker moves to the first epoch's validation accuracy
+    assert not at.exception
+    picker = at.selectbox(key="compare_metric_val_accuracy")
+    assert picker.value == "validation accuracy"
+    curves = json.loads(next(c.proto.spec for c in at.get("plotly_chart") if "compare_curves" in c.proto.id))
+    assert "cnn · lr=0.001" in [trace.get("name") for trace in curves["data"]]
+    assert any(shown(c.value) == "No epoch ended yet: cnn · lr=0.01." for c in at.caption)
+    picker.set_value("training loss").run()  # the user's choice then holds as more epochs end
+    store.log_metrics(first.id, [MetricPoint("epoch", 1, 10, "val_accuracy", 0.84, 101.0)])
+    at.run()
+    assert at.selectbox(key="compare_metric_val_accuracy").value == "training loss"

@@ -178,3 +178,17 @@ def test_the_best_value_of_a_loss_is_its_lowest():
     assert compare.best_value(points, "val_loss") == 0.3
     assert compare.best_value(epoch_points([0.5, 0.7, 0.6]), "val_accuracy") == 0.7
     assert compare.best_value(points, "accuracy") is None
+
+
+def test_the_curves_open_on_a_metric_that_has_points():
+    def points(*names):
+        return [MetricPoint("epoch", 0, 10, name, 0.5, 0.0) for name in names]
+
+    assert compare.curves_default({"a": [], "b": []}) is None  # nothing has ended an epoch yet
+    assert compare.curves_default({"a": [], "b": points("loss", "accuracy", "val_loss", "val_accuracy")}) == \
+        "val_accuracy"
+    assert compare.curves_default({"a": points("loss", "accuracy")}) == "accuracy"  # no validation split
+    assert compare.curves_default({"a": points("loss", "val_loss")}) == "val_loss"  # compiled without metrics
+    assert compare.curves_default({"a": points("loss")}) == "loss"
+    nan = [MetricPoint("epoch", 0, 10, "val_accuracy", float("nan"), 0.0), *points("accuracy")]
+    assert compare.curves_default({"a": nan}) == "accuracy"  # a NaN is no point on a chart
