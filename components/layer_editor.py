@@ -17,7 +17,7 @@ from pipelines.modelspec import edit
 from pipelines.modelspec.layers import LAYER_TYPES, ParamSpec
 from pipelines.modelspec.pretrained import weights_note
 from pipelines.modelspec.spec import LayerSpec
-from pipelines.modelspec.validation import Fix, LayerRow, Problem, shape_text
+from pipelines.modelspec.validation import Fix, LayerRow, Problem, random_features, shape_text
 from pipelines.runs.entities import RunStatus
 
 CATEGORY_TITLES = {"core": "Core", "convolutional": "Convolution", "regularization": "Regularisation",
@@ -196,6 +196,9 @@ def layer_card(index: int, layer: LayerSpec, row: LayerRow | None, problems: lis
             st.caption(layer_type.help)
         if layer.type == "PretrainedBase" and layer.params.get("weights") == "imagenet":
             st.caption(plain(weights_note(str(layer.params.get("base")), get_info(state.dataset()).input_shape)))
+        if not problems and (warning := random_features(index, layer)) is not None:  # trains, on random features
+            st.warning(plain(warning.message, keep_code=True))
+            fix_button(warning, state.build_key("fix", index, "random"))
         for number, problem in enumerate(problems):
             problem_row(problem, state.build_key("fix", index, number))
 
