@@ -45,6 +45,8 @@ TABLE_COLUMNS = {
 }
 
 
+# A difference from the baseline, by the result's kind (printf, as st.column_config takes it).
+DELTA_FORMATS = {"accuracy": "%+.1f pts", "loss": "%+.4f", "epoch": "%+d", "seconds": "%+.1f s", "rate": "%+.0f"}
 FLIPPED_SHOWN = 12
 ROWS_KEPT = 5_000  # rows of runs in a given state, across the homes a server has shown
 
@@ -210,10 +212,20 @@ def baseline_and_differences(store: RunStore, frame: pd.DataFrame, selected: lis
     names = {run_id: frame.loc[run_id, "name"] for run_id in selected}
     baseline = st.selectbox("Baseline", selected, format_func=lambda i: f"{names[i]} ({i})",
                             key=state.key("compare", "baseline"))
-    delta = compare.differences(frame.loc[selected], baseline)
-    delta.insert(0, "name", [names[i] for i in delta.index])
-    st.caption("Each run's results minus the baseline's (accuracy in points of 1.0).")
-    st.dataframe(delta, hide_index=True, key=state.key("compare", "delta"))
+    delta, shown = compare.against_baseline(frame.loc[selected], baseline)
+    if shown:
+        own = ", ".join(f"{column.title.lower()} {compare.result_text(column, frame.loc[baseline, column.key])}"
+                        for column in shown)
+        st.caption(plain(f"The baseline: {own}. Below, each run's results minus the baseline's: "
+                         "accuracies in percentage points (+1.0 pts: one more image in a hundred right), "
+                         "times in seconds."))
+        delta.insert(0, "Name", [names[i] for i in delta.index])
+        config = {"Name": st.column_config.TextColumn("Name", width="medium"),
+                  **{column.title: st.column_config.NumberColumn(column.title, format=DELTA_FORMATS[column.kind])
+                     for column in shown}}
+        st.dataframe(delta, hide_index=True, column_config=config, key=state.key("compare", "delta"))
+    else:
+        st.caption("No result to compare yet: the baseline, or every other selected run, has not ended an epoch.")
     read = {run_id: compare.readable_spec(store.get_run(run_id)) for run_id in selected}
     specs = {run_id: spec for run_id, spec in read.items() if spec is not None}
     unreadable = [run_id for run_id in selected if run_id not in specs]  # the others still compare

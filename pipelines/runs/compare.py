@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -18,12 +19,38 @@ from pipelines.modelspec.describe import architecture
 from pipelines.modelspec.spec import ModelSpec
 from pipelines.modelspec.sweep import LAYER_PARAMS
 from pipelines.runs.entities import MetricPoint, Run
-from pipelines.runs.sweeps import epoch_series
+from pipelines.runs.results import FIELDS
+from pipelines.runs.sweeps import duration_text, epoch_series
 
 SETTING_COLUMNS = ("optimizer", "learning_rate", "batch_size", "epochs", "seed")
 # Besides these, a layer's param a sweep varied gets a column named as the sweep names it: `units@2`.
-RESULT_COLUMNS = ("final_val_accuracy", "best_val_accuracy", "best_epoch", "test_accuracy", "wall_seconds",
-                  "samples_per_second")
+
+
+@dataclass(frozen=True)
+class ResultColumn:
+    """A result the comparison shows: its column, its title, and its kind (a `ResultField.kind` of
+    the results schema, or "epoch"), which says how a value or a difference reads."""
+
+    key: str
+    title: str
+    kind: str
+
+
+def _schema(key: str, column: str | None = None, note: str = "") -> ResultColumn:
+    field = FIELDS[key]
+    return ResultColumn(column or key, f"{field.title}{note}", field.kind)
+
+
+# The accuracies first: on a narrow screen they are what stays in view.
+RESULTS = (
+    _schema("val_accuracy", "best_val_accuracy", " (best epoch)"),
+    _schema("test_accuracy"),
+    _schema("val_accuracy", "final_val_accuracy", " (last epoch)"),
+    ResultColumn("best_epoch", "Best epoch", "epoch"),
+    _schema("wall_seconds"),
+    _schema("samples_per_second"),
+)
+RESULT_COLUMNS = tuple(column.key for column in RESULTS)
 LOG_SETTINGS = ("learning_rate",)  # compared on a log scale: 1e-4 .. 1e-1 are steps of equal weight
 # The curve Compare opens on is the first of these that a selected run has a value of: validation
 # accuracy, unless the runs keep no validation split (the mlp-512 tutorial) or none has ended an epoch.
@@ -178,6 +205,29 @@ def differences(frame: pd.DataFrame, baseline_id: str, columns: Sequence[str] = 
         raise KeyError(baseline_id)
     numeric = frame[list(columns)].apply(pd.to_numeric, errors="coerce")
     return numeric - numeric.loc[baseline_id]
+
+
+def against_baseline(frame: pd.DataFrame, baseline_id: str) -> tuple[pd.DataFrame, list[ResultColumn]]:
+    """The baseline's table: each run's results minus the baseline's, under their titles, with
+    accuracies in percentage points (0.861 against 0.850 is +1.1), and the results shown. A result
+    the baseline lacks (no test accuracy while it trains), or no other run has, is left out: its
+    column would say nothing."""
+    delta = differences(frame, baseline_id)
+    shown = [column for column in RESULTS if delta[column.key].notna().sum() > 1]  # the baseline's and another
+    table = pd.DataFrame({column.title: delta[column.key] * (100 if column.kind == "accuracy" else 1)
+                          for column in shown}, index=delta.index)
+    return table, shown
+
+
+def result_text(column: ResultColumn, value: float) -> str:
+    """One result's value as a person reads it after its title: "86.1 %", "1 min 2 s", "5,120", "3"."""
+    if column.kind == "accuracy":
+        return f"{value:.1%}".replace("%", " %")
+    if column.kind == "seconds":
+        return duration_text(value)
+    if column.kind in ("rate", "epoch"):
+        return f"{value:,.0f}"
+    return f"{value:.4f}"
 
 
 def varied_settings(frame: pd.DataFrame, columns: Sequence[str] | None = None) -> list[str]:

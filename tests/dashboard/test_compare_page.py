@@ -285,3 +285,19 @@ def test_while_a_sweep_trains_the_curves_open_on_a_metric_with_points(store):
     store.log_metrics(first.id, [MetricPoint("epoch", 1, 10, "val_accuracy", 0.84, 101.0)])
     at.run()
     assert at.selectbox(key="compare_metric_val_accuracy").value == "training loss"
+
+
+def test_the_baseline_tab_titles_its_results_and_gives_accuracy_in_points(store):
+    baseline = finished(store, "adam 1e-3", MLP, [0.80, 0.86])
+    other = finished(store, "adam 1e-2", MLP.with_compile(learning_rate=1e-2), [0.70, 0.75])
+    at = open_compare([baseline.id, other.id])
+    assert not at.exception
+    delta = next(d for d in at.dataframe if "Test accuracy" in d.value.columns)
+    assert list(delta.value.columns) == ["Name", "Validation accuracy (best epoch)", "Test accuracy",
+                                         "Validation accuracy (last epoch)", "Best epoch"]
+    assert delta.value.set_index("Name").loc["adam 1e-2", "Validation accuracy (best epoch)"] == pytest.approx(-11.0)
+    formats = {name: column["type_config"].get("format") for name, column in json.loads(delta.proto.columns).items()
+               if name != "_index"}
+    assert formats["Test accuracy"] == "%+.1f pts" and formats["Best epoch"] == "%+d"
+    assert any(shown(c.value).startswith("The baseline: validation accuracy (best epoch) 86.0 %, test accuracy 86.0 %")
+               for c in at.caption)

@@ -192,3 +192,22 @@ def test_the_curves_open_on_a_metric_that_has_points():
     assert compare.curves_default({"a": points("loss")}) == "loss"
     nan = [MetricPoint("epoch", 0, 10, "val_accuracy", float("nan"), 0.0), *points("accuracy")]
     assert compare.curves_default({"a": nan}) == "accuracy"  # a NaN is no point on a chart
+
+
+def test_the_baseline_table_titles_its_results_and_counts_accuracy_in_points(sweep):
+    runs, points = sweep
+    frame = runs_frame(runs, points)
+    frame.loc[runs[0].id, "wall_seconds"], frame.loc[runs[1].id, "wall_seconds"] = 40.0, 59.9227
+    table, shown = compare.against_baseline(frame, runs[1].id)
+    assert list(table.columns) == [column.title for column in shown] == [
+        "Validation accuracy (best epoch)", "Test accuracy", "Validation accuracy (last epoch)", "Best epoch",
+        "Wall time"]  # no run has samples/s: no empty column
+    assert "Test accuracy" not in compare.against_baseline(frame.assign(test_accuracy=None), runs[1].id)[0]
+    assert table.loc[runs[0].id, "Validation accuracy (best epoch)"] == pytest.approx(-11.0)  # 0.75 vs 0.86
+    assert table.loc[runs[0].id, "Wall time"] == pytest.approx(-19.9227)  # seconds stay seconds
+    assert math.isnan(table.loc[runs[2].id, "Wall time"])
+    by_key = {column.key: column for column in compare.RESULTS}
+    assert compare.result_text(by_key["best_val_accuracy"], 0.8612) == "86.1 %"
+    assert compare.result_text(by_key["wall_seconds"], 83.4) == "1 min 23 s"
+    assert compare.result_text(by_key["samples_per_second"], 5120.4) == "5,120"
+    assert compare.result_text(by_key["best_epoch"], 3.0) == "3"
