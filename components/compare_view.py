@@ -263,10 +263,7 @@ def settings_effects(points: dict, frame: pd.DataFrame, selected: list[str], lab
     st.caption(f"Against each run's {column} (the metric chosen on Curves; its "
                f"{'lowest' if label.endswith('loss') else 'highest'} epoch value).")
     st.plotly_chart(figures.parallel_coordinates(chosen, varied, column), key=state.key("compare", "parcoords"))
-    correlations = compare.setting_correlations(chosen, column)
-    if len(correlations):
-        st.markdown(f"**Which setting mattered** (correlation with the {column})")
-        st.plotly_chart(figures.correlation_bars(correlations, column), key=state.key("compare", "correlation"))
+    _correlations(chosen, column)
     groups = compare.repeats(chosen, column)
     if len(groups):
         st.markdown("**Repeats**: runs that differ only by their seed")
@@ -274,6 +271,29 @@ def settings_effects(points: dict, frame: pd.DataFrame, selected: list[str], lab
         shown = groups.assign(**{column: [spread.format(m, s) for m, s in zip(groups["mean"], groups["std"])]})
         st.dataframe(shown[["group", "runs", column, "min", "max"]], hide_index=True,
                      key=state.key("compare", "repeats"))
+
+
+def _correlations(chosen: pd.DataFrame, column: str) -> None:
+    """Each varied setting's correlation with `column`, against what chance alone gives with this
+    many runs; below MIN_RUNS_TO_CORRELATE runs none is drawn, and the page says why."""
+    runs = int(chosen[column].notna().sum())
+    chance = compare.chance_correlation(runs)
+    if runs < compare.MIN_RUNS_TO_CORRELATE:
+        reach = f"chance alone gives a correlation beyond ±{chance:.2f} one time in 20" if chance < 1 else \
+            "chance alone can give any correlation, even ±1"
+        st.info(f"**Which setting mattered** needs at least {compare.MIN_RUNS_TO_CORRELATE} runs: {runs} runs cannot "
+                f"separate a setting's effect from run-to-run noise (with {runs}, {reach}), so no correlation is "
+                "drawn. Read each run on the lines above, repeat the best ones with more seeds to see the noise, or "
+                "select more runs.", icon=":material/info:")
+        return
+    correlations = compare.setting_correlations(chosen, column)
+    if not len(correlations):
+        return
+    st.markdown(f"**Which setting mattered** (correlation with the {column}, over {runs} runs)")
+    st.caption(f"A bar inside the grey band (±{chance:.2f}) is no more than chance alone gives one time in 20 with "
+               f"{runs} runs. A correlation measures a straight-line trend: a setting that is best in the middle "
+               "(a learning rate, often) shows a weak one, so read the lines above too.")
+    st.plotly_chart(figures.correlation_bars(correlations, column, chance), key=state.key("compare", "correlation"))
 
 
 def predictions(store: RunStore, first: Run, second: Run) -> None:

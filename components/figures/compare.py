@@ -95,12 +95,14 @@ def parallel_coordinates(frame: pd.DataFrame, settings: Sequence[str], metric: s
     return figure
 
 
-def correlation_bars(correlations: pd.Series, metric: str) -> go.Figure:
-    """Each varied setting's correlation with `metric`, from -1 to 1."""
+def correlation_bars(correlations: pd.Series, metric: str, chance: float) -> go.Figure:
+    """Each varied setting's correlation with `metric`, from -1 to 1, over a grey band from -chance
+    to chance: what chance alone reaches one time in 20 with this many runs."""
     colors = ["#2ca02c" if value >= 0 else "#d62728" for value in correlations.values]
     labels = [plotly_text(setting_label(name)) for name in correlations.index]
     figure = go.Figure(go.Bar(x=correlations.values, y=labels, orientation="h", marker_color=colors,
                               hovertemplate="%{y}: %{x:.2f}<extra></extra>"))
+    figure.add_vrect(x0=-chance, x1=chance, fillcolor="#7f7f7f", opacity=0.18, line_width=0, layer="below")
     figure.update_layout(height=120 + 40 * len(correlations), margin={"l": 10, "r": 10, "t": 10, "b": 10},
                          xaxis={"range": [-1, 1], "title": f"correlation with {metric.replace('_', ' ')}"})
     return figure

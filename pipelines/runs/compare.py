@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -52,6 +53,10 @@ RESULTS = (
 )
 RESULT_COLUMNS = tuple(column.key for column in RESULTS)
 LOG_SETTINGS = ("learning_rate",)  # compared on a log scale: 1e-4 .. 1e-1 are steps of equal weight
+# Fewer runs than this get no "which setting mattered" correlation: among 7 runs with no real
+# effect, chance alone gives a correlation beyond ±0.75 one time in 20 (see chance_correlation),
+# so only a near-perfect trend would stand out; a tutorial's 4-run sweep would need ±0.95.
+MIN_RUNS_TO_CORRELATE = 8
 # The curve Compare opens on is the first of these that a selected run has a value of: validation
 # accuracy, unless the runs keep no validation split (the mlp-512 tutorial) or none has ended an epoch.
 CURVE_PREFERENCE = ("val_accuracy", "accuracy", "val_loss", "loss")
@@ -253,6 +258,13 @@ def setting_correlations(frame: pd.DataFrame, metric: str = "best_val_accuracy")
             result[column] = float(both.iloc[:, 0].corr(both.iloc[:, 1]))
     series = pd.Series(result, dtype=float)
     return series.reindex(series.abs().sort_values(ascending=False).index)
+
+
+def chance_correlation(runs: int) -> float:
+    """The size of correlation that chance alone exceeds one time in 20 among `runs` runs of a
+    setting with no effect (two-sided, by Fisher's z: tanh(1.96 / sqrt(n - 3)), within 0.01 of the
+    exact t-test figure from 4 runs on): 0.96 for 4 runs, 0.71 for 8, 0.44 for 20; 1 below 4."""
+    return math.tanh(1.96 / math.sqrt(runs - 3)) if runs > 3 else 1.0
 
 
 def repeats(frame: pd.DataFrame, metric: str = "best_val_accuracy") -> pd.DataFrame:

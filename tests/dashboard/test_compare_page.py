@@ -136,8 +136,8 @@ def test_repeat_a_run_with_more_seeds_and_see_the_band(store, shared_datasets, m
 
 
 def test_which_setting_mattered_follows_the_chosen_metric(store):
-    runs = [finished(store, f"lr {lr}", MLP.with_compile(learning_rate=lr), accuracy)
-            for lr, accuracy in ((1e-4, [0.70, 0.75]), (1e-3, [0.80, 0.86]), (1e-2, [0.84, 0.85]))]
+    runs = [finished(store, f"lr {lr}", MLP.with_compile(learning_rate=lr), [0.70 + i / 100, 0.75 + i / 50])
+            for i, lr in enumerate((1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1))]
     at = open_compare([run.id for run in runs])
     assert not at.exception
 
@@ -145,6 +145,9 @@ def test_which_setting_mattered_follows_the_chosen_metric(store):
         return next(c.proto.spec for c in at.get("plotly_chart") if f"compare_{name}" in c.proto.id)
 
     assert "correlation with best validation accuracy" in chart("correlation")
+    assert any("grey band (±0.70)" in c.value and "with 8 runs" in c.value for c in at.caption)
+    [band] = json.loads(chart("correlation"))["layout"]["shapes"]
+    assert band["x0"] == pytest.approx(-0.7046, abs=1e-3) and band["x1"] == pytest.approx(0.7046, abs=1e-3)
     at.selectbox(key="compare_metric_val_accuracy").set_value("validation loss").run()
     assert not at.exception
     assert "correlation with best validation loss" in chart("correlation")
@@ -301,3 +304,14 @@ def test_the_baseline_tab_titles_its_results_and_gives_accuracy_in_points(store)
     assert formats["Test accuracy"] == "%+.1f pts" and formats["Best epoch"] == "%+d"
     assert any(shown(c.value).startswith("The baseline: validation accuracy (best epoch) 86.0 %, test accuracy 86.0 %")
                for c in at.caption)
+
+
+def test_three_runs_draw_no_correlation_and_say_why(store):
+    runs = [finished(store, f"lr {lr}", MLP.with_compile(learning_rate=lr), accuracy)
+            for lr, accuracy in ((1e-4, [0.70, 0.75]), (1e-3, [0.80, 0.86]), (1e-2, [0.84, 0.85]))]
+    at = open_compare([run.id for run in runs])
+    assert not at.exception
+    assert not [c for c in at.get("plotly_chart") if "compare_correlation" in c.proto.id]
+    [why] = [i.value for i in at.info if "Which setting mattered" in i.value]
+    assert "3 runs cannot separate a setting's effect from run-to-run noise" in why and "at least 8 runs" in why
+    assert [c for c in at.get("plotly_chart") if "compare_parcoords" in c.proto.id]  # each run is still drawn

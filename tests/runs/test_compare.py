@@ -211,3 +211,11 @@ def test_the_baseline_table_titles_its_results_and_counts_accuracy_in_points(swe
     assert compare.result_text(by_key["wall_seconds"], 83.4) == "1 min 23 s"
     assert compare.result_text(by_key["samples_per_second"], 5120.4) == "5,120"
     assert compare.result_text(by_key["best_epoch"], 3.0) == "3"
+
+
+def test_the_correlation_chance_gives_shrinks_with_more_runs():
+    # The exact two-sided 5 % critical values of Pearson's r, from the t distribution with n - 2 df.
+    for runs, exact in ((4, 0.950), (5, 0.878), (8, 0.707), (10, 0.632), (20, 0.444), (50, 0.279)):
+        assert compare.chance_correlation(runs) == pytest.approx(exact, abs=0.012)
+    assert compare.chance_correlation(3) == compare.chance_correlation(2) == 1.0
+    assert compare.chance_correlation(compare.MIN_RUNS_TO_CORRELATE - 1) > 0.74  # why fewer runs draw none
