@@ -1,9 +1,8 @@
 """The run table, and the short texts that say what a run is and where it is: its settings, queue
 place, progress, ETA, results.
 
-The table lives in a fragment of its own that refreshes every second while a run is queued or
-training (every few seconds otherwise, so runs queued from the CLI or another tab show up), and
-keeps the worker pool going on each tick. Selecting a row opens that run (`?run=ID`). Runs of one
+The table lives in a fragment of its own that refreshes every second (so runs queued from the CLI
+or another tab show up), and keeps the worker pool going on each tick. Selecting a row opens that run (`?run=ID`). Runs of one
 preset differ in their settings, so the table shows what tells them apart: dataset, parameter
 count, optimizer, learning rate, epochs and the best validation accuracy.
 """
@@ -11,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import functools
 import hashlib
 import re
 
@@ -30,7 +30,6 @@ from pipelines.runs.results import FINAL_METRICS, GROUPS, ResultField
 from pipelines.runs.store import RunStore
 
 LIVE_SECONDS = 1.0
-IDLE_SECONDS = 5.0
 TABLE_ROWS = 6  # rows shown before the table scrolls
 ROW_PIXELS = 35
 
@@ -167,45 +166,46 @@ def run_label(run: Run) -> str:
                       if part)
 
 
-def _others_active(runs, selected_id: str | None) -> bool:
-    return any(run.status.is_active for run in runs if run.id != selected_id)
+RUNS_FRAGMENT = "train_runs"
 
 
-def show(store: RunStore, selected_id: str | None) -> None:
-    """The run table with `selected_id` highlighted; a click on another row opens that run.
+def _select_row(widget_key: str, ids: list[str], redraw: str) -> None:
+    """Open the run of the clicked row, and redraw the table and the `redraw` fragment at once."""
+    event = state.widget_value(widget_key)
+    rows = event.selection.rows if event is not None else []
+    if rows and rows[0] < len(ids):
+        state.set_current_run(ids[rows[0]])
+        st.rerun([RUNS_FRAGMENT, redraw])
 
-    When another run starts or ends, the table redraws the page so its refresh rate follows. The
-    selected run's own start or end is left to its fragment on the Train page, which redraws the
-    page then: two fragments rerunning the app at the same moment can leave the browser with a
-    stale element tree ("Bad delta path index") and a blank page."""
-    runs_now = store.list_runs()
-    live = any(run.status.is_active for run in runs_now)
-    others = _others_active(runs_now, selected_id)
 
-    @st.fragment(run_every=LIVE_SECONDS if live else IDLE_SECONDS)
+def show(store: RunStore, redraw: str) -> None:
+    """The run table with the run the URL names highlighted; a click on another row opens that run
+    and redraws the fragment keyed `redraw`, which shows it.
+
+    It refreshes every LIVE_SECONDS whatever the runs do, and never reruns the app: a refresh rate
+    that follows the runs needs an app rerun from inside a fragment, and two of those at once can
+    leave the browser with a stale element tree ("Bad delta path index") and a blank page."""
+
+    @st.fragment(run_every=LIVE_SECONDS, key=RUNS_FRAGMENT)
     @guard("the run list")
     def run_table() -> None:
         keep_workers()
         runs = store.list_runs()
-        if _others_active(runs, selected_id) != others:
-            st.rerun()  # another run started or ended: redraw the page so the refresh rates follow
         if not runs:
             st.info("No runs yet. Build a model on the Build page and click **Train this model**.")
             return
         ids = [run.id for run in runs]
+        selected_id = state.current_run_id()
         positions = {run.id: store.queue_position(run.id) for run in runs if run.status is RunStatus.QUEUED}
         default = {"selection": {"rows": [ids.index(selected_id)]}} if selected_id in ids else None
-        event = st.dataframe(
+        # A new key whenever the set of runs or the selected run changes, so the highlight follows.
+        widget_key = state.key("train", "runs", hashlib.sha1(f"{selected_id} {' '.join(ids)}".encode()).hexdigest()[:8])
+        st.dataframe(
             runs_frame(store, runs, positions), hide_index=True, column_config=COLUMNS, placeholder="",
-            height=ROW_PIXELS * (min(len(runs), TABLE_ROWS) + 1) + 3,
-            # A new key whenever the set of runs changes, so the highlighted row follows its run.
-            key=state.key("train", "runs", hashlib.sha1(" ".join(ids).encode()).hexdigest()[:8]),
-            on_select="rerun", selection_mode="single-row", selection_default=default,
+            height=ROW_PIXELS * (min(len(runs), TABLE_ROWS) + 1) + 3, key=widget_key,
+            on_select=functools.partial(_select_row, widget_key, ids, redraw), selection_mode="single-row",
+            selection_default=default,
         )
-        rows = event.selection.rows
-        if rows and ids[rows[0]] != selected_id:
-            state.set_current_run(ids[rows[0]])
-            st.rerun()
 
     run_table()
 

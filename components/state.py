@@ -35,6 +35,8 @@ _DRAFT_ID = "build_state_draft"
 _REVISION = "build_state_revision"
 _NOTICE = "app_state_notice"
 _RUN_PARAM = "run"
+_FROM_RUN_PARAM = "from_run"  # Build opens this run's model (a link from Train: no rerun from a fragment)
+_FIX_PARAM = "fix"  # ... with the doctor's fix of this index made to it
 _DRAFT_PARAM = "draft"
 UNDO_DEPTH = MAX_HISTORY
 DEFAULT_DATASET = "fashion_mnist"
@@ -270,6 +272,28 @@ def set_current_run(run_id: str | None) -> None:
 def run_query(run_id: str) -> dict[str, str]:
     """Query params for `st.switch_page` / `st.page_link` to open a run."""
     return {_RUN_PARAM: run_id}
+
+
+def build_handoff_query(run_id: str, fix: int | None = None) -> dict[str, str]:
+    """Query params for a link to Build that opens a run's model there, with its doctor's finding
+    `fix` applied. A link, not a button that switches pages, so no app rerun leaves a fragment."""
+    return {_FROM_RUN_PARAM: run_id, **({} if fix is None else {_FIX_PARAM: str(fix)})}
+
+
+def take_build_handoff() -> tuple[str | None, int | None] | None:
+    """The run (None if its id is malformed) and fix a link asked Build to open, taken once: the
+    params leave the URL, so a refresh does not open it again. None without such a link."""
+    raw_run, raw_fix = st.query_params.get(_FROM_RUN_PARAM), st.query_params.get(_FIX_PARAM)
+    for param in (_FROM_RUN_PARAM, _FIX_PARAM):
+        if param in st.query_params:
+            del st.query_params[param]
+    if raw_run is None:
+        return None
+    try:
+        run_id = validate_run_id(raw_run)
+    except LayerlabError:
+        return None, None
+    return run_id, int(raw_fix) if raw_fix and raw_fix.isdigit() and len(raw_fix) <= 3 else None
 
 
 def push_notice(text: str) -> None:

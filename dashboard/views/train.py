@@ -2,9 +2,12 @@
 doctor's findings, stop or resume, edit or train again, results.
 
 The page never trains: runs are worker processes, and everything here is read back from the run
-store, so closing the browser leaves a run going and reopening `?run=ID` finds it. Only the two
-fragments (the table, and the selected run) rerun while a run trains; the selected run refreshes
-every half second while it is queued or training, and stops refreshing once it has ended.
+store, so closing the browser leaves a run going and reopening `?run=ID` finds it.
+
+The page is built so that Streamlit's front end is never handed two overlapping redraws it cannot
+place (its "Bad delta path index" crash, a blank page): the table and the selected run are two
+fragments that refresh on fixed timers, whatever the runs do, and neither ever reruns the app.
+Buttons act in callbacks; "Edit in Build" and the doctor's fixes are links to Build.
 """
 from __future__ import annotations
 
@@ -18,11 +21,11 @@ from components.live_chart import Curves
 from components.text import plain
 from pipelines.errors import LayerlabError, SpecError
 from pipelines.runs import artifacts
-from pipelines.runs.doctor import Finding, Remedy, apply_remedy
 from pipelines.runs.entities import Run, RunStatus
 from pipelines.runs.store import RunStore
 
 LIVE_SECONDS = 0.5
+SELECTED_FRAGMENT = "train_selected"
 BUILD_PAGE = "views/build.py"
 FINDING_ICONS = {"error": ":material/error:", "warning": ":material/warning:"}
 
@@ -70,45 +73,46 @@ def request_stop(run_id: str) -> None:
         state.push_notice(str(exc))
 
 
+def request_resume(run_id: str) -> None:
+    try:
+        resources.scheduler().resume(run_id, spare=1)
+    except LayerlabError as exc:
+        state.push_notice(str(exc))
+
+
+def request_again(run_id: str) -> None:
+    store = resources.store()
+    try:
+        state.set_current_run(train_again(store, store.get_run(run_id)).id)
+    except LayerlabError as exc:
+        state.push_notice(str(exc))
+
+
 def actions(store: RunStore, run: Run) -> None:
     """Stop while queued or training, Resume once stopped or interrupted; Edit in Build and Train
-    again for every run; Test for a run with a model. Each redraws the page or opens another."""
+    again for every run; Test for a run with a model. Buttons act in callbacks, before the fragment
+    redraws, so the redraw shows their outcome; pages open through links (see the docstring)."""
     row = st.container(horizontal=True, vertical_alignment="center")
     if run.status.is_active:
-        # A callback, so the stop is requested before this fragment redraws (it then says "Stop
-        # requested"), and no app rerun is asked from the live fragment: two app reruns from
-        # fragments at once can leave the browser with a stale element tree and a blank page.
         row.button("Stop", key=state.key("train", "stop"), icon=":material/stop:", disabled=run.stop_requested,
                    help="End the run after its current batch; Resume continues it", on_click=request_stop,
                    args=(run.id,))
-    resume = run.status.can_resume and row.button(
-        "Resume", key=state.key("train", "resume"), icon=":material/play_arrow:", type="primary",
-        help="Queue the run again; it continues from its last finished epoch")
+    if run.status.can_resume:
+        row.button("Resume", key=state.key("train", "resume"), icon=":material/play_arrow:", type="primary",
+                   help="Queue the run again; it continues from its last finished epoch", on_click=request_resume,
+                   args=(run.id,))
     readable = _spec_reads(run)
-    edit = row.button("Edit in Build", key=state.key("train", "edit"), icon=":material/stacks:", disabled=not readable,
-                      help="Open this run's model and settings on the Build page, to change them and train anew")
-    again = run.status.is_terminal and row.button(
-        "Train again", key=state.key("train", "again"), icon=":material/replay:", disabled=not readable,
-        help="Queue a new run of exactly this model, dataset and settings (the same seed, so the same curves); "
-             "to change something first, use Edit in Build")
+    row.page_link(BUILD_PAGE, label="Edit in Build", icon=":material/stacks:", disabled=not readable,
+                  query_params=state.build_handoff_query(run.id),
+                  help="Open this run's model and settings on the Build page, to change them and train anew")
+    if run.status.is_terminal:
+        row.button("Train again", key=state.key("train", "again"), icon=":material/replay:", disabled=not readable,
+                   help="Queue a new run of exactly this model, dataset and settings (the same seed, so the same "
+                        "curves); to change something first, use Edit in Build", on_click=request_again,
+                   args=(run.id,))
     if run.status in model_cache.USABLE_STATUSES and model_cache.model_path(store, run).is_file():
         row.page_link("views/test.py", label="Test this model", icon=":material/search:",
                       query_params=state.run_query(run.id))
-    if edit:
-        state.open_in_build(run.model_spec, run.dataset, f"Run {run.name} ({run.id}) is open in Build with its exact "
-                                                         "settings: change what you like and train it as a new run.")
-        st.switch_page(BUILD_PAGE)
-    try:
-        if resume:
-            resources.scheduler().resume(run.id, spare=1)
-        elif again:
-            state.set_current_run(train_again(store, run).id)
-        else:
-            return
-    except LayerlabError as exc:
-        st.error(plain(exc, keep_code=True))
-        return
-    st.rerun()
 
 
 def _spec_reads(run: Run) -> bool:
@@ -130,26 +134,16 @@ def train_again(store: RunStore, run: Run) -> Run:
 
 def findings(run: Run, curves: Curves) -> None:
     """The doctor's findings under the chart: what happened over which epochs, what to try, and a
-    one-click fix that opens Build with the change made."""
+    one-click fix, a link that opens Build with the change made."""
     for index, finding in enumerate(curves.findings):
         with st.container(border=True, key=state.key("train", "finding", index)):
             st.markdown(f"{FINDING_ICONS.get(finding.severity, '')} **Epochs {finding.start:.1f}–{finding.end:.1f}** "
                         f"(shaded on the chart): {plain(finding.message)}")
-            if finding.remedy is not None and st.button(
-                    finding.remedy.label, key=state.key("train", "fix", index), icon=":material/build:",
-                    help="Opens Build with this change made to the run's model; train it from there"):
-                open_fix(run, finding, finding.remedy)
-
-
-def open_fix(run: Run, finding: Finding, remedy: Remedy) -> None:
-    try:
-        fixed = apply_remedy(run.model_spec, remedy)
-    except SpecError as exc:
-        st.error(plain(exc, keep_code=True))
-        return
-    state.open_in_build(fixed, run.dataset, f"{remedy.label}: run {run.name} ({run.id}) {finding.verdict}, and "
-                                            "this is its model with that change. Train it as a new run to compare.")
-    st.switch_page(BUILD_PAGE)
+            if finding.remedy is not None:
+                with st.container(key=state.key("train", "fix", index)):
+                    st.page_link(BUILD_PAGE, label=plain(finding.remedy.label), icon=":material/build:",
+                                 query_params=state.build_handoff_query(run.id, index),
+                                 help="Opens Build with this change made to the run's model; train it from there")
 
 
 def results(store: RunStore, run: Run) -> None:
@@ -171,32 +165,27 @@ def results(store: RunStore, run: Run) -> None:
                                    icon=":material/download:", width="stretch")
 
 
-def selected_run(store: RunStore, run_id: str, live: bool) -> None:
-    """The run, refreshed every LIVE_SECONDS while `live`; a change of liveness redraws the page."""
-
-    @st.fragment(run_every=LIVE_SECONDS if live else None)
-    @guard("the selected run")
-    def run_view() -> None:
-        try:
-            run = store.get_run(run_id)
-        except LayerlabError as exc:
-            st.error(plain(exc, keep_code=True))
-            return
-        if run.status.is_active != live:
-            st.rerun()  # started or ended: redraw, so the refresh starts or stops with it
-        curves = live_chart.curves(store, run)
-        heading(run)
-        where_it_is(store, run, curves)
-        actions(store, run)
-        if run.status.is_terminal:
-            results(store, run)
-            export_view.export_panel(store, run, "train", run_files=False)
-        st.plotly_chart(curves.figure, key=state.key("train", "chart"), config={"displaylogo": False})
-        if not curves.point_count and run.status.is_active:
-            st.caption("The curves appear with the first batch.")
-        findings(run, curves)
-
-    run_view()
+@st.fragment(run_every=LIVE_SECONDS, key=SELECTED_FRAGMENT)
+@guard("the selected run")
+def selected_run(store: RunStore) -> None:
+    """The run the URL names (else the newest), redrawn every LIVE_SECONDS whatever its state, so
+    no start or end of a run changes the page's structure or asks for an app rerun."""
+    if notice := state.pop_notice():  # what a button's callback had to say
+        st.info(plain(notice, keep_code=True))
+    run, _problem = run_list.run_to_show(store)
+    if run is None:
+        return
+    curves = live_chart.curves(store, run)
+    heading(run)
+    where_it_is(store, run, curves)
+    actions(store, run)
+    if run.status.is_terminal:
+        results(store, run)
+        export_view.export_panel(store, run, "train", run_files=False)
+    st.plotly_chart(curves.figure, key=state.key("train", "chart"), config={"displaylogo": False})
+    if not curves.point_count and run.status.is_active:
+        st.caption("The curves appear with the first batch.")
+    findings(run, curves)
 
 
 st.title("Train")
@@ -206,7 +195,8 @@ store = resources.store()
 run, problem = run_list.run_to_show(store)
 if problem:
     st.warning(problem)
-run_list.show(store, run.id if run else None)
-if run is not None:
-    st.divider()
-    selected_run(store, run.id, live=run.status.is_active)
+elif run is not None:
+    state.set_current_run(run.id)  # the newest run stays the one shown, however many start after it
+run_list.show(store, SELECTED_FRAGMENT)
+st.divider()
+selected_run(store)

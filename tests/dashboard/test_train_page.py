@@ -248,24 +248,45 @@ def test_a_completed_run_that_diverged_says_so_and_its_chart_marks_where(store):
     assert regions and regions[0]["x0"] == pytest.approx(0.5) and regions[0]["x1"] == pytest.approx(1.0)
     assert "Diverged" in [a["text"] for a in figure["layout"]["annotations"]]
     assert "Diverged in epoch 1: the loss jumped" in shown(texts(at))  # the sentence under the chart
-    assert at.button(key="train_fix_0").label == "Lower the learning rate to 0.1"
+    (fix,) = links(at, FIX_LABEL)
+    assert fix.page == "build" and f"from_run={run.id}" in fix.query_string and "fix=0" in fix.query_string
+
+
+def links(at, label: str) -> list:
+    """The page links whose label starts with `label` (Train opens Build through links, never a page switch)."""
+    return [link.proto for link in at.get("page_link") if link.proto.label.startswith(label)]
+
+
+def follow(link) -> AppTest:
+    """What a click on a Train page link to Build opens: Build with the link's query params."""
+    at = AppTest.from_file(APP, default_timeout=90)
+    at.switch_page("views/build.py")
+    for pair in link.query_string.split("&"):
+        name, _, value = pair.partition("=")
+        at.query_params[name] = value
+    at.run()
+    return at
+
+
+FIX_LABEL = "Lower the learning rate to "
 
 
 def test_the_fix_opens_build_with_the_lower_learning_rate(store):
     run = diverged(store)
-    at = page(run.id)
-    at.button(key="train_fix_0").click().run()
+    (fix,) = links(page(run.id), FIX_LABEL)
+    at = follow(fix)
     assert not at.exception, at.exception
     assert at.title[0].value == "Build"
+    assert "from_run" not in at.query_params and "fix" not in at.query_params  # a refresh opens it no more
     (rate,) = [s for s in at.select_slider if s.label == "Learning rate (log scale)"]
-    assert rate.value == pytest.approx(0.1)
-    assert any("Lower the learning rate to 0.1" in shown(w.value) for w in at.warning)
+    assert rate.value == pytest.approx(float(shown(fix.label).removeprefix(FIX_LABEL).split()[0]))
+    assert any(shown(fix.label) in shown(w.value) for w in at.warning)
 
 
 def test_edit_in_build_opens_the_runs_exact_spec(store):
     run = completed(store, "to edit")
-    at = page(run.id)
-    at.button(key="train_edit").click().run()
+    (edit,) = links(page(run.id), "Edit in Build")
+    at = follow(edit)
     assert not at.exception, at.exception
     assert at.title[0].value == "Build"
     (epochs,) = [n for n in at.number_input if n.label == "Epochs"]
@@ -292,6 +313,15 @@ def test_a_run_with_a_model_links_to_the_test_page_with_itself(store):
     links = {link.proto.label: link.proto for link in page(run.id).get("page_link")}
     assert links["Test this model"].page == "test" and f"run={run.id}" in links["Test this model"].query_string
     assert "Test this model" not in {link.proto.label for link in page(queued(store).id).get("page_link")}
+
+
+def test_a_build_link_that_names_no_run_says_so_and_keeps_the_draft(store):
+    at = follow(type("Link", (), {"query_string": "from_run=0123456789&fix=0"})())
+    assert not at.exception, at.exception
+    assert any("Could not open that run in Build" in shown(w.value) for w in at.warning)
+    at = follow(type("Link", (), {"query_string": "from_run=../../etc&fix=x"})())
+    assert not at.exception, at.exception
+    assert any("is not a run id" in shown(w.value) for w in at.warning)
 
 
 def test_again_names_count_up():

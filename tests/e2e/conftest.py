@@ -124,3 +124,14 @@ def pytest_runtest_makereport(item, call):
     server = item.funcargs.get("app_server")
     if server is not None and (server[1] / "server.log").exists():
         report.sections.append(("server log tail", (server[1] / "server.log").read_text(errors="replace")[-3000:]))
+
+
+@pytest.fixture
+def cpu_hogs():
+    """Two busy-loop processes pinning this 2-core machine's cores, as a training run does on a
+    laptop: the browser and the server then get what is left, and tests see what a user sees."""
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    yield hogs
+    for hog in hogs:
+        hog.kill()
+        hog.wait(timeout=10)

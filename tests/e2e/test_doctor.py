@@ -77,7 +77,7 @@ def test_a_diverged_run_is_marked_on_its_chart_and_its_fix_opens_build(app_serve
     screenshot(page, "train-diverged", top=True)
 
     wait_for_app(page)
-    page.locator(".st-key-train_fix_0 button").first.click()
+    page.locator(".st-key-train_fix_0 a").first.click()
     page.wait_for_url(re.compile(r".*/build.*"), timeout=60_000)
     page.get_by_role("heading", name="Build").wait_for(timeout=60_000)
     # The notice, not the Train page's button of the same words that stays on screen until Build's
