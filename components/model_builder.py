@@ -11,6 +11,7 @@ from components import resources, state
 from components.layer_editor import fix_button
 from components.text import plain
 from components.training_settings import SETTINGS_ANCHOR, settings_summary
+from components.user_words import user_words
 from pipelines.data.catalog import CATALOG
 from pipelines.data.locate import locate
 from pipelines.errors import DatasetError, LayerlabError, SpecError
@@ -87,16 +88,22 @@ def _pick_dataset(widget_key: str) -> None:
         state.set_dataset(state.widget_value(widget_key))
 
 
-def _import_spec(widget_key: str) -> None:
-    upload = state.widget_value(widget_key)
-    if upload is None:
-        return
+@st.cache_data(max_entries=8, show_spinner=False)
+def _spec_problem(data: bytes) -> str | None:
+    """Why the uploaded spec file cannot be loaded, in a user's words, or None (read once per file)."""
     try:
-        spec = edit.import_spec(upload.getvalue())
+        edit.import_spec(data)
     except SpecError as exc:
-        state.push_notice(f"Could not load {upload.name}: {exc}")
+        return user_words(exc)
+    return None
+
+
+def _import_spec(widget_key: str) -> None:
+    """Load the uploaded spec; a file that cannot be loaded says why under the uploader instead."""
+    upload = state.widget_value(widget_key)
+    if upload is None or _spec_problem(upload.getvalue()):
         return
-    state.set_spec(spec, refresh_widgets=True)
+    state.set_spec(edit.import_spec(upload.getvalue()), refresh_widgets=True)
     state.push_notice(f"Loaded {upload.name}.")
 
 
@@ -127,16 +134,24 @@ def toolbar() -> None:
                            mime="application/json", key=state.key("build", "save"))
         upload_key = state.key("build", "load")
         # The browser refuses a file over the spec cap (in whole MB) before sending it.
-        st.file_uploader("Load a spec", type=["json"], key=upload_key, on_change=_import_spec, args=(upload_key,),
-                         max_upload_size=max(1, math.ceil(limits().max_bytes / 2**20)))
+        upload = st.file_uploader("Load a spec", type=["json"], key=upload_key, on_change=_import_spec,
+                                  args=(upload_key,), max_upload_size=max(1, math.ceil(limits().max_bytes / 2**20)))
+        if upload is not None and (problem := _spec_problem(upload.getvalue())):
+            st.error(plain(f"Could not load {upload.name}: {problem}"), icon=":material/error:")
 
 
 # --- the Train panel ---------------------------------------------------------------------------
 
+def _typed_name(widget_key: str) -> str:
+    return " ".join(str(state.widget_value(widget_key) or "").split())
+
+
 def _name_changed(widget_key: str, default: str) -> None:
-    """Typing the default back, or emptying the field, returns to the default that follows the spec."""
-    typed = " ".join(str(state.widget_value(widget_key) or "").split())
-    state.set_run_name("" if typed == default else typed)
+    """Typing the default back, or emptying the field, returns to the default that follows the spec.
+    A name over MAX_RUN_NAME is not kept: the field holds it and says so, for the user to shorten."""
+    typed = _typed_name(widget_key)
+    if len(typed) <= MAX_RUN_NAME:
+        state.set_run_name("" if typed == default else typed)
 
 
 def default_run_name(spec: ModelSpec) -> str:
@@ -145,19 +160,24 @@ def default_run_name(spec: ModelSpec) -> str:
     return title if len(title) <= MAX_RUN_NAME else title[:MAX_RUN_NAME - 1] + "…"
 
 
-def run_name_field(spec: ModelSpec) -> str:
-    """The run's name: a description of the spec until the user types their own. The default's
-    widget key follows the default, so the field shows the new description after every edit. A text
-    area as tall as its text, because a deep model's description is long and must not be cut."""
+def run_name_field(spec: ModelSpec) -> tuple[str, str | None]:
+    """The run's name and, for a name too long to keep, why (None when it is fine). A description
+    of the spec until the user types their own; the default's widget key follows the default, so
+    the field shows the new description after every edit. A text area as tall as its text, because
+    a deep model's description is long and must not be cut. No `max_chars`: Streamlit's browser
+    side drops a whole paste that would pass it, without a word, so the length is checked here."""
     default = default_run_name(spec)
     own = state.run_name()
     tag = "own" if own else hashlib.sha1(default.encode()).hexdigest()[:8]
     widget_key = state.build_key("run_name", tag)
-    typed = st.text_area("Run name", value=own or default, max_chars=MAX_RUN_NAME, key=widget_key, height="content",
-                         on_change=_name_changed, args=(widget_key, default),
-                         help="How this run is listed on the Train, Test and Compare pages. It describes the "
-                              "model until you type a name of your own.")
-    return " ".join((typed or "").split()) or default
+    st.text_area("Run name", value=own or default, key=widget_key, height="content",
+                 on_change=_name_changed, args=(widget_key, default),
+                 help=f"How this run is listed on the Train, Test and Compare pages. It describes the model "
+                      f"until you type a name of your own (at most {MAX_RUN_NAME} characters).")
+    name = _typed_name(widget_key) or default
+    if len(name) > MAX_RUN_NAME:
+        return name, f"Run names can be at most {MAX_RUN_NAME} characters; this one has {len(name):,}."
+    return name, None
 
 
 def train_panel(spec: ModelSpec, result: Validation) -> None:
@@ -167,10 +187,13 @@ def train_panel(spec: ModelSpec, result: Validation) -> None:
     missing = not is_available(dataset)
     with st.container(border=True, key=state.key("build", "train_panel")):
         with st.container(horizontal=True, vertical_alignment="bottom"):
-            name = run_name_field(spec)
+            name, name_problem = run_name_field(spec)
             clicked = st.button("Train this model", icon=":material/play_arrow:", type="primary",
-                                disabled=missing or not result.ok, key=state.key("build", "train"),
+                                disabled=missing or not result.ok or name_problem is not None,
+                                key=state.key("build", "train"),
                                 help="Queue a training run of this model and watch it on the Train page")
+        if name_problem:
+            st.error(name_problem, icon=":material/short_text:")
         if missing:
             _missing_dataset(dataset)
         if not result.ok:
@@ -202,7 +225,7 @@ def _missing_dataset(dataset: str) -> None:
 def _blocking_problems(result: Validation) -> None:
     """Every problem that keeps Train off, in a list beside it; the cards offer their fixes."""
     problems = result.problems
-    lines = [f"- {plain(problem.message, keep_code=True)}" for problem in problems[:BLOCKERS_SHOWN]]
+    lines = [f"- {plain(user_words(problem.message), keep_code=True)}" for problem in problems[:BLOCKERS_SHOWN]]
     if len(problems) > BLOCKERS_SHOWN:
         lines.append(f"- … and {len(problems) - BLOCKERS_SHOWN} more, each on its card")
     count = "1 problem" if len(problems) == 1 else f"{len(problems)} problems"
@@ -211,7 +234,7 @@ def _blocking_problems(result: Validation) -> None:
 
 
 def _settings_line(spec: ModelSpec) -> None:
-    st.markdown(f":material/tune: {settings_summary(spec)} · [change]({SETTINGS_ANCHOR})")
+    st.markdown(f":material/tune: {settings_summary(spec, state.dataset())} · [change]({SETTINGS_ANCHOR})")
 
 
 def _submit(spec: ModelSpec, dataset: str, name: str) -> None:
@@ -229,7 +252,7 @@ def _submit(spec: ModelSpec, dataset: str, name: str) -> None:
         return
     except LayerlabError as exc:
         headline = str(exc).strip().split("\n", 1)[0]
-        _refusal(f"The run was not started: {headline}", exc)
+        _refusal(f"The run was not started: {user_words(headline)}", exc)
         return
     state.set_run_name("")  # the next run gets its own name
     state.set_current_run(run.id)

@@ -10,7 +10,10 @@ import streamlit as st
 
 from components import state
 from components.explain import WHY
-from pipelines.errors import SpecError
+from components.text import plain
+from components.user_words import user_words
+from pipelines.data import added
+from pipelines.errors import DatasetError, SpecError
 from pipelines.modelspec.describe import rate_text
 from pipelines.modelspec.spec import EPOCHS_MAX, LOSSES, OPTIMIZERS, PATIENCE_MAX, VALIDATION_SPLIT_MAX, ModelSpec
 from pipelines.modelspec.validation import Validation
@@ -21,17 +24,21 @@ BATCH_SIZES = (8, 16, 32, 64, 128, 256, 512, 1024)
 SETTINGS_ANCHOR = "#training-settings"
 LABEL_WORDS = {"sparse": "integer labels (0, 1, 2 ...) as they are",
                "one_hot": "labels turned into one-hot vectors", "binary": "0/1 labels"}
+OWN_VALIDATION = "validates on the dataset's validation/ folder"
+
+
+def _changed_spec(section: str, name: str, value) -> ModelSpec:
+    spec = state.spec()
+    return spec.with_compile(**{name: value}) if section == "compile" else spec.with_fit(**{name: value})
 
 
 def _update(section: str, name: str, widget_key: str, convert=lambda v: v) -> None:
     if state.stale_build_widget(widget_key):
         return  # a setting of the model a preset, an undo or a fix replaced
-    value = convert(state.widget_value(widget_key))
     try:
-        new = state.spec().with_compile(**{name: value}) if section == "compile" else \
-            state.spec().with_fit(**{name: value})
-    except SpecError as exc:
-        state.push_notice(str(exc))
+        new = _changed_spec(section, name, convert(state.widget_value(widget_key)))
+    except SpecError as exc:  # the controls' own bounds and options keep to the spec's, so rarely seen
+        state.push_notice(user_words(exc))
         return
     state.set_spec(new)
 
@@ -40,16 +47,29 @@ def _changed(section: str, name: str, widget_key: str, convert=lambda v: v) -> d
     return {"key": widget_key, "on_change": _update, "args": (section, name, widget_key, convert)}
 
 
+def own_validation(dataset: str) -> bool:
+    """Whether the dataset brings its own validation split (an added folder's validation/), which
+    then validates instead of a share of the training images."""
+    if dataset not in added.added_infos():
+        return False
+    try:
+        return sum(added.read_manifest(dataset).get("counts", {}).get("validation", ())) > 0
+    except (DatasetError, TypeError):
+        return False
+
+
 def _lr_label(value: float) -> str:
     return f"{value:.0e}".replace("e-0", "e-").replace("e+00", "")
 
 
-def settings_summary(spec: ModelSpec) -> str:
-    """The training settings in a line: "adam · lr 1e-3 · 5 epochs of 32 · 10% validation"."""
+def settings_summary(spec: ModelSpec, dataset: str) -> str:
+    """The training settings in a line: "adam · lr 1e-3 · 5 epochs of 32 · 10% validation" (or "validates
+    on the dataset's validation/ folder", which then replaces the split)."""
     fit = spec.fit
     epochs = "1 epoch" if fit.epochs == 1 else f"{fit.epochs} epochs"
+    validation = OWN_VALIDATION if own_validation(dataset) else f"{fit.validation_split:.0%} validation"
     parts = [OPTIMIZERS[spec.compile.optimizer]["title"].lower(), f"lr {rate_text(spec.compile.learning_rate)}",
-             f"{epochs} of {fit.batch_size}", f"{fit.validation_split:.0%} validation"]
+             f"{epochs} of {fit.batch_size}", validation]
     if fit.early_stopping_patience:
         parts.append(f"early stopping after {fit.early_stopping_patience}")
     return " · ".join(parts)
@@ -60,14 +80,25 @@ def settings_heading() -> None:
     st.subheader("Training settings", anchor=SETTINGS_ANCHOR.lstrip("#"))
 
 
-def loss_reason(result: Validation) -> str:
-    """Why the labels and the loss fit, in a sentence, as shown under the loss picker."""
-    labels = LABEL_WORDS[result.label_mode]
-    if result.from_logits:
-        head = (f"The last layer outputs raw scores ('{result.output_activation}'), so the loss applies "
-                "softmax itself (from_logits=True).")
+def loss_reason(result: Validation, loss: str) -> str:
+    """What the loss makes of the last layer's outputs, and the labels it is fed, as shown under
+    the loss picker. Only softmax and sigmoid give probabilities; a linear layer gives raw scores
+    (logits), which the loss squashes itself; any other activation gives neither."""
+    activation, labels = result.output_activation, LABEL_WORDS[result.label_mode]
+    squash = "a sigmoid" if loss == "binary_crossentropy" else "softmax"
+    if loss == "mse":
+        head = (f"Mean squared error compares the last layer's outputs ({activation}) with the labels as they "
+                "are: it reads neither probabilities nor raw scores.")
+    elif not result.from_logits:
+        head = (f"The last layer's {activation} turns its outputs into probabilities, so the loss reads them as "
+                "they are (from_logits=False).")
+    elif activation == "linear":
+        head = (f"The last layer is linear, so its outputs are raw scores (logits): the loss applies {squash} to "
+                "them itself (from_logits=True).")
     else:
-        head = f"The last layer ends in {result.output_activation}, so the loss reads probabilities (from_logits=False)."
+        head = (f"The last layer's activation is {activation}, so its outputs are not probabilities: the loss "
+                f"takes them as raw scores and applies {squash} itself (from_logits=True), but {activation} "
+                "bends those scores. A classifier's last layer is usually softmax, or linear for raw scores.")
     return f"{head} Training feeds {labels}."
 
 
@@ -92,23 +123,31 @@ def compile_settings(result: Validation) -> None:
     losses = list(LOSSES)
     st.selectbox("Loss", losses, index=losses.index(compile_spec.loss), format_func=lambda k: LOSSES[k]["title"],
                  help=WHY["loss"], **_changed("compile", "loss", state.build_key("loss")))
-    st.caption(loss_reason(result))
+    st.caption(loss_reason(result, compile_spec.loss))
     st.caption("Metric: accuracy. " + WHY["metrics"].split("? ", 1)[1])
 
 
-def fit_settings() -> None:
+def _patience(value) -> int | None:
+    return int(value) or None
+
+
+def fit_settings(dataset: str) -> None:
     fit = state.spec().fit
     st.number_input("Epochs", min_value=1, max_value=EPOCHS_MAX, value=fit.epochs, step=1, help=WHY["epoch"],
                     **_changed("fit", "epochs", state.build_key("epochs"), int))
     sizes = sorted(set(BATCH_SIZES) | {fit.batch_size})
     st.select_slider("Batch size", sizes, value=fit.batch_size, help=WHY["batch_size"],
                      **_changed("fit", "batch_size", state.build_key("batch_size"), int))
+    own = own_validation(dataset)
     st.slider("Validation split", 0.0, VALIDATION_SPLIT_MAX, value=float(fit.validation_split), step=0.05,
-              help=WHY["validation_split"],
+              help=WHY["validation_split"], disabled=own,
               **_changed("fit", "validation_split", state.build_key("validation_split"), float))
+    if own:
+        st.caption(f"Not used: {plain(dataset)} has a validation/ folder of its own, which validates instead; "
+                   "all its training images train.")
     st.number_input("Early stopping patience (0 = off)", min_value=0, max_value=PATIENCE_MAX,
                     value=fit.early_stopping_patience or 0, step=1, help=WHY["early_stopping"],
-                    **_changed("fit", "early_stopping_patience", state.build_key("patience"), lambda v: int(v) or None))
+                    **_changed("fit", "early_stopping_patience", state.build_key("patience"), _patience))
     st.checkbox("Keep the best epoch", value=fit.keep_best, help=WHY["keep_best"],
                 **_changed("fit", "keep_best", state.build_key("keep_best")))
 

@@ -58,7 +58,7 @@ with compile_col:
             problem_row(problem, state.build_key("fix", "loss", i))
     learner_questions("optimizer", "learning_rate", "loss", "metrics")
 with fit_col:
-    fit_settings()
+    fit_settings(dataset)
     learner_questions("epoch", "batch_size", "validation_split", "scaling", "dtype")
 
 run_list.keep_workers_on_a_timer()

@@ -86,9 +86,9 @@ def test_a_layer_name_keras_refuses_is_echoed_escaped_in_its_problem(store):
 
 
 @pytest.mark.parametrize("file_name", [f"{text}.json" for text in HOSTILE])
-def test_a_spec_file_name_is_shown_escaped_in_the_notice(store, file_name):
+def test_a_spec_file_name_is_shown_escaped_in_its_refusal(store, file_name):
     at = open_page("views/build.py")
     at.file_uploader(key="build_load").set_value((file_name, b"{not json", "application/json")).run()
     assert not at.exception, at.exception
     assert_shown_escaped(at, file_name)
-    assert shown(at.warning[0].value).startswith(f"Could not load {file_name}: ")
+    assert any(shown(error.value).startswith(f"Could not load {file_name}: ") for error in at.error)
