@@ -4,18 +4,24 @@ Pure functions over the metric points a run recorded (no Keras, no UI), so the T
 each finding on the chart, the CLI can print it, and tests can feed it recorded curves. Each
 finding covers a stretch of the epoch axis (x = epoch + fraction done, as the live chart places
 points) and may carry a remedy: a change to the run's spec that the Build page applies in one click.
+Which change, and why, is `remedies.py`'s: it depends on the optimizer and on what was seen.
 """
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from pipelines.data.catalog import CATALOG
-from pipelines.errors import SpecError
+from pipelines.data import added
+from pipelines.data.catalog import BUILTIN, CATALOG
+from pipelines.errors import DatasetError, SpecError
+from pipelines.modelspec.edit import set_param
 from pipelines.modelspec.spec import ModelSpec
 from pipelines.runs.entities import MetricPoint, Run
 from pipelines.runs.feed import batch_values
+from pipelines.runs.remedies import Remedy, after_divergence, rate_remedy, when_not_learning, when_one_class
+
+__all__ = ["Finding", "Remedy", "apply_remedy", "diagnose", "diagnose_run"]
 
 DIVERGENCE_FACTOR = 10.0  # a loss this many times its start has diverged
 CHANCE_MARGIN = 1.5  # accuracy under this many times chance is "near chance"
@@ -26,28 +32,24 @@ PLATEAU_EPOCHS = 3  # epochs without PLATEAU_GAIN relative improvement of the mo
 PLATEAU_GAIN = 0.01
 UNDERFIT_ACCURACY = 0.8  # below this at the end, with losses still falling by UNDERFIT_GAIN an epoch
 UNDERFIT_GAIN = 0.02
+# Accuracy this near the largest class's share (plus a random split's sampling error, two standard
+# errors) for ONE_CLASS_EPOCHS epochs at the end: the model gives (nearly) every image that class.
+ONE_CLASS_TOLERANCE = 0.015
+ONE_CLASS_EPOCHS = 2
+CROSS_ENTROPIES = ("sparse_categorical_crossentropy", "categorical_crossentropy")
 
-
-@dataclass(frozen=True)
-class Remedy:
-    """A one-click change to the run's spec. `changes` are (setting, value) pairs; see `apply_remedy`."""
-
-    label: str
-    changes: tuple[tuple[str, object], ...]
-
-
-KIND_TITLES = {"diverged": "Diverged", "not_learning": "Not learning", "overfitting": "Overfitting",
-               "plateau": "Plateau", "underfitting": "Underfitting"}
+KIND_TITLES = {"diverged": "Diverged", "one_class": "One class", "not_learning": "Not learning",
+               "overfitting": "Overfitting", "plateau": "Plateau", "underfitting": "Underfitting"}
 # What the run did, to follow "Completed, but ...".
-KIND_VERDICTS = {"diverged": "diverged", "not_learning": "did not learn", "overfitting": "overfitted",
-                 "plateau": "stalled", "underfitting": "underfitted"}
+KIND_VERDICTS = {"diverged": "diverged", "one_class": "predicts one class", "not_learning": "did not learn",
+                 "overfitting": "overfitted", "plateau": "stalled", "underfitting": "underfitted"}
 
 
 @dataclass(frozen=True)
 class Finding:
     """One diagnosis, over the stretch [start, end] of the epoch axis."""
 
-    kind: str  # "diverged", "not_learning", "overfitting", "plateau", "underfitting"
+    kind: str  # "diverged", "one_class", "not_learning", "overfitting", "plateau", "underfitting"
     severity: str  # "error" (the run is not usable as it is) or "warning"
     start: float
     end: float
@@ -87,16 +89,6 @@ def _x(point: MetricPoint, steps_per_epoch: int) -> float:
     return point.epoch + (point.step / steps_per_epoch if steps_per_epoch > 0 else 1.0)
 
 
-def _lr_remedy(spec: ModelSpec | None, factor: float) -> Remedy | None:
-    if spec is None:
-        return None
-    rate = float(f"{spec.compile.learning_rate * factor:.3g}")
-    if not 1e-7 <= rate <= 10.0:
-        return None
-    verb = "Lower" if factor < 1 else "Raise"
-    return Remedy(f"{verb} the learning rate to {rate:g}", (("learning_rate", rate),))
-
-
 def _starting_loss(losses: Sequence[MetricPoint], num_classes: int) -> float:
     """Where the loss started: a fresh classifier's cross-entropy is about ln(classes), or the first
     batch's loss when it was higher. Only a first point of one batch tells the first batch's loss:
@@ -133,9 +125,10 @@ def _diverged(points, steps, num_classes, spec, error) -> Finding | None:
         what = f"the loss jumped from {start:.3g} to {peak:.3g}"
     marker = over or (losses[-1] if losses else None)
     epoch = marker.epoch + 1 if marker is not None else 1
+    advice = after_divergence(spec) if spec is not None else None
     return Finding("diverged", "error", first_x, end_x,
-                   f"Diverged in epoch {epoch}: {what}. The steps are too big: lower the learning rate.",
-                   _lr_remedy(spec, 0.1))
+                   f"Diverged in epoch {epoch}: {what}. The steps are too big: lower the learning rate."
+                   + (f" {advice.text}" if advice else ""), advice.remedy if advice else None)
 
 
 def _not_learning(points, num_classes, spec) -> Finding | None:
@@ -146,13 +139,60 @@ def _not_learning(points, num_classes, spec) -> Finding | None:
     chance = 1.0 / num_classes
     if max(p.value for p in accuracy) > CHANCE_MARGIN * chance:
         return None
-    remedy = None
-    if spec is not None:
-        remedy = _lr_remedy(spec, 10.0) if spec.compile.learning_rate < 1e-4 else _lr_remedy(spec, 0.1)
+    advice = when_not_learning(spec, len(accuracy)) if spec is not None else None
     return Finding("not_learning", "error", 0.0, accuracy[-1].epoch + 1.0,
                    f"Not learning: accuracy stays near chance ({chance:.1%}) after {len(accuracy)} epoch(s). "
-                   "The learning rate may be too low or too high, or the loss may not fit the last activation.",
-                   remedy)
+                   + (advice.text if advice else "The learning rate may be too low or too high, or the loss may "
+                      "not fit the last activation."), advice.remedy if advice else None)
+
+
+def _one_class(points, counts, class_names, spec, finished) -> Finding | None:
+    """Accuracy pinned at the largest class's share: the model gives (nearly) every image that class.
+
+    Judged on validation accuracy, against the validation images' counts when the dataset brings its
+    own (exact), else against the training counts (a random split holds about those shares); without
+    validation, on training accuracy. `counts` are the images per class by split; a dataset whose
+    largest class is no larger than chance is left to `_not_learning`.
+    """
+    val = _series(points, "epoch", "val_accuracy")
+    series, split = (val, "validation") if val else (_series(points, "epoch", "accuracy"), "training")
+    if not counts or "train" not in counts or not series or (len(series) < ONE_CLASS_EPOCHS and not finished):
+        return None
+    own = "validation" in counts
+    shares = counts["validation"] if val and own else counts["train"]
+    held_out = spec.fit.validation_split if spec is not None else 0.1
+    exact = own or not held_out  # the very images the accuracy is over are counted, else a random share of them
+    sampled = 0 if exact else max(1, round(sum(counts["train"]) * (held_out if val else 1 - held_out)))
+    total, top = sum(shares), max(range(len(shares)), key=shares.__getitem__)
+    share = shares[top] / max(total, 1)
+    tolerance = ONE_CLASS_TOLERANCE + (2 * math.sqrt(share * (1 - share) / sampled) if sampled else 0.0)
+    if share - 1 / len(shares) <= tolerance:
+        return None
+    pinned = []
+    for point in reversed(series):
+        if abs(point.value - share) > tolerance:
+            break
+        pinned.append(point)
+    if len(pinned) < min(ONE_CLASS_EPOCHS, len(series)):
+        return None
+    name = class_names[top] if top < len(class_names) else f"class {top}"
+    whose = (f"the share of {name!r} in the {split} images ({shares[top]:,} of {total:,})" if exact
+             else f"about the share of {name!r} in the training images ({share:.1%})")
+    stays = f"has stayed at {pinned[0].value:.1%} for {len(pinned)} epochs" if len(pinned) > 1 \
+        else f"is {pinned[0].value:.1%}"
+    advice = None
+    if spec is not None:
+        shares_loss = _entropy(counts["train"]) if spec.compile.loss in CROSS_ENTROPIES else None
+        advice = when_one_class(spec, [p.value for p in _series(points, "epoch", "loss")], shares_loss)
+    return Finding("one_class", "error", float(pinned[-1].epoch), pinned[0].epoch + 1.0,
+                   f"Predicts one class: {split} accuracy {stays}, {whose}: the model gives nearly every image "
+                   "that class." + (f" {advice.text}" if advice else ""), advice.remedy if advice else None)
+
+
+def _entropy(counts: Sequence[int]) -> float:
+    """The cross-entropy of a model that knows only how common each class is."""
+    total = sum(counts)
+    return -sum(c / total * math.log(c / total) for c in counts if c)
 
 
 def _overfitting(points, spec) -> Finding | None:
@@ -191,7 +231,7 @@ def _plateau(points, spec) -> Finding | None:
     start = monitored[-PLATEAU_EPOCHS - 1].epoch + 1.0
     return Finding("plateau", "warning", start, monitored[-1].epoch + 1.0,
                    f"Plateau: no improvement for the last {PLATEAU_EPOCHS} epochs. Lower the learning rate, "
-                   "or stop here.", _lr_remedy(spec, 0.1))
+                   "or stop here.", rate_remedy(spec, spec.compile.learning_rate / 10) if spec else None)
 
 
 def _underfitting(points, spec) -> Finding | None:
@@ -212,15 +252,21 @@ def _underfitting(points, spec) -> Finding | None:
 
 
 def diagnose(points: Sequence[MetricPoint], *, num_classes: int, spec: ModelSpec | None = None,
-             error: str | None = None, steps_per_epoch: int = 0, finished: bool = True) -> list[Finding]:
+             error: str | None = None, steps_per_epoch: int = 0, finished: bool = True,
+             class_counts: Mapping[str, Sequence[int]] | None = None, class_names: Sequence[str] = ()) -> list[Finding]:
     """Every finding for one run's points (in store order), worst first; [] for a healthy run.
 
-    A diverged run is only reported as diverged: what follows a divergence says nothing more.
-    Underfitting ("still falling at the end") waits until the run has `finished`.
+    A diverged run is only reported as diverged: what follows a divergence says nothing more. So is
+    a run that gives every image one class (`class_counts`: images per class by split, as an added
+    dataset's manifest has them): calling it a plateau, or underfitted, would send the learner the
+    wrong way. Underfitting ("still falling at the end") waits until the run has `finished`.
     """
     diverged = _diverged(points, steps_per_epoch, num_classes, spec, error)
     if diverged is not None:
         return [diverged]
+    one_class = _one_class(points, class_counts, class_names, spec, finished)
+    if one_class is not None:
+        return [one_class]
     findings = [_not_learning(points, num_classes, spec)]
     if findings[0] is None:
         overfitting = _overfitting(points, spec)
@@ -239,7 +285,25 @@ def diagnose_run(run: Run, points: Sequence[MetricPoint]) -> list[Finding]:
     info = CATALOG.get(run.dataset)
     steps = run.progress.steps_per_epoch or max((p.step for p in points if p.kind == "epoch"), default=0)
     return diagnose(points, num_classes=info.num_classes if info else 0, spec=spec, error=run.error,
-                    steps_per_epoch=steps, finished=run.status.is_terminal)
+                    steps_per_epoch=steps, finished=run.status.is_terminal,
+                    class_counts=class_counts(run.dataset, info.num_classes) if info else None,
+                    class_names=info.class_names if info else ())
+
+
+def class_counts(dataset: str, num_classes: int) -> dict[str, list[int]] | None:
+    """An added dataset's images per class by split ("train", "validation", "test"), from its
+    manifest. None for a built-in: balanced near enough that one class alone scores about chance,
+    which "not learning" tells. A manifest's counts that do not fit its classes are not used."""
+    if dataset in BUILTIN:
+        return None
+    try:
+        counts = added.read_manifest(dataset).get("counts")
+    except DatasetError:
+        return None
+    usable = {split: list(values) for split, values in (counts.items() if isinstance(counts, dict) else ())
+              if isinstance(values, list) and len(values) == num_classes
+              and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in values)}
+    return usable or None
 
 
 COMPILE_SETTINGS = ("learning_rate",)
@@ -247,13 +311,19 @@ FIT_SETTINGS = ("epochs", "early_stopping_patience")
 
 
 def apply_remedy(spec: ModelSpec, remedy: Remedy) -> ModelSpec:
-    """The spec with a remedy's changes made: compile and fit settings by name."""
+    """The spec with a remedy's changes made: compile and fit settings by name, and a layer's param
+    as "<layer name>.<param>" (by name, not position: names are unique in a valid spec)."""
+    names = [layer.name for layer in spec.layers]
     for setting, value in remedy.changes:
+        layer_name, _, param = setting.rpartition(".")
         if setting in COMPILE_SETTINGS:
             spec = spec.with_compile(**{setting: value})
         elif setting in FIT_SETTINGS:
             spec = spec.with_fit(**{setting: value})
+        elif layer_name in names and param:
+            spec = set_param(spec, names.index(layer_name), param, value)
         else:
             raise SpecError(f"Unknown remedy setting {setting!r}. Expected one of: "
-                            f"{', '.join(COMPILE_SETTINGS + FIT_SETTINGS)}")
+                            f"{', '.join(COMPILE_SETTINGS + FIT_SETTINGS)}, or <layer name>.<param> for a layer "
+                            "of this model")
     return spec

@@ -10,6 +10,7 @@ import pytest
 
 from pipelines.errors import SpecError
 from pipelines.modelspec.presets import get_preset
+from pipelines.modelspec.spec import ModelSpec
 from pipelines.runs.doctor import Remedy, apply_remedy, diagnose
 from pipelines.runs.entities import MetricPoint
 from pipelines.runs.sqlite_store import SQLiteRunStore
@@ -47,13 +48,34 @@ def test_a_healthy_run_gets_no_finding():
     assert diagnose(HEALTHY, num_classes=10, spec=SPEC) == []
 
 
-def test_divergence_from_batch_losses_lowers_the_learning_rate():
-    points = batches([2.3, 2.2, 2.6, 40.0, 5e4, 3e4]) + epochs(loss=[1e4], accuracy=[0.1])
-    [finding] = diagnose(points, num_classes=10, spec=SPEC.with_compile(learning_rate=1.0), steps_per_epoch=100)
+DIVERGING = batches([2.3, 2.2, 2.6, 40.0, 5e4, 3e4]) + epochs(loss=[1e4], accuracy=[0.1])
+
+
+def test_divergence_from_batch_losses_lowers_the_learning_rate_to_the_optimizers_usual_one():
+    """Adam at 1: a tenth (0.1) does not learn either, so the fix goes straight to Adam's 0.001, and says why."""
+    [finding] = diagnose(DIVERGING, num_classes=10, spec=SPEC.with_compile(learning_rate=1.0), steps_per_epoch=100)
     assert finding.kind == "diverged" and finding.severity == "error"
-    assert finding.start == pytest.approx(0.04) and "Diverged in epoch 1: the loss jumped from 2.3 to 5e+04" \
-        in finding.message
-    assert finding.remedy.changes == (("learning_rate", 0.1),)
+    assert finding.start == pytest.approx(0.04)
+    assert finding.message == ("Diverged in epoch 1: the loss jumped from 2.3 to 5e+04. The steps are too big: lower "
+                               "the learning rate. Adam learns well near 0.001; a tenth of 1 would still be 100 "
+                               "times that, so the fix goes straight to 0.001.")
+    assert finding.remedy == Remedy("Lower the learning rate to 0.001", (("learning_rate", 0.001),))
+
+
+@pytest.mark.parametrize("compile_settings, rate, reason", [
+    ({"optimizer": "sgd", "learning_rate": 10.0}, 0.1, "SGD learns well near 0.1; a tenth of 10 would still be 10 "
+                                                       "times that"),
+    ({"optimizer": "sgd", "learning_rate": 1.0, "momentum": 0.9}, 0.01, "SGD with momentum 0.9 learns well near 0.01"),
+    ({"optimizer": "rmsprop", "learning_rate": 1.0}, 0.001, "RMSprop learns well near 0.001; a tenth of 1"),
+    ({"optimizer": "adam", "learning_rate": 0.003}, 0.001, "Adam learns well near 0.001, so the fix goes back to 0.001"),
+    ({"optimizer": "adam", "learning_rate": 0.001}, 0.0001, "0.001 is no higher than Adam's usual 0.001, so the "
+                                                            "fix takes a tenth of it"),
+    ({"optimizer": "sgd", "learning_rate": 0.05}, 0.005, "0.05 is no higher than SGD's usual 0.1"),
+])
+def test_the_rate_after_a_divergence_depends_on_the_optimizer(compile_settings, rate, reason):
+    [finding] = diagnose(DIVERGING, num_classes=10, spec=SPEC.with_compile(**compile_settings), steps_per_epoch=100)
+    assert finding.remedy.changes == (("learning_rate", rate),) and reason in finding.message
+    assert finding.remedy.label == f"Lower the learning rate to {rate:g}"
 
 
 def test_divergence_is_judged_per_batch_not_on_keras_running_means():
@@ -74,11 +96,32 @@ def test_a_nan_failure_is_a_divergence():
     assert finding.kind == "diverged" and "the loss became NaN" in finding.message and finding.remedy is None
 
 
+AT_CHANCE = epochs(loss=[2.30, 2.30], accuracy=[0.10, 0.11])
+
+
 def test_accuracy_near_chance_is_not_learning():
-    points = epochs(loss=[2.30, 2.30], accuracy=[0.10, 0.11])
-    [finding] = diagnose(points, num_classes=10, spec=SPEC.with_compile(learning_rate=1e-6))
+    [finding] = diagnose(AT_CHANCE, num_classes=10, spec=SPEC.with_compile(learning_rate=1e-6))
     assert finding.kind == "not_learning" and "near chance (10.0%)" in finding.message
-    assert finding.remedy.changes == (("learning_rate", 1e-5),)  # too low: raise it
+    assert "1e-06 is far below Adam's usual 0.001: in 2 epoch(s) the weights barely move" in finding.message
+    assert finding.remedy == Remedy("Raise the learning rate to 0.001", (("learning_rate", 0.001),))
+
+
+def test_not_learning_at_a_rate_too_high_goes_to_the_usual_rate_and_at_the_usual_rate_blames_something_else():
+    [too_high] = diagnose(AT_CHANCE, num_classes=10, spec=SPEC.with_compile(learning_rate=0.1))
+    assert "can silence every ReLU" in too_high.message and too_high.remedy.changes == (("learning_rate", 0.001),)
+    [usual] = diagnose(AT_CHANCE, num_classes=10, spec=SPEC.with_compile(optimizer="sgd", learning_rate=0.05))
+    assert "0.05 is about SGD's usual one, so it is likely not the cause" in usual.message and usual.remedy is None
+
+
+def test_not_learning_on_a_frozen_random_base_asks_for_its_weights_not_another_rate():
+    spec = ModelSpec.from_dict({"layers": [
+        {"type": "PretrainedBase", "name": "features", "params": {"base": "MobileNetV2", "weights": "none"}},
+        {"type": "GlobalAveragePooling2D", "name": "pool"},
+        {"type": "Dense", "name": "out", "params": {"units": 10, "activation": "softmax"}}]})
+    [finding] = diagnose(AT_CHANCE, num_classes=10, spec=spec)
+    assert "Its frozen MobileNetV2 has random weights (weights none)" in finding.message
+    assert finding.remedy == Remedy("Use ImageNet weights", (("features.weights", "imagenet"),))
+    assert apply_remedy(spec, finding.remedy).layers[0].params["weights"] == "imagenet"
 
 
 def test_overfitting_from_the_best_epoch_offers_early_stopping():
@@ -116,21 +159,22 @@ def test_underfitting_waits_for_the_end_of_the_run():
 
 
 def test_a_finding_as_json_data():
-    points = batches([2.3, 2.2, 2.6, 40.0, 5e4, 3e4]) + epochs(loss=[1e4], accuracy=[0.1])
-    [finding] = diagnose(points, num_classes=10, spec=SPEC.with_compile(learning_rate=1.0), steps_per_epoch=100)
+    [finding] = diagnose(DIVERGING, num_classes=10, spec=SPEC.with_compile(learning_rate=1.0), steps_per_epoch=100)
     record = finding.to_dict()
     assert record == {"kind": "diverged", "severity": "error", "start": 0.04, "end": 1.0,
                       "message": finding.message,
-                      "remedy": {"label": "Lower the learning rate to 0.1", "changes": {"learning_rate": 0.1}}}
+                      "remedy": {"label": "Lower the learning rate to 0.001", "changes": {"learning_rate": 0.001}}}
     assert json.loads(json.dumps(record)) == record
     assert finding.title == "Diverged"
 
 
 def test_apply_remedy_changes_the_spec_and_refuses_unknown_settings():
-    changed = apply_remedy(SPEC, Remedy("x", (("learning_rate", 0.01), ("epochs", 9))))
-    assert (changed.compile.learning_rate, changed.fit.epochs) == (0.01, 9)
+    changed = apply_remedy(SPEC, Remedy("x", (("learning_rate", 0.01), ("epochs", 9), ("dense_1.units", 64))))
+    assert (changed.compile.learning_rate, changed.fit.epochs, changed.layers[1].params["units"]) == (0.01, 9, 64)
     with pytest.raises(SpecError, match="Unknown remedy setting 'units'"):
         apply_remedy(SPEC, Remedy("x", (("units", 3),)))
+    with pytest.raises(SpecError, match=r"Unknown remedy setting 'gone.units'.*<layer name>.<param> for a layer"):
+        apply_remedy(SPEC, Remedy("x", (("gone.units", 3),)))
 
 
 def _train(home: Path, *args: str) -> str:
