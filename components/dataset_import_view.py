@@ -103,8 +103,9 @@ def _import(name: str, source, settings: Settings, what: str) -> None:
 
 
 def details(name: str) -> None:
-    """Where an added dataset came from, how it was decoded, the split, warnings, unreadable files and
-    skipped ones (not images, or symbolic links), as the CLI lists them."""
+    """Where an added dataset came from, how it was decoded, how it was split, warnings, unreadable
+    files and skipped ones (not images, or symbolic links), as the CLI lists them. Its images per
+    class and split are in the page's one class table (`dataset_view.class_table`)."""
     if name not in added.added_infos():
         return
     try:
@@ -119,9 +120,6 @@ def details(name: str) -> None:
         st.info(plain(note), icon=":material/call_split:")
     for warning in manifest.get("warnings", []):
         st.warning(plain(warning), icon=":material/warning:")
-    counts = manifest["counts"]
-    table = pd.DataFrame({"Class": manifest["classes"], **{split.capitalize(): c for split, c in counts.items()}})
-    st.dataframe(table, hide_index=True, key=_key("splits", name))
     problems = [{"File": item["file"], "Reason": item["reason"]} for item in manifest.get("unreadable", [])]
     if problems:
         with st.expander(f"{len(problems)} file(s) could not be read and were left out"):

@@ -1,17 +1,20 @@
-"""Looking at a dataset: its classes and a gallery of samples per class (the class balance chart is
-`components.figures.class_balance`)."""
+"""Looking at a dataset: its classes, one table of images per class in each split, the class balance
+chart beside it (built by `components.figures.class_balance`), and a gallery of samples per class."""
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 
+from components.figures.class_balance import distribution_chart
 from components.text import plain
+from pipelines.data import added
 from pipelines.data.catalog import DatasetInfo
+from pipelines.errors import DatasetError
 
-
-TABLE_COLUMNS = {"Training images": st.column_config.NumberColumn(format="localized"),
-                 "Test images": st.column_config.NumberColumn(format="localized")}
+SPLIT_TITLES = {"train": "Training images", "validation": "Validation images", "test": "Test images"}
+VALIDATION_AS_TEST = "Validation images (also the test set)"
 # The full datasets' sizes (training, test), to say when the copy found is a sample of one.
 FULL_SIZES = {"mnist": (60_000, 10_000), "fashion_mnist": (60_000, 10_000), "cifar10": (50_000, 10_000)}
 
@@ -27,12 +30,56 @@ def class_label(info: DatasetInfo, label: int) -> str:
     return name if names_are_labels(info) else f"{label} · {name}"
 
 
+def _added_splits(name: str) -> dict[str, list[int]] | None:
+    """An added dataset's images per class in each of its folders' splits; None for a built-in one
+    (or one whose manifest cannot be read: the page then shows what the loaded arrays hold)."""
+    if name not in added.added_infos():
+        return None
+    try:
+        counts = added.read_manifest(name).get("counts")
+    except DatasetError:
+        return None
+    return {split: list(counts[split]) for split in SPLIT_TITLES if split in counts} if isinstance(counts, dict) else None
+
+
+def validation_is_test(info: DatasetInfo) -> bool:
+    """Whether the dataset's test set is its validation/ folder (added with validation/ and no test/)."""
+    splits = _added_splits(info.name) or {}
+    return "validation" in splits and "test" not in splits
+
+
+def split_counts(info: DatasetInfo, overview: dict) -> dict[str, list[int]]:
+    """Images per class by column title: training and test for a built-in dataset; each folder split
+    of an added one, its validation/ said to be the test set too when there is no test/."""
+    splits = _added_splits(info.name)
+    if splits is None:
+        return {SPLIT_TITLES["train"]: overview["train_counts"], SPLIT_TITLES["test"]: overview["test_counts"]}
+    columns = {SPLIT_TITLES[split]: counts for split, counts in splits.items()}
+    if validation_is_test(info):
+        columns[VALIDATION_AS_TEST] = columns.pop(SPLIT_TITLES["validation"])
+    return columns
+
+
 def class_table(info: DatasetInfo, overview: dict) -> pd.DataFrame:
-    """Label, name and train/test counts per class: the numbers behind the class balance chart
-    (the name alone where names are the labels)."""
+    """Label, name and the images per class in each split: the numbers behind the class balance
+    chart, in one table (the name alone where names are the labels)."""
     columns = {} if names_are_labels(info) else {"Label": range(info.num_classes)}
-    return pd.DataFrame({**columns, "Class": info.class_names,
-                         "Training images": overview["train_counts"], "Test images": overview["test_counts"]})
+    return pd.DataFrame({**columns, "Class": info.class_names, **split_counts(info, overview)})
+
+
+def table_columns(table: pd.DataFrame) -> dict:
+    """The counts with thousands separators."""
+    return {title: st.column_config.NumberColumn(format="localized") for title in table.columns
+            if title not in ("Label", "Class")}
+
+
+def balance_chart(info: DatasetInfo, overview: dict) -> go.Figure:
+    """The class balance chart, its second split named for what it is: a dataset whose validation/
+    folder is also its test set shows "validation" there, as the table beside it does."""
+    figure = distribution_chart(info, overview)
+    if validation_is_test(info):
+        figure.update_traces(name="validation", selector={"name": "test"})
+    return figure
 
 
 def sample_note(info: DatasetInfo, overview: dict) -> str | None:

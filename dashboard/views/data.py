@@ -3,7 +3,6 @@ the class balance; download it when it is missing."""
 import streamlit as st
 
 from components import augmentation_view, dataset_import_view, dataset_view, resources, state
-from components.figures.class_balance import distribution_chart
 from components.resources import dataset_overview
 from components.text import plain
 from pipelines.data.locate import load
@@ -80,9 +79,9 @@ dataset_import_view.details(name)
 if note := dataset_view.sample_note(info, overview):
     st.info(note, icon=":material/info:")
 table, chart = st.columns([2, 3], gap="large")
-table.dataframe(dataset_view.class_table(info, overview), hide_index=True, width="stretch",
-                column_config=dataset_view.TABLE_COLUMNS)
-chart.plotly_chart(distribution_chart(info, overview), key=state.key("data", "chart"))
+counts = dataset_view.class_table(info, overview)
+table.dataframe(counts, hide_index=True, width="stretch", column_config=dataset_view.table_columns(counts))
+chart.plotly_chart(dataset_view.balance_chart(info, overview), key=state.key("data", "chart"))
 st.subheader("Samples per class")
 dataset_view.gallery(info, overview)
 augmentation_view.dataset_preview(overview, info.class_names, info.input_shape)

@@ -33,8 +33,9 @@ def test_a_server_folder_is_added_and_shown(home, shared_datasets, tmp_path):
     assert at.button_group[0].value == "my-clothes"
     assert any("held out 20% of each class" in shown(i.value) for i in at.info)
     tables = [d.value for d in at.dataframe]
-    splits = next(t for t in tables if "Train" in t.columns)
-    assert list(splits["Class"]) == ["hat", "pants", "shoes"] and list(splits["Train"] + splits["Test"]) == [10, 10, 10]
+    splits = next(t for t in tables if "Training images" in t.columns)
+    assert list(splits["Class"]) == ["hat", "pants", "shoes"]
+    assert list(splits["Training images"] + splits["Test images"]) == [10, 10, 10]
     unreadable = next(t for t in tables if "Reason" in t.columns)
     assert list(unreadable["File"]) == ["pants/broken.jpg"]
     skipped = next(t for t in tables if "Reason" in t.columns and "hat/notes.txt" in list(t["File"]))
