@@ -24,22 +24,25 @@ from pipelines.runs.store import RunStore
 
 METRICS = {"validation accuracy": "val_accuracy", "validation loss": "val_loss",
            "training accuracy": "accuracy", "training loss": "loss"}
+# Name, Status and the accuracies first: at 1024 px they are what shows without scrolling sideways.
+FILTER_WIDTH = 125  # pixels: four filters in a row at 1024 px, the search beside them from about 1200
+SEARCH_WIDTH = 300
+NAME_WIDTH = 240  # pixels: a name's leading part (the one that differs, see shown_names) and more
 TABLE_COLUMNS = {
-    "name": st.column_config.TextColumn("Name", width="medium"),
-    "tags": st.column_config.TextColumn("Tags"),
-    "dataset": st.column_config.TextColumn("Dataset"),
+    "name": st.column_config.TextColumn("Name", width=NAME_WIDTH),
     "status": st.column_config.TextColumn("Status"),
+    **{column.key: st.column_config.NumberColumn(column.short, format="percent", help=column.title)
+       for column in compare.RESULTS if column.kind == "accuracy"},
+    "best_epoch": st.column_config.NumberColumn("Best epoch"),
+    "dataset": st.column_config.TextColumn("Dataset"),
     "architecture": st.column_config.TextColumn("Architecture"),
     "parameters": st.column_config.NumberColumn("Params", format="localized"),
     "optimizer": st.column_config.TextColumn("Optimizer"),
     "learning_rate": st.column_config.NumberColumn("Learning rate", format="%.0e"),
     "batch_size": st.column_config.NumberColumn("Batch"),
     "epochs": st.column_config.NumberColumn("Epochs"),
-    "final_val_accuracy": st.column_config.NumberColumn("Val acc (last)", format="percent"),
-    "best_val_accuracy": st.column_config.NumberColumn("Val acc (best)", format="percent"),
-    "best_epoch": st.column_config.NumberColumn("Best epoch"),
-    "test_accuracy": st.column_config.NumberColumn("Test acc", format="percent"),
-    "wall_seconds": st.column_config.NumberColumn("Wall s", format="%.0f"),
+    "tags": st.column_config.TextColumn("Tags"),
+    "wall_seconds": st.column_config.NumberColumn("Wall time", format="%.0f s"),
     "samples_per_second": st.column_config.NumberColumn("Samples/s", format="localized"),
     "sweep": st.column_config.TextColumn("Sweep"),
 }
@@ -81,14 +84,19 @@ def filtered(frame: pd.DataFrame) -> pd.DataFrame:
     """The table narrowed by the filters above it."""
     if frame.empty:
         return frame
-    columns = st.columns([2, 2, 2, 2, 3])
-    datasets = columns[0].multiselect("Dataset", sorted(frame["dataset"].unique()), key=state.key("compare", "ds"))
-    statuses = columns[1].multiselect("Status", sorted(frame["status"].unique()), key=state.key("compare", "st"))
-    all_tags = sorted({tag.strip() for tags in frame["tags"] for tag in tags.split(",") if tag.strip()})
-    tags = columns[2].multiselect("Tag", all_tags, key=state.key("compare", "tag"))
-    sweeps = sorted(s for s in frame["sweep"].dropna().unique() if s)
-    chosen_sweeps = columns[3].multiselect("Sweep", sweeps, key=state.key("compare", "sw"))
-    text = columns[4].text_input("Search names, tags and architectures", key=state.key("compare", "q"))
+    # A row that wraps rather than columns that shrink: at 1024 px five columns cut every placeholder.
+    def pick(label: str, options: list, part: str) -> list:
+        return st.multiselect(label, options, key=state.key("compare", part), width=FILTER_WIDTH,
+                              placeholder="Any" if options else "None yet")
+
+    with st.container(horizontal=True, key=state.key("compare", "filters")):
+        datasets = pick("Dataset", sorted(frame["dataset"].unique()), "ds")
+        statuses = pick("Status", sorted(frame["status"].unique()), "st")
+        tags = pick("Tag", sorted({tag.strip() for tags in frame["tags"] for tag in tags.split(",") if tag.strip()}),
+                    "tag")
+        chosen_sweeps = pick("Sweep", sorted(s for s in frame["sweep"].dropna().unique() if s), "sw")
+        text = st.text_input("Search names, tags and architectures", key=state.key("compare", "q"),
+                             width=SEARCH_WIDTH)
     keep = pd.Series(True, index=frame.index)
     if datasets:
         keep &= frame["dataset"].isin(datasets)
@@ -120,8 +128,9 @@ def selectable_table(frame: pd.DataFrame, everything: pd.DataFrame) -> list[str]
     hidden = [run_id for run_id in previous if run_id not in frame.index]
     rows = [frame.index.get_loc(run_id) for run_id in previous if run_id in frame.index]
     shown_rows = zlib.crc32(",".join(frame.index).encode())  # new rows, new widget: no stale row numbers
+    shown = frame[[c for c in TABLE_COLUMNS if c in frame]].assign(name=compare.distinct_names(list(frame["name"])))
     event = st.dataframe(
-        frame[[c for c in TABLE_COLUMNS if c in frame]], hide_index=True, column_config=TABLE_COLUMNS,
+        shown, hide_index=True, column_config=TABLE_COLUMNS,
         on_select="rerun", selection_mode="multi-row", key=state.key("compare", "table", shown_rows),
         selection_default={"selection": {"rows": rows}} if rows else None, height=min(38 * (len(frame) + 1), 420))
     chosen, left_out = merged_selection(previous, [frame.index[i] for i in event.selection.rows], hidden)
@@ -160,6 +169,12 @@ def _with_bands(items: list[figures.Curve], selected: list[str], groups: pd.Data
         x, mean, low, high = compare.mean_band([(item.x, item.y) for item in members])
         out.append(figures.Curve(f"{group['group']} (mean of {len(members)} seeds)", x, mean, low=low, high=high))
     return out
+
+
+def shown_names(frame: pd.DataFrame, run_ids: list[str]) -> dict[str, str]:
+    """The runs' names, each with the part that tells it from the others first, for the cells and
+    pickers too narrow for a whole name (a sweep's runs differ only at the end of theirs)."""
+    return dict(zip(run_ids, compare.distinct_names([frame.loc[run_id, "name"] for run_id in run_ids])))
 
 
 def epoch_points(store: RunStore, selected: list[str]) -> dict:
@@ -209,7 +224,7 @@ def curves(points: dict, frame: pd.DataFrame, selected: list[str]) -> str:
 
 def baseline_and_differences(store: RunStore, frame: pd.DataFrame, selected: list[str]) -> None:
     """A baseline run, every other run's results against it, and what differs in their specs."""
-    names = {run_id: frame.loc[run_id, "name"] for run_id in selected}
+    names = shown_names(frame, selected)
     baseline = st.selectbox("Baseline", selected, format_func=lambda i: f"{names[i]} ({i})",
                             key=state.key("compare", "baseline"))
     delta, shown = compare.against_baseline(frame.loc[selected], baseline)
@@ -220,8 +235,9 @@ def baseline_and_differences(store: RunStore, frame: pd.DataFrame, selected: lis
                          "accuracies in percentage points (+1.0 pts: one more image in a hundred right), "
                          "times in seconds."))
         delta.insert(0, "Name", [names[i] for i in delta.index])
-        config = {"Name": st.column_config.TextColumn("Name", width="medium"),
-                  **{column.title: st.column_config.NumberColumn(column.title, format=DELTA_FORMATS[column.kind])
+        config = {"Name": st.column_config.TextColumn("Name", width=NAME_WIDTH),
+                  **{column.short: st.column_config.NumberColumn(column.short, format=DELTA_FORMATS[column.kind],
+                                                                 help=f"{column.title}: {column.meaning}")
                      for column in shown}}
         st.dataframe(delta, hide_index=True, column_config=config, key=state.key("compare", "delta"))
     else:

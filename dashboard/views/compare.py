@@ -27,7 +27,7 @@ if len(selected) < 2:
 
 st.subheader(f"{len(selected)} runs")
 curves_tab, differs_tab, settings_tab, predictions_tab = st.tabs(
-    ["Curves", "Baseline and what differs", "Which setting mattered", "Two runs, prediction by prediction"])
+    ["Curves", "Baseline and what differs", "Which setting mattered", "Two runs' predictions"])
 points = compare_view.epoch_points(store, selected)
 with curves_tab:
     metric = compare_view.curves(points, table, selected)
@@ -37,8 +37,9 @@ with settings_tab:
     compare_view.settings_effects(points, table, selected, metric)
 with predictions_tab:
     runs = {run_id: store.get_run(run_id) for run_id in selected}
+    names = compare_view.shown_names(table, selected)
     left, right = st.columns(2)
-    label = lambda run_id: f"{runs[run_id].name} ({run_id})"  # noqa: E731
+    label = lambda run_id: f"{names[run_id]} ({run_id})"  # noqa: E731
     first = left.selectbox("Run A", selected, format_func=label, key=state.key("compare", "a"))
     second = right.selectbox("Run B", [i for i in selected if i != first], format_func=label,
                              key=state.key("compare", "b"))

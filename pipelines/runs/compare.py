@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -29,27 +30,31 @@ SETTING_COLUMNS = ("optimizer", "learning_rate", "batch_size", "epochs", "seed")
 
 @dataclass(frozen=True)
 class ResultColumn:
-    """A result the comparison shows: its column, its title, and its kind (a `ResultField.kind` of
-    the results schema, or "epoch"), which says how a value or a difference reads."""
+    """A result the comparison shows: its column; its title, and a short one for a table's header;
+    its kind (a `ResultField.kind` of the results schema, or "epoch"), which says how a value or a
+    difference reads; and what it means."""
 
     key: str
     title: str
+    short: str
     kind: str
+    meaning: str
 
 
-def _schema(key: str, column: str | None = None, note: str = "") -> ResultColumn:
+def _schema(key: str, short: str, column: str | None = None, note: str = "") -> ResultColumn:
     field = FIELDS[key]
-    return ResultColumn(column or key, f"{field.title}{note}", field.kind)
+    return ResultColumn(column or key, f"{field.title}{note}", short, field.kind, field.meaning)
 
 
 # The accuracies first: on a narrow screen they are what stays in view.
 RESULTS = (
-    _schema("val_accuracy", "best_val_accuracy", " (best epoch)"),
-    _schema("test_accuracy"),
-    _schema("val_accuracy", "final_val_accuracy", " (last epoch)"),
-    ResultColumn("best_epoch", "Best epoch", "epoch"),
-    _schema("wall_seconds"),
-    _schema("samples_per_second"),
+    _schema("val_accuracy", "Val acc (best)", "best_val_accuracy", " (best epoch)"),
+    _schema("test_accuracy", "Test acc"),
+    _schema("val_accuracy", "Val acc (last)", "final_val_accuracy", " (last epoch)"),
+    ResultColumn("best_epoch", "Best epoch", "Best epoch", "epoch",
+                 "the epoch (from 1) of the highest validation accuracy"),
+    _schema("wall_seconds", "Wall time"),
+    _schema("samples_per_second", "Samples/s"),
 )
 RESULT_COLUMNS = tuple(column.key for column in RESULTS)
 LOG_SETTINGS = ("learning_rate",)  # compared on a log scale: 1e-4 .. 1e-1 are steps of equal weight
@@ -193,6 +198,24 @@ def frame_of(runs: Sequence[Run], rows: Sequence[Mapping]) -> pd.DataFrame:
     return frame.set_index("id", drop=False) if not frame.empty else frame
 
 
+NAME_PARTS = " · "  # what joins the parts of a name a sweep, a repeat or Build makes: "model · lr=0.001 · seed 43"
+
+
+def distinct_names(names: Sequence[str]) -> list[str]:
+    """Each name with the part that tells it from the others first, for a cell or a picker too
+    narrow for it whole: the leading parts (split at " · ") it shares with another name move to
+    its end, so "Conv32-Pool-D10 · adam · lr=0.001" beside "Conv32-Pool-D10 · adam · lr=0.01" shows
+    as "lr=0.001 · Conv32-Pool-D10 · adam". A name that shares nothing with the others stays as it
+    is. Linear in the names: a table may hold thousands."""
+    split = [name.split(NAME_PARTS) for name in names]
+    starts = Counter(tuple(parts[:count]) for parts in split for count in range(1, len(parts)))
+    shown = []
+    for name, parts in zip(names, split):
+        lead = next((count for count in range(len(parts) - 1, 0, -1) if starts[tuple(parts[:count])] > 1), 0)
+        shown.append(NAME_PARTS.join(parts[lead:] + parts[:lead]) if lead else name)
+    return shown
+
+
 def setting_columns(frame: pd.DataFrame) -> list[str]:
     """The settings a comparison looks at: the global ones, then the layer settings in the frame."""
     return [*SETTING_COLUMNS, *(column for column in frame.columns if "@" in str(column))]
@@ -213,13 +236,13 @@ def differences(frame: pd.DataFrame, baseline_id: str, columns: Sequence[str] = 
 
 
 def against_baseline(frame: pd.DataFrame, baseline_id: str) -> tuple[pd.DataFrame, list[ResultColumn]]:
-    """The baseline's table: each run's results minus the baseline's, under their titles, with
+    """The baseline's table: each run's results minus the baseline's, under their short titles, with
     accuracies in percentage points (0.861 against 0.850 is +1.1), and the results shown. A result
     the baseline lacks (no test accuracy while it trains), or no other run has, is left out: its
     column would say nothing."""
     delta = differences(frame, baseline_id)
     shown = [column for column in RESULTS if delta[column.key].notna().sum() > 1]  # the baseline's and another
-    table = pd.DataFrame({column.title: delta[column.key] * (100 if column.kind == "accuracy" else 1)
+    table = pd.DataFrame({column.short: delta[column.key] * (100 if column.kind == "accuracy" else 1)
                           for column in shown}, index=delta.index)
     return table, shown
 

@@ -295,13 +295,13 @@ def test_the_baseline_tab_titles_its_results_and_gives_accuracy_in_points(store)
     other = finished(store, "adam 1e-2", MLP.with_compile(learning_rate=1e-2), [0.70, 0.75])
     at = open_compare([baseline.id, other.id])
     assert not at.exception
-    delta = next(d for d in at.dataframe if "Test accuracy" in d.value.columns)
-    assert list(delta.value.columns) == ["Name", "Validation accuracy (best epoch)", "Test accuracy",
-                                         "Validation accuracy (last epoch)", "Best epoch"]
-    assert delta.value.set_index("Name").loc["adam 1e-2", "Validation accuracy (best epoch)"] == pytest.approx(-11.0)
-    formats = {name: column["type_config"].get("format") for name, column in json.loads(delta.proto.columns).items()
-               if name != "_index"}
-    assert formats["Test accuracy"] == "%+.1f pts" and formats["Best epoch"] == "%+d"
+    delta = next(d for d in at.dataframe if "Test acc" in d.value.columns)
+    assert list(delta.value.columns) == ["Name", "Val acc (best)", "Test acc", "Val acc (last)", "Best epoch"]
+    assert delta.value.set_index("Name").loc["adam 1e-2", "Val acc (best)"] == pytest.approx(-11.0)
+    columns = {name: column for name, column in json.loads(delta.proto.columns).items() if name != "_index"}
+    assert columns["Test acc"]["type_config"]["format"] == "%+.1f pts"
+    assert columns["Best epoch"]["type_config"]["format"] == "%+d"
+    assert columns["Val acc (best)"]["help"].startswith("Validation accuracy (best epoch): accuracy on the validation")
     assert any(shown(c.value).startswith("The baseline: validation accuracy (best epoch) 86.0 %, test accuracy 86.0 %")
                for c in at.caption)
 
@@ -315,3 +315,16 @@ def test_three_runs_draw_no_correlation_and_say_why(store):
     [why] = [i.value for i in at.info if "Which setting mattered" in i.value]
     assert "3 runs cannot separate a setting's effect from run-to-run noise" in why and "at least 8 runs" in why
     assert [c for c in at.get("plotly_chart") if "compare_parcoords" in c.proto.id]  # each run is still drawn
+
+
+def test_the_table_leads_with_name_status_and_accuracy_and_each_name_with_what_differs(store):
+    runs = [finished(store, f"Conv32-Pool-D128-Drop0.5-D10 · adam · lr={lr}", MLP.with_compile(learning_rate=lr),
+                     [0.8, 0.8 + lr]) for lr in (0.0001, 0.001)]
+    at = open_compare([run.id for run in runs])
+    assert not at.exception
+    table = at.dataframe[0]
+    assert list(table.value.columns)[:5] == ["name", "status", "best_val_accuracy", "test_accuracy",
+                                             "final_val_accuracy"]
+    assert sorted(table.value["name"]) == ["lr=0.0001 · Conv32-Pool-D128-Drop0.5-D10 · adam",
+                                           "lr=0.001 · Conv32-Pool-D128-Drop0.5-D10 · adam"]
+    assert at.selectbox(key="compare_a").options[0].startswith("lr=0.0001 · Conv32")  # the pickers too

@@ -199,11 +199,12 @@ def test_the_baseline_table_titles_its_results_and_counts_accuracy_in_points(swe
     frame = runs_frame(runs, points)
     frame.loc[runs[0].id, "wall_seconds"], frame.loc[runs[1].id, "wall_seconds"] = 40.0, 59.9227
     table, shown = compare.against_baseline(frame, runs[1].id)
-    assert list(table.columns) == [column.title for column in shown] == [
+    assert [column.title for column in shown] == [
         "Validation accuracy (best epoch)", "Test accuracy", "Validation accuracy (last epoch)", "Best epoch",
         "Wall time"]  # no run has samples/s: no empty column
-    assert "Test accuracy" not in compare.against_baseline(frame.assign(test_accuracy=None), runs[1].id)[0]
-    assert table.loc[runs[0].id, "Validation accuracy (best epoch)"] == pytest.approx(-11.0)  # 0.75 vs 0.86
+    assert list(table.columns) == [column.short for column in shown]
+    assert "Test acc" not in compare.against_baseline(frame.assign(test_accuracy=None), runs[1].id)[0]
+    assert table.loc[runs[0].id, "Val acc (best)"] == pytest.approx(-11.0)  # 0.75 vs 0.86
     assert table.loc[runs[0].id, "Wall time"] == pytest.approx(-19.9227)  # seconds stay seconds
     assert math.isnan(table.loc[runs[2].id, "Wall time"])
     by_key = {column.key: column for column in compare.RESULTS}
@@ -219,3 +220,15 @@ def test_the_correlation_chance_gives_shrinks_with_more_runs():
         assert compare.chance_correlation(runs) == pytest.approx(exact, abs=0.012)
     assert compare.chance_correlation(3) == compare.chance_correlation(2) == 1.0
     assert compare.chance_correlation(compare.MIN_RUNS_TO_CORRELATE - 1) > 0.74  # why fewer runs draw none
+
+
+def test_names_lead_with_the_part_that_tells_them_apart():
+    sweep = [f"Conv32-Pool-D128-Drop0.5-D10 · adam · lr={lr}" for lr in ("0.0001", "0.001")]
+    repeat = "Conv32-Pool-D128-Drop0.5-D10 · adam · lr=0.001 · seed 43"
+    single = "Conv32-Pool-D128-Drop0.5-D10 · adam 1e-3"
+    assert compare.distinct_names([*sweep, repeat, single, "baseline", "my · own"]) == [
+        "lr=0.0001 · Conv32-Pool-D128-Drop0.5-D10 · adam", "lr=0.001 · Conv32-Pool-D128-Drop0.5-D10 · adam",
+        "lr=0.001 · seed 43 · Conv32-Pool-D128-Drop0.5-D10 · adam", "adam 1e-3 · Conv32-Pool-D128-Drop0.5-D10",
+        "baseline", "my · own"]  # nothing shared: as written
+    assert compare.distinct_names(["same · name", "same · name"]) == ["name · same", "name · same"]
+    assert compare.distinct_names([]) == [] and compare.distinct_names(["alone · run"]) == ["alone · run"]
