@@ -5,9 +5,9 @@ the server. `python -m pipelines.io.import_sandbox FILE OUT DATASET` first caps 
 space (RLIMIT_AS) and CPU time, then reads the archive with `GuardedZip`, checks config.json
 (`keras_config_check`), rebuilds the model from a spec (`import_spec`, `keras_weights`) and loads
 only the checked weights. It saves the rebuilt model and its spec into OUT, evaluates it on the
-dataset's test set, and writes OUT/result.json: {"ok": true, "spec": ..., "metrics": ..., "notes": [...]} or
-{"ok": false, "reason": ...}. A crash, a kill or a timeout leaves no result, and the parent
-refuses the file.
+dataset's test set, and writes OUT/result.json: {"ok": true, "spec": ..., "metrics": ..., "notes": [...],
+"trained_steps": N or null} or {"ok": false, "reason": ...}. A crash, a kill or a timeout leaves no
+result, and the parent refuses the file.
 """
 from __future__ import annotations
 
@@ -66,9 +66,10 @@ def _checked_spec(archive: GuardedZip, dataset: str):
     return checked, spec
 
 
-def rebuild_from_file(source: Path, dataset: str, out: Path) -> tuple[ModelSpec, tuple[str, ...]]:
+def rebuild_from_file(source: Path, dataset: str, out: Path) -> tuple[ModelSpec, tuple[str, ...], int | None]:
     """Check `source` and save the rebuilt model and its spec into `out`; ModelImportError if refused.
-    Also what the import changed on the way in (`import_notes`)."""
+    Also what the import changed on the way in (`import_notes`), and the training steps the file's
+    optimizer had taken (`keras_weights.optimizer_steps`)."""
     scratch = out / "scratch"
     scratch.mkdir()
     with GuardedZip(source, "The .keras file") as archive:
@@ -81,10 +82,10 @@ def rebuild_from_file(source: Path, dataset: str, out: Path) -> tuple[ModelSpec,
             raise refuse(f"model.weights.h5 is {weights.file_size:,} bytes; at most {max_weight_bytes():,} "
                          "are allowed")
         archive.extract_to(scratch / "weights", members=[weights])
-    load_weights(model, scratch / "weights" / "model.weights.h5", scratch)
+    steps = load_weights(model, scratch / "weights" / "model.weights.h5", scratch)
     model.save(out / MODEL_FILE)
     (out / SPEC_FILE).write_text(spec.to_json())
-    return spec, import_notes(checked)
+    return spec, import_notes(checked), steps
 
 
 def evaluate_on_test_set(out: Path, dataset: str) -> dict[str, float]:
@@ -112,13 +113,14 @@ def main(argv: list[str]) -> int:
     limit_resources(int(argv[3]), int(argv[4]))
     result: dict
     try:
-        spec, notes = rebuild_from_file(source, dataset, out)
+        spec, notes, steps = rebuild_from_file(source, dataset, out)
         lift_memory_limit()
         try:
             metrics = evaluate_on_test_set(out, dataset)
         except LayerlabError:
             metrics = {}  # the dataset is not here: the run is compared without test figures
-        result = {"ok": True, "spec": spec.to_dict(), "metrics": metrics, "notes": list(notes)}
+        result = {"ok": True, "spec": spec.to_dict(), "metrics": metrics, "notes": list(notes),
+                  "trained_steps": steps}
     except LayerlabError as error:
         result = {"ok": False, "reason": str(error)}
     except Exception as error:  # h5py and Keras fail on a damaged file in many ways; none is a crash here

@@ -6,6 +6,11 @@ At most CONCURRENT_CHECKS children run at once in a server process (each may tak
 memory cap); a further import waits LAYERLAB_IMPORT_WAIT_SECONDS for a turn, then is refused as
 busy. A child gets only the environment it needs (`child_env`), not the server's.
 
+An imported run was not trained here: it has no epochs and no curves, and its spec's fit settings
+are Layerlab's defaults (for training it again). It carries IMPORTED_TAG, the training steps its
+file's optimizer had taken as the metric TRAINED_STEPS when the file tells, and says both in its
+note; `imported_training` puts that in a phrase for the pages.
+
 Settings: LAYERLAB_IMPORT_MAX_MB (the file), LAYERLAB_IMPORT_MEMORY_MB (the child's address
 space), LAYERLAB_IMPORT_SECONDS (its time) and LAYERLAB_IMPORT_WAIT_SECONDS (the wait for a turn).
 """
@@ -24,10 +29,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
-from pipelines.errors import ModelImportError
-from pipelines.io.archives import is_zip
+from pipelines.errors import LayerlabError, ModelImportError
+from pipelines.io.archives import GuardedZip, is_zip
 from pipelines.io.import_sandbox import REFUSED_EXIT, RESULT_FILE
+from pipelines.io.keras_config_check import CONFIG_MAX_BYTES, check_config, parse_config
 from pipelines.runs.artifacts import MODEL_FILE, SPEC_FILE
 from pipelines.runs.entities import Run
 from pipelines.runs.store import RunStore
@@ -35,6 +42,7 @@ from pipelines.runs.store import RunStore
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 IMPORTS_FOLDER = "imports"  # <home>/imports/: the sandbox's output, on the runs' disk
 IMPORTED_TAG = "imported"
+TRAINED_STEPS = "trained_steps"  # metric: the steps (batches) an imported model had trained elsewhere
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONCURRENT_CHECKS = 2
 _CHECK_SLOTS = threading.BoundedSemaphore(CONCURRENT_CHECKS)  # one per server process: Streamlit's sessions are threads
@@ -99,6 +107,46 @@ def check_source(path: Path, filename: str, max_bytes: int) -> None:
     except OSError as error:
         raise ModelImportError(f"Cannot read {filename}: {error.strerror or error}") from None
     check_kind(head, size, filename, max_bytes)
+
+
+def model_input_shape(source: str | os.PathLike | BinaryIO, filename: str) -> tuple[int, ...] | None:
+    """The input shape a `.keras` file's config.json declares, read as the import's own check reads
+    it (the config as data, never Keras), to offer the dataset it fits before the import; None when
+    the file does not say or would be refused (the import then gives the reason)."""
+    try:
+        with GuardedZip(source, filename) as archive:
+            return check_config(parse_config(archive.read("config.json", CONFIG_MAX_BYTES))).input_shape
+    except LayerlabError:
+        return None
+
+
+def fitting_datasets(input_shape: tuple[int, ...]) -> list[str]:
+    """The datasets whose images a model of this input shape takes (28x28x1: MNIST and Fashion-MNIST;
+    an added folder dataset by its image size and colour), in the catalog's order."""
+    from pipelines.data.catalog import CATALOG
+
+    return [name for name, info in CATALOG.items() if tuple(info.input_shape) == tuple(input_shape)]
+
+
+def training_note(steps: int | None) -> str:
+    """What the run's note says of its training: the file's optimizer steps, never epochs."""
+    if steps:
+        return (f"It had trained elsewhere for {steps:,} steps (batches of its own size) before it was saved; "
+                "Layerlab has not trained it, so it has no epochs or curves here.")
+    if steps == 0:
+        return "Its optimizer had taken no step: it was saved untrained, and Layerlab has not trained it."
+    return ("The file does not say how long it trained (it holds no optimizer state); Layerlab has not "
+            "trained it, so it has no epochs or curves here.")
+
+
+def imported_training(run: Run) -> str | None:
+    """An imported run's training in a phrase, for where a page shows a run's epochs (its spec's are
+    Layerlab's defaults): "imported: trained elsewhere for 22,500 steps, not here", or "imported, not
+    trained here" when the file did not tell; None for a run trained here."""
+    if IMPORTED_TAG not in run.tags:
+        return None
+    steps = run.metrics.get(TRAINED_STEPS)
+    return f"imported: trained elsewhere for {int(steps):,} steps, not here" if steps else "imported, not trained here"
 
 
 def child_env(data_dir: str | os.PathLike | None) -> dict[str, str]:
@@ -183,8 +231,11 @@ def import_model(store: RunStore, source: str | os.PathLike, dataset: str, *, na
         files.mkdir()
         for kept in (MODEL_FILE, SPEC_FILE):
             os.replace(work / kept, files / kept)
+        steps = result.get("trained_steps")
+        steps = steps if isinstance(steps, int) and not isinstance(steps, bool) and steps >= 0 else None
+        metrics = {**(result.get("metrics") or {}), **({TRAINED_STEPS: steps} if steps is not None else {})}
+        note = " ".join([f"Imported from {filename}.", training_note(steps), *result.get("notes", ())])
         return store.add_finished_run(name or f"{Path(filename).stem} (imported)", dataset, result["spec"], files,
-                                      metrics=result.get("metrics") or {}, tags=(IMPORTED_TAG,),
-                                      note=" ".join([f"Imported from {filename}.", *result.get("notes", ())]))
+                                      metrics=metrics, tags=(IMPORTED_TAG,), note=note)
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -33,6 +33,8 @@ _NOT_COMPARED_SUFFIXES = ("_initializer", "_regularizer", "_constraint")
 _FILTERS = {h5py.h5z.FILTER_DEFLATE, h5py.h5z.FILTER_SHUFFLE, h5py.h5z.FILTER_FLETCHER32, 32000}  # 32000: LZF
 BYTES_PER_PARAMETER = 4
 OPTIMIZER_SLOTS = 3  # the weights, and an optimizer's two slots per weight (Adam's m and v)
+# Keras 3 saves an optimizer's variables in the order it made them, its `iterations` counter first.
+OPTIMIZER_STEPS = "optimizer/vars/0"
 
 
 def max_weight_bytes() -> int:
@@ -138,8 +140,20 @@ def _datasets(untrusted: h5py.File, expected: dict) -> list[str]:
     return [path for path in expected if isinstance(untrusted.get(path, getlink=True), h5py.HardLink)]
 
 
-def load_weights(model: keras.Model, weights_path: Path, scratch: Path) -> None:
-    """Give `model` the checked arrays of `weights_path` (a file from the archive)."""
+def optimizer_steps(checked: h5py.File) -> int | None:
+    """The training steps (batches) the file's optimizer had taken when it was saved: all the file
+    tells of how long the model trained (Keras keeps no epoch count). None for a file saved before
+    its optimizer was built (uncompiled, or never trained), or whose counter is not a count."""
+    found = checked.get(OPTIMIZER_STEPS)
+    if not isinstance(found, h5py.Dataset) or found.shape != () or found.dtype.kind not in "iu":
+        return None
+    steps = int(found[()])
+    return steps if steps >= 0 else None
+
+
+def load_weights(model: keras.Model, weights_path: Path, scratch: Path) -> int | None:
+    """Give `model` the checked arrays of `weights_path` (a file from the archive); return the
+    file's `optimizer_steps`, read once the file has passed."""
     expected_path = scratch / "expected.weights.h5"
     model.save_weights(expected_path)
     expected, names = _layout(expected_path)
@@ -151,4 +165,6 @@ def load_weights(model: keras.Model, weights_path: Path, scratch: Path) -> None:
         check_weights(untrusted, expected, names)
         for path in expected:
             target[path][...] = untrusted[path][()]
+        steps = optimizer_steps(untrusted)
     model.load_weights(expected_path)
+    return steps
