@@ -1,5 +1,6 @@
 """The app makes no request off the machine: every page, in a real browser, asks only the local
-server for what it shows (its icon font and favicon included), and the icons still draw.
+server for what it shows (its icon font and favicon, charts and the drawing pad included), and the
+icons still draw.
 
 A request to another host fails offline and, on a network, tells a third party who uses the app.
 """
@@ -7,9 +8,17 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from pipelines.modelspec.keras_build import build_model
+from pipelines.modelspec.presets import get_preset
+from pipelines.runs.artifacts import MODEL_FILE, SPEC_FILE
+from pipelines.runs.sqlite_store import SQLiteRunStore
+
 pytestmark = [pytest.mark.e2e]
 
-PAGES = {"": "Data", "build": "Build", "train": "Train", "test": "Test", "compare": "Compare"}
+# Each page by its path (Data is the app's first page, at the root), with a finished run where it
+# shows one: Train draws its charts, Test its drawing pad, Compare its tables.
+PAGES = {"": "Data", "build": "Build", "train?run={run}": "Train", "test?run={run}": "Test",
+         "compare?runs={run}": "Compare"}
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
 LOCAL_SCHEMES = {"data", "blob", "about"}
 SETTLED = """() => document.querySelector('[data-testid="stApp"]')?.dataset.testScriptState === 'notRunning'
@@ -27,12 +36,26 @@ def _off_machine(url: str) -> bool:
     return parts.scheme not in LOCAL_SCHEMES and parts.hostname not in LOCAL_HOSTS
 
 
-def test_every_page_asks_only_this_machine_and_its_icons_draw(app_server, page):
+@pytest.fixture
+def finished_run(app_server, tmp_path) -> str:
+    """A finished MNIST run in the server's store, its model saved as a trained one's is."""
+    _, home = app_server
+    spec = get_preset("mlp-128x2").spec
+    files = tmp_path / "run"
+    files.mkdir()
+    build_model(spec, (28, 28, 1)).save(files / MODEL_FILE)
+    (files / SPEC_FILE).write_text(spec.to_json())
+    with SQLiteRunStore(home) as store:
+        return store.add_finished_run("offline check", "mnist", spec.to_dict(), files,
+                                      metrics={"test_accuracy": 0.5, "test_loss": 1.0}).id
+
+
+def test_every_page_asks_only_this_machine_and_its_icons_draw(app_server, page, finished_run):
     url, _ = app_server
     leaks: list[str] = []
     page.on("request", lambda request: leaks.append(request.url) if _off_machine(request.url) else None)
     for path, heading in PAGES.items():
-        page.goto(f"{url}/{path}")
+        page.goto(f"{url}/{path.format(run=finished_run)}")
         page.get_by_role("heading", name=heading, exact=True).first.wait_for(timeout=90_000)
         page.wait_for_function(SETTLED, timeout=60_000)
         page.wait_for_function(ICON_FONT_LOADED, timeout=20_000)
