@@ -29,7 +29,7 @@ def open_handed_run(store: RunStore) -> None:
         state.push_notice(f"Could not open that run in Build: {exc}")
         return
     if fix is None:
-        state.open_in_build(spec, run.dataset, f"Run {run.name} ({run.id}) is open in Build with its exact "
+        _open(spec, run.dataset, f"Run {run.name} ({run.id}) is open in Build with its exact "
                                                "settings: change what you like and train it as a new run.")
         return
     findings = live_chart.curves(store, run).findings
@@ -42,5 +42,12 @@ def open_handed_run(store: RunStore) -> None:
     except SpecError as exc:
         state.push_notice(f"Could not make that fix: {exc}")
         return
-    state.open_in_build(fixed, run.dataset, f"{finding.remedy.label}: run {run.name} ({run.id}) {finding.verdict}, "
+    _open(fixed, run.dataset, f"{finding.remedy.label}: run {run.name} ({run.id}) {finding.verdict}, "
                                             "and this is its model with that change. Train it as a new run to compare.")
+
+
+def _open(spec, dataset: str, notice: str) -> None:
+    try:
+        state.open_in_build(spec, dataset, notice)
+    except ValueError:  # a dataset Build cannot pick (removed since, say)
+        state.push_notice(f"Could not open that run in Build: its dataset '{dataset}' is not one Build offers.")

@@ -5,7 +5,7 @@ or a server restart brings it back with its undo history.
 """
 import streamlit as st
 
-from components import model_builder, run_list, state, sweep_panel
+from components import model_builder, resources, run_handoff, run_list, state, sweep_panel
 from components.figures.stack import stack_diagram
 from components.layer_editor import insertion_marker, layer_card, palette, problem_row
 from components.model_summary import styled, summary_frame
@@ -14,6 +14,7 @@ from components.training_settings import compile_settings, fit_settings, learner
 from pipelines.data.catalog import CATALOG
 
 st.title("Build")
+run_handoff.open_handed_run(resources.store())  # "Edit in Build" and the doctor's fixes, linked from Train
 state.keep_draft_in_url()
 if notice := state.pop_notice():
     st.warning(plain(notice, keep_code=True))

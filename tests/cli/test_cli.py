@@ -79,11 +79,11 @@ def test_show_prints_the_doctors_findings_and_json_lists_them(home_with_a_diverg
     shown = cli("show", run_id, home=home)
     assert shown.returncode == 0, shown.stderr
     assert "finding              Diverged in epoch 1: the loss jumped from 2.3 to 5e+04" in shown.stdout
-    assert "fix: Lower the learning rate to 0.1" in shown.stdout
+    assert "fix: Lower the learning rate to 0.001" in shown.stdout
     record = json.loads(cli("show", run_id, "--json", home=home).stdout)
     [finding] = record["findings"]
     assert finding["kind"] == "diverged" and finding["start"] == 0.5 and finding["end"] == 1.0
-    assert finding["remedy"] == {"label": "Lower the learning rate to 0.1", "changes": {"learning_rate": 0.1}}
+    assert finding["remedy"] == {"label": "Lower the learning rate to 0.001", "changes": {"learning_rate": 0.001}}
     [listed] = json.loads(cli("runs", "--json", home=home).stdout)
     assert listed == record
 

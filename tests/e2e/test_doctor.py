@@ -82,10 +82,10 @@ def test_a_diverged_run_is_marked_on_its_chart_and_its_fix_opens_build(app_serve
     page.get_by_role("heading", name="Build").wait_for(timeout=60_000)
     # The notice, not the Train page's button of the same words that stays on screen until Build's
     # first run replaces it.
-    page.locator('[data-testid="stAlert"]', has_text="Lower the learning rate to 0.1").wait_for(timeout=120_000)
+    page.locator('[data-testid="stAlert"]', has_text="Lower the learning rate to 0.001").wait_for(timeout=120_000)
     rate = page.get_by_role("slider", name=re.compile("Learning rate"))
     rate.wait_for(timeout=120_000)
-    assert rate.get_attribute("aria-valuetext") == "1e-1", rate.get_attribute("aria-valuetext")
+    assert rate.get_attribute("aria-valuetext") == "1e-3", rate.get_attribute("aria-valuetext")
     wait_for_app(page)
     screenshot(page, "build-after-fix", top=True)
 
