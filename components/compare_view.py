@@ -28,6 +28,7 @@ METRICS = {"validation accuracy": "val_accuracy", "validation loss": "val_loss",
 FILTER_WIDTH = 125  # pixels: four filters in a row at 1024 px, the search beside them from about 1200
 SEARCH_WIDTH = 300
 NAME_WIDTH = 240  # pixels: a name's leading part (the one that differs, see shown_names) and more
+NAME_FITS = 30  # characters a NAME_WIDTH cell shows whole: a name as short stays as written
 TABLE_COLUMNS = {
     "name": st.column_config.TextColumn("Name", width=NAME_WIDTH),
     "status": st.column_config.TextColumn("Status"),
@@ -128,7 +129,8 @@ def selectable_table(frame: pd.DataFrame, everything: pd.DataFrame) -> list[str]
     hidden = [run_id for run_id in previous if run_id not in frame.index]
     rows = [frame.index.get_loc(run_id) for run_id in previous if run_id in frame.index]
     shown_rows = zlib.crc32(",".join(frame.index).encode())  # new rows, new widget: no stale row numbers
-    shown = frame[[c for c in TABLE_COLUMNS if c in frame]].assign(name=compare.distinct_names(list(frame["name"])))
+    names = compare.distinct_names(list(frame["name"]), NAME_FITS)
+    shown = frame[[c for c in TABLE_COLUMNS if c in frame]].assign(name=names)
     event = st.dataframe(
         shown, hide_index=True, column_config=TABLE_COLUMNS,
         on_select="rerun", selection_mode="multi-row", key=state.key("compare", "table", shown_rows),
@@ -174,7 +176,7 @@ def _with_bands(items: list[figures.Curve], selected: list[str], groups: pd.Data
 def shown_names(frame: pd.DataFrame, run_ids: list[str]) -> dict[str, str]:
     """The runs' names, each with the part that tells it from the others first, for the cells and
     pickers too narrow for a whole name (a sweep's runs differ only at the end of theirs)."""
-    return dict(zip(run_ids, compare.distinct_names([frame.loc[run_id, "name"] for run_id in run_ids])))
+    return dict(zip(run_ids, compare.distinct_names([frame.loc[run_id, "name"] for run_id in run_ids], NAME_FITS)))
 
 
 def epoch_points(store: RunStore, selected: list[str]) -> dict:

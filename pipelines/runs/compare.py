@@ -201,18 +201,20 @@ def frame_of(runs: Sequence[Run], rows: Sequence[Mapping]) -> pd.DataFrame:
 NAME_PARTS = " · "  # what joins the parts of a name a sweep, a repeat or Build makes: "model · lr=0.001 · seed 43"
 
 
-def distinct_names(names: Sequence[str]) -> list[str]:
+def distinct_names(names: Sequence[str], fits: int = 0) -> list[str]:
     """Each name with the part that tells it from the others first, for a cell or a picker too
     narrow for it whole: the leading parts (split at " · ") it shares with another name move to
     its end, so "Conv32-Pool-D10 · adam · lr=0.001" beside "Conv32-Pool-D10 · adam · lr=0.01" shows
-    as "lr=0.001 · Conv32-Pool-D10 · adam". A name that shares nothing with the others stays as it
-    is. Linear in the names: a table may hold thousands."""
-    split = [name.split(NAME_PARTS) for name in names]
-    starts = Counter(tuple(parts[:count]) for parts in split for count in range(1, len(parts)))
+    as "lr=0.001 · Conv32-Pool-D10 · adam". A name of at most `fits` characters (it shows whole),
+    one that shares nothing with the others, or one only the same name shares, stays as written.
+    Linear in the names: a table may hold thousands."""
+    split = {name: name.split(NAME_PARTS) for name in names}
+    starts = Counter(tuple(parts[:count]) for parts in split.values() for count in range(1, len(parts)))
     shown = []
-    for name, parts in zip(names, split):
+    for name in names:
+        parts = split[name]
         lead = next((count for count in range(len(parts) - 1, 0, -1) if starts[tuple(parts[:count])] > 1), 0)
-        shown.append(NAME_PARTS.join(parts[lead:] + parts[:lead]) if lead else name)
+        shown.append(NAME_PARTS.join(parts[lead:] + parts[:lead]) if lead and len(name) > fits else name)
     return shown
 
 

@@ -230,5 +230,7 @@ def test_names_lead_with_the_part_that_tells_them_apart():
         "lr=0.0001 · Conv32-Pool-D128-Drop0.5-D10 · adam", "lr=0.001 · Conv32-Pool-D128-Drop0.5-D10 · adam",
         "lr=0.001 · seed 43 · Conv32-Pool-D128-Drop0.5-D10 · adam", "adam 1e-3 · Conv32-Pool-D128-Drop0.5-D10",
         "baseline", "my · own"]  # nothing shared: as written
-    assert compare.distinct_names(["same · name", "same · name"]) == ["name · same", "name · same"]
+    assert compare.distinct_names(["same · name", "same · name"]) == ["same · name", "same · name"]  # no help
+    assert compare.distinct_names([*sweep, "Conv32-Pool-D128-Drop0.5-D10 · sgd"], fits=35)[2] == \
+        "Conv32-Pool-D128-Drop0.5-D10 · sgd"  # short enough to show whole
     assert compare.distinct_names([]) == [] and compare.distinct_names(["alone · run"]) == ["alone · run"]
