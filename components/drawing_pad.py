@@ -2,14 +2,26 @@
 model's probabilities and the exact input it was given.
 
 The pad is a fragment: a stroke reruns the pad alone, not the page, so the answer follows the pen.
-The canvas sends a stroke about 0.2 s after the mouse is released (its own debounce). Streamlit
-calls `keras.backend.clear_session()` after every script run, which empties TensorFlow's kernel
-cache, so each stroke's prediction sets the model's traced function up again: about 25 ms of CPU
-of the time the pad reports, where preparing the drawing takes about 1 ms.
+The canvas sends a stroke about 0.2 s after the mouse is released (its own debounce); the rest of
+the wait is this fragment and the browser drawing its answer. Streamlit calls
+`keras.backend.clear_session()` after every script run, fragments included, and that costs twice:
+- it runs a full `gc.collect()`, which walks TensorFlow's and Keras' few hundred thousand objects:
+  0.1 s at rest, 0.4 s and more while a run trains beside the server. `keep_out_of_collections`
+  moves what exists once a model is loaded into the collector's permanent generation
+  (`gc.freeze`), so each later collection walks only what is new;
+- it empties TensorFlow's kernel cache, so a plain traced call sets its kernels up again every
+  time (15-50 ms). The pad predicts through an XLA-compiled function for one image instead, whose
+  compiled program survives that (about 2 ms for LeNet); a model XLA cannot compile falls back to
+  the plain path.
 """
 from __future__ import annotations
 
+import gc
+import logging
+import threading
 import time
+import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -23,16 +35,25 @@ from pipelines.inference.preprocess import preprocess_drawing
 if TYPE_CHECKING:
     from pipelines.inference.predict import LoadedModel
 
+LOG = logging.getLogger(__name__)
 CANVAS_PIXELS = 280  # 10x MNIST's 28, so the pen's width maps to a digit's stroke
+CANVAS_COLUMN_PIXELS = CANVAS_PIXELS + 4
+# Fixed widths that wrap: at 1024 px with the sidebar open the main column is about 560 px wide,
+# which holds the canvas and the answer side by side, with what the model sees below them; from
+# about 1200 px all three stand in one row.
+PREDICTION_COLUMN_PIXELS = 240
+INPUT_COLUMN_PIXELS = 200
 PEN_WIDTHS = (6, 40)
 DEFAULT_PEN = 20
-INPUT_COLUMN_PIXELS = 200
 DRAWING_LABEL = "Your drawing"
 # The canvas component (0.13) has its own toolbar (send, undo, redo, edit, reset) and no option to
 # hide it but `disabled`. It floats above the canvas' top edge, so a frame that clips its overflow
 # hides it, leaving Layerlab's Clear button as the one way to start over.
 CANVAS_FRAME = state.key("test", "canvas_frame")
 FRAME_STYLE = f"<style>.st-key-{CANVAS_FRAME} {{ overflow: hidden; position: relative; }}</style>"
+
+_compiled: weakref.WeakKeyDictionary[LoadedModel, Callable[[np.ndarray], object] | None] = weakref.WeakKeyDictionary()
+_preparing = threading.Lock()
 
 
 @dataclass(frozen=True, eq=False)
@@ -44,16 +65,62 @@ class DrawnPrediction:
     seconds: float
 
 
+def keep_out_of_collections() -> None:
+    """Collect once, then leave everything alive now (TensorFlow, Keras, the loaded models) out of
+    later collections, which Streamlit runs after every rerun. Unfreezing first lets a model the
+    cache has dropped since the last call be collected."""
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
+
+
+def _compile_for_one_image(loaded: LoadedModel) -> Callable[[np.ndarray], object] | None:
+    """The model's forward pass for a batch of one, compiled with XLA (a fraction of a second for a
+    small CNN, seconds for a MobileNet); None for a model XLA cannot compile."""
+    import tensorflow as tf  # only once a model is there
+
+    model = loaded.model  # not `loaded`: the cache below holds this function weakly keyed by it
+    compiled = tf.function(lambda x: model(x, training=False), jit_compile=True,
+                           input_signature=[tf.TensorSpec((1, *loaded.input_shape), tf.float32)])
+    try:
+        compiled(np.zeros((1, *loaded.input_shape), np.float32))
+    except Exception as error:  # an op XLA does not compile: the plain path answers as well
+        LOG.info("XLA cannot compile this model (%s); the drawing pad predicts without it", error)
+        return None
+    return compiled
+
+
+def prepare(loaded: LoadedModel) -> None:
+    """Ready the pad for this model before the first stroke: compile its one-image function and
+    take what loading it left alive out of later collections. Once per loaded model."""
+    with _preparing:
+        if loaded not in _compiled:
+            _compiled[loaded] = _compile_for_one_image(loaded)
+            keep_out_of_collections()
+
+
+def predict_one(loaded: LoadedModel, x: np.ndarray) -> np.ndarray:
+    """Class probabilities (1, classes) for a float32 batch of one in [0, 1]."""
+    prepare(loaded)
+    compiled = _compiled.get(loaded)
+    if compiled is None:
+        return model_cache.predict(loaded, x)
+    from pipelines.inference.predict import probabilities_from_outputs
+
+    return probabilities_from_outputs(np.asarray(compiled(x)), loaded.from_logits)
+
+
 def predict_drawing(loaded: LoadedModel, rgba: np.ndarray | None) -> DrawnPrediction | None:
     """The canvas' RGBA pixels prepared for the model and classified; None while the canvas holds
     no ink."""
     if rgba is None:
         return None
+    prepare(loaded)  # once per model, and not part of a stroke's time
     started = time.perf_counter()
     array = preprocess_drawing(rgba, loaded.input_shape)
     if array is None:
         return None
-    probabilities = model_cache.predict(loaded, array[np.newaxis])[0]
+    probabilities = predict_one(loaded, array[np.newaxis].astype(np.float32, copy=False))[0]
     return DrawnPrediction(array, probabilities, time.perf_counter() - started)
 
 
@@ -64,16 +131,19 @@ def prompt(class_names) -> str:
 
 
 def drawing_pad(loaded: LoadedModel, run_id: str) -> None:
-    """The canvas with its pen and Clear button; the prediction beside it."""
+    """The canvas with its pen and Clear button; the prediction beside it, or under it when the
+    page is too narrow for both."""
     # Imported here: the component registers itself on import, which needs a running app.
     from streamlit_drawable_canvas import st_canvas
+
+    prepare(loaded)  # before the first stroke, not on it
 
     @st.fragment
     @guard("the drawing pad")
     def pad() -> None:
-        row = st.container(horizontal=True, gap="large", wrap=False)
-        canvas_column = row.container(width=CANVAS_PIXELS + 4)
-        prediction_column = row.container()
+        row = st.container(horizontal=True, horizontal_alignment="distribute")
+        canvas_column = row.container(width=CANVAS_COLUMN_PIXELS)
+        prediction_column = row.container(width=PREDICTION_COLUMN_PIXELS)
         input_column = row.container(width=INPUT_COLUMN_PIXELS, key=state.key("test", "model_input"))
         with canvas_column:
             st.markdown(f"**{DRAWING_LABEL}**")

@@ -119,6 +119,15 @@ def test_a_drawing_is_prepared_and_classified(loaded):
     assert drawing_pad.predict_drawing(loaded, None) is None
 
 
+def test_the_pads_compiled_prediction_matches_the_models_and_leaves_the_model_out_of_collections(loaded):
+    import gc
+
+    x = drawing_pad.preprocess_drawing(drawing([(70, 60), (210, 60), (120, 240)]), loaded.input_shape)[np.newaxis]
+    assert drawing_pad.predict_one(loaded, x) == pytest.approx(model_cache.predict(loaded, x), abs=1e-5)
+    assert drawing_pad._compiled[loaded] is not None  # LeNet compiles with XLA
+    assert gc.get_freeze_count() > 0  # Streamlit's collection after each rerun skips what was loaded
+
+
 def test_uploads_are_classified_one_by_one_and_a_bad_file_fails_alone(loaded, mnist):
     sevens = np.flatnonzero(mnist.y_test == 7)
     files = [("seven.png", png(mnist.x_test[sevens[0]])), ("broken.png", b"\x89PNG\r\n\x1a\n not really"),
