@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from pipelines.inference.predict import Activation, LoadedModel
 
 TEST_IMAGE = "An image of the test set"
+PICKER_PIXELS = 300  # a layer's label ("14. batch_normalization_5 (BatchNormalization) → 128") whole
 
 
 def layer_label(activation: Activation) -> str:
@@ -50,7 +51,9 @@ def see_inside(loaded: LoadedModel, run_id: str, dataset: str) -> None:
         st.caption("Draw something on the **Draw** tab or upload a picture on the **Upload** tab to see its path "
                    "through the model; meanwhile, here is an image of the test set.")
     labels = [*inputs, TEST_IMAGE]
-    choose_input, choose_layer = st.columns([1, 2])
+    # Side by side where both pickers show their values whole, one above the other below that.
+    pickers = st.grid(2, min_column_width=PICKER_PIXELS)
+    choose_input, choose_layer = pickers.cell(), pickers.cell()
     with choose_input:
         label = st.selectbox("Input", labels, key=state.key("test", "inside", "input", run_id))
         if label == TEST_IMAGE:
@@ -68,7 +71,8 @@ def see_inside(loaded: LoadedModel, run_id: str, dataset: str) -> None:
                                    index=first, key=state.key("test", "inside", "layer", run_id))
     activation = layers[index]
 
-    given, shown = st.columns([1, 5], gap="large")
+    row = st.container(horizontal=True, gap="large")
+    given, shown = row.container(width=prediction_view.MODEL_INPUT_PIXELS + 12), row.container()
     with given:
         prediction_view.show_model_input(x, caption=f"{plain(caption)}, as the model gets it")
     with shown:

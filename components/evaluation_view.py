@@ -40,6 +40,9 @@ PER_CLASS_COLUMNS = {
 }
 
 
+PER_CLASS_PIXELS = sum(column["width"] for column in PER_CLASS_COLUMNS.values()) + 2  # every column whole
+
+
 def per_class_frame(evaluation: Evaluation) -> pd.DataFrame:
     """One row per class: its accuracy, how many of its test images were right, and its likeliest
     mistake in words ("predicted 6: 7 times"), which a bare "6 (7)" was not."""
@@ -147,11 +150,15 @@ def evaluation(store: RunStore, run: Run) -> None:
                 state.set_widget_value(widget_key, value)
         cell = (state.widget_value(true_key), state.widget_value(predicted_key))
 
-        matrix, table = st.columns([5, 4], gap="medium")
+        # The matrix at its own size and the table whole, side by side where both fit, else one
+        # under the other (a matrix squeezed into a column had cells too small to read or click).
+        figure = confusion_figure(result.confusion, names, cell)
+        row = st.container(horizontal=True, gap="medium")
+        matrix, table = row.container(width=int(figure.layout.width)), row.container(width=PER_CLASS_PIXELS)
         with matrix:
             st.markdown("**Confusion matrix** · click a cell to see its images")
             chart_key = state.key("test", "confusion")
-            st.plotly_chart(confusion_figure(result.confusion, names, cell), key=chart_key, width="content",
+            st.plotly_chart(figure, key=chart_key, width="content",
                             on_select=lambda: _follow_click(chart_key), selection_mode="points",
                             config={"displayModeBar": False})
         with table:

@@ -41,11 +41,11 @@ def pick_run(runs: list[Run]) -> Run:
 
 def about(run: Run) -> None:
     info = get_info(run.dataset)
-    text, link = st.columns([4, 1], vertical_alignment="center")
-    text.caption(plain(f"{info.title} · {run.status.value.lower()} after {run.epochs_done} epoch(s) · "
-                       f"input {'×'.join(map(str, info.input_shape))} · classes: {', '.join(info.class_names)}"))
-    link.page_link("views/train.py", label="Training details", icon=":material/monitoring:",
-                   query_params=state.run_query(run.id))
+    with st.container(horizontal=True, vertical_alignment="center"):  # the link goes under the text when both do not fit
+        st.caption(plain(f"{info.title} · {run.status.value.lower()} after {run.epochs_done} epoch(s) · "
+                         f"input {'×'.join(map(str, info.input_shape))} · classes: {', '.join(info.class_names)}"))
+        st.page_link("views/train.py", label="Training details", icon=":material/monitoring:",
+                     query_params=state.run_query(run.id), width="content")
 
 
 st.title("Test")
