@@ -51,8 +51,8 @@ def test_starts_with_a_working_model_and_its_counts(app):
     assert layer_names(app) == ["flatten_1", "dense_1", "dense_2", "dense_3"]
     assert app.metric[0].value == "118,282"
     frame = app.table[0].value
-    assert list(frame["Output shape"]) == ["(None, 784)", "(None, 128)", "(None, 128)", "(None, 10)"]
-    assert list(frame["Params"]) == [0, 100480, 16512, 1290]
+    assert list(frame["Output"]) == ["784", "128", "128", "10"]
+    assert list(frame["Params"]) == ["0", "100,480", "16,512", "1,290"]
 
 
 def test_clear_then_build_mlp_by_clicks(app):
@@ -98,7 +98,7 @@ def test_presets_load_with_one_click_and_switch_the_dataset(app):
     assert len(layer_names(app)) == 18
     assert "CIFAR-10" in shown(app.warning[0].value)
     assert app.selectbox(key="build_dataset_cifar10").value == "cifar10"
-    assert "(None, 32, 32, 32)" in app.table[0].value["Output shape"].tolist()
+    assert "32×32×32" in app.table[0].value["Output"].tolist()
     click(app, "build_preset_mlp-512")
     assert layer_names(app) == ["flatten_1", "dense_1", "dense_2"]
     assert app.metric[0].value == "407,050"

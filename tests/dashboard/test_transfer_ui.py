@@ -42,8 +42,8 @@ def test_the_layer_table_counts_frozen_parameters_apart():
                              LayerSpec("GlobalAveragePooling2D", "pool", {}),
                              LayerSpec("Dense", "out", {"units": 3, "activation": "softmax"}))).normalized()
     frame = summary_frame(validate(spec, DatasetInfo("p", "p", ("a", "b", "c"), (64, 64, 3), "", "", "")))
-    assert list(frame["Frozen"]) == [2_257_984, 0, 0]
-    assert list(frame["Params"]) == [2_257_984, 0, 3 * 1280 + 3]
+    assert list(frame["Params"]) == ["2,257,984  \nall frozen", "0", f"{3 * 1280 + 3:,}"]
+    assert list(frame["Output"]) == ["2×2×1280", "1280", "3"]
 
 
 def test_what_the_model_sees_are_augmented_copies_and_nothing_without_augmentation():
@@ -91,5 +91,5 @@ def test_a_run_base_is_picked_from_the_completed_runs_and_shows_the_cut_shape(ap
     picker.set_value(run.id).run()
     assert not app.exception
     assert next(s for s in app.selectbox if s.label == "run id").value == run.id
-    assert list(app.table[0].value["Output shape"]) == ["(None, 8)"]  # cut after "hidden", all but the last
-    assert list(app.table[0].value["Frozen"]) == [784 * 8 + 8]
+    assert list(app.table[0].value["Output"]) == ["8"]  # cut after "hidden", all but the last
+    assert list(app.table[0].value["Params"]) == [f"{784 * 8 + 8:,}  \nall frozen"]
