@@ -24,11 +24,11 @@ from pipelines.runs.store import RunStore
 
 METRICS = {"validation accuracy": "val_accuracy", "validation loss": "val_loss",
            "training accuracy": "accuracy", "training loss": "loss"}
-# Name, Status and the accuracies first: at 1024 px they are what shows without scrolling sideways.
 FILTER_WIDTH = 125  # pixels: four filters in a row at 1024 px, the search beside them from about 1200
 SEARCH_WIDTH = 300
 NAME_WIDTH = 240  # pixels: a name's leading part (the one that differs, see shown_names) and more
 NAME_FITS = 30  # characters a NAME_WIDTH cell shows whole: a name as short stays as written
+# Name, Status and the accuracies first: at 1024 px they are what shows without scrolling sideways.
 TABLE_COLUMNS = {
     "name": st.column_config.TextColumn("Name", width=NAME_WIDTH),
     "status": st.column_config.TextColumn("Status"),
@@ -188,11 +188,10 @@ def curves(points: dict, frame: pd.DataFrame, selected: list[str]) -> str:
     """The chosen metric of every selected run, on one chart; repeats optionally as mean and band.
     Returns the metric's label, which the other tabs compare by."""
     default = compare.curves_default(points)
-    labels = list(METRICS)
     left, middle, right, far = st.columns([3, 2, 3, 2])
     # Keyed by the default, which changes only when the first points of a metric arrive (a sweep
     # that had not ended an epoch when the page opened): the picker then moves to a curve with data.
-    label = left.selectbox("Metric", labels, index=list(METRICS.values()).index(default or CURVE_PREFERENCE[0]),
+    label = left.selectbox("Metric", list(METRICS), index=list(METRICS.values()).index(default or CURVE_PREFERENCE[0]),
                            key=state.key("compare", "metric", default or "none"))
     by = middle.radio("X axis", ["epoch", "time"], horizontal=True, key=state.key("compare", "by"))
     smoothing = right.slider("Smoothing (EMA)", 0.0, 0.95, 0.0, 0.05, key=state.key("compare", "ema"))
@@ -299,7 +298,8 @@ def _correlations(chosen: pd.DataFrame, column: str) -> None:
     if runs < compare.MIN_RUNS_TO_CORRELATE:
         reach = f"chance alone gives a correlation beyond ±{chance:.2f} one time in 20" if chance < 1 else \
             "chance alone can give any correlation, even ±1"
-        st.info(f"**Which setting mattered** needs at least {compare.MIN_RUNS_TO_CORRELATE} runs: {runs} runs cannot "
+        count = "1 run" if runs == 1 else f"{runs} runs"
+        st.info(f"**Which setting mattered** needs at least {compare.MIN_RUNS_TO_CORRELATE} runs: {count} cannot "
                 f"separate a setting's effect from run-to-run noise (with {runs}, {reach}), so no correlation is "
                 "drawn. Read each run on the lines above, repeat the best ones with more seeds to see the noise, or "
                 "select more runs.", icon=":material/info:")
