@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import streamlit as st
 
-from components import resources, state
+from components import click_log, resources, state
 from components.run_list import run_label
 from components.text import plain
+from components.user_words import user_words
 from pipelines.errors import SpecError
 from pipelines.data.catalog import get_info
 from pipelines.modelspec import edit
 from pipelines.modelspec.layers import LAYER_TYPES, ParamSpec
 from pipelines.modelspec.pretrained import weights_note
-from pipelines.modelspec.spec import LayerSpec
+from pipelines.modelspec.spec import LayerSpec, ModelSpec
 from pipelines.modelspec.validation import Fix, LayerRow, Problem, random_features, shape_text
 from pipelines.runs.entities import RunStatus
 
@@ -74,6 +75,45 @@ def _set_param(index: int, param: ParamSpec, widget_key: str) -> None:
     state.set_spec(edit.set_param(state.spec(), index, param.name, value))
 
 
+def _clicked(spec: ModelSpec, selected: str | None, key: str) -> tuple[ModelSpec, str | None]:
+    """What the button keyed `key` does to (spec, insertion point by name), as the callbacks above
+    do, without touching session state: the click log applies a batch of clicks in one write."""
+    names = [layer.name for layer in spec.layers]
+    at = names.index(selected) if selected in names else None
+    _page, action, target = key.split("_", 2) if key.count("_") >= 2 else ("", "", "")
+    if action == "add" and target in LAYER_TYPES:
+        spec, position = edit.insert_layer(spec, target, None if at is None else at + 1)
+        return spec, spec.layers[position].name if at is not None else selected
+    if target not in names:
+        return spec, selected
+    index = names.index(target)
+    if action in ("up", "down"):
+        try:
+            return edit.move_layer(spec, index, -1 if action == "up" else 1), selected
+        except SpecError:
+            return spec, selected
+    if action == "dup":
+        return edit.duplicate_layer(spec, index), selected
+    if action == "del":
+        spec = edit.delete_layer(spec, index)
+        if at == index:
+            selected = spec.layers[index - 1].name if index > 0 and spec.layers else None
+        return spec, selected
+    if action == "sel":
+        return spec, None if at == index else target
+    return spec, selected
+
+
+def _click_keys(spec: ModelSpec) -> list[str]:
+    """The keys of the buttons whose clicks go through the click log: the palette's and the cards'."""
+    keys = [state.key("build", "add", name) for name in LAYER_TYPES]
+    keys += [state.key("build", action, layer.name) for layer in spec.layers for action in CARD_CLICKS]
+    return keys
+
+
+CARD_CLICKS = ("up", "down", "dup", "del", "sel")
+
+
 def _parse_shape(text: str | None) -> list[int] | None:
     try:
         return [int(part) for part in str(text).replace("(", "").replace(")", "").split(",") if part.strip()]
@@ -99,7 +139,9 @@ def insertion_marker() -> None:
 
 
 def palette() -> None:
-    """One button per layer type, grouped, each as wide as its name: none is ever cut short."""
+    """One button per layer type, grouped, each as wide as its name: none is ever cut short. Their
+    clicks, and the cards', reach the spec through the click log, in the order they were made."""
+    click_log.record(_click_keys(state.spec()), _clicked)
     st.markdown(f"**Add a layer** · adds {plain(insertion_text())}")
     if state.selected_layer() is not None:
         st.button("Add at the end instead", icon=":material/vertical_align_bottom:", type="tertiary",
@@ -205,7 +247,7 @@ def layer_card(index: int, layer: LayerSpec, row: LayerRow | None, problems: lis
 
 def problem_row(problem: Problem, button_key: str) -> None:
     """A problem in words, and under it its one-click fix when the validator knows one."""
-    st.error(plain(problem.message, keep_code=True))
+    st.error(plain(user_words(problem.message), keep_code=True))
     fix_button(problem, button_key)
 
 

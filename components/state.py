@@ -33,6 +33,7 @@ _SELECTED = "build_state_selected"  # the name of the layer new ones go after
 _RUN_NAME = "build_state_run_name"  # the name the user typed for the next run; "" means the default
 _DRAFT_ID = "build_state_draft"
 _REVISION = "build_state_revision"
+_CLICKS = "build_state_clicks"  # the click log's last batch: components/click_log.py
 _NOTICE = "app_state_notice"
 _RUN_PARAM = "run"
 _FROM_RUN_PARAM = "from_run"  # Build opens this run's model (a link from Train: no rerun from a fragment)
@@ -158,6 +159,7 @@ def set_dataset(name: str) -> None:
 
 def spec() -> ModelSpec:
     _ensure_draft()
+    _settle_clicks()
     if _SPEC not in st.session_state:
         st.session_state[_SPEC] = get_preset(DEFAULT_PRESET).spec
     return st.session_state[_SPEC]
@@ -229,6 +231,47 @@ def select_layer(index: int | None) -> None:
     if name != st.session_state.get(_SELECTED):
         st.session_state[_SELECTED] = name
         _save_draft()
+
+
+def applied_clicks() -> tuple[str, int]:
+    """The browser epoch and the number of the last click of Build's click log applied."""
+    record = st.session_state.get(_CLICKS)
+    return (record[0], record[1]) if record else ("", 0)
+
+
+def apply_click_batch(epoch: str, seq: int, new_spec: ModelSpec, selected_name: str | None) -> None:
+    """Apply clicks up to `seq` as one write-ahead record, then settle it.
+
+    Every access to session state is a point where Streamlit may stop a callback for the next
+    rerun, so a batch written piece by piece could be applied twice or half. The record is one
+    assignment; `_settle_clicks` then makes the spec and insertion point agree with it, and
+    runs again (it is idempotent) wherever the spec is read, until the record says it is done.
+    """
+    st.session_state[_CLICKS] = (epoch, seq, new_spec, selected_name, False)
+    _settle_clicks()
+
+
+def _settle_clicks() -> None:
+    record = st.session_state.get(_CLICKS)
+    if not record or record[4]:
+        return
+    epoch, seq, new_spec, selected_name, _settled = record
+    current = st.session_state.get(_SPEC)
+    if new_spec != current:
+        history = st.session_state.setdefault(_UNDO, [])
+        if current is not None and (not history or history[-1] != current):  # not twice if stopped below
+            history.append(current)
+            del history[:-UNDO_DEPTH]
+        st.session_state[_SPEC] = new_spec
+        _bump_revision()
+    st.session_state[_SELECTED] = selected_name
+    st.session_state[_CLICKS] = (epoch, seq, new_spec, selected_name, True)
+    _save_draft()
+
+
+def selected_layer_name() -> str | None:
+    spec()
+    return st.session_state.get(_SELECTED)
 
 
 def run_name() -> str:
