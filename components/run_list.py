@@ -22,6 +22,7 @@ from components.guard import guard, log
 from components.text import plain
 from pipelines.data.catalog import CATALOG
 from pipelines.errors import LayerlabError, SpecError
+from pipelines.io.keras_import import imported_training
 from pipelines.modelspec.counting import count_parameters
 from pipelines.modelspec.describe import rate_text
 from pipelines.modelspec.spec import OPTIMIZERS, ModelSpec
@@ -94,12 +95,13 @@ class Settings:
     optimizer: str | None
     learning_rate: str | None
     epochs: int | None
+    trained: str | None = None  # how an imported run was trained, instead of its spec's epochs
 
     def text(self) -> str:
         """"100,480 params · Adam 1e-3 · 5 epochs"."""
         parts = [f"{self.parameters:,} params" if self.parameters is not None else None,
                  f"{self.optimizer} {self.learning_rate}" if self.optimizer else None,
-                 f"{self.epochs} epoch{'s' if self.epochs != 1 else ''}" if self.epochs else None]
+                 self.trained or (f"{self.epochs} epoch{'s' if self.epochs != 1 else ''}" if self.epochs else None)]
         return " · ".join(part for part in parts if part)
 
 
@@ -119,7 +121,9 @@ def _settings(run_id: str, created_at: float, dataset: str, _spec: dict, paramet
 
 def settings(run: Run) -> Settings:
     """The run's parameter count (as recorded, else counted from its spec), optimizer, learning rate, epochs."""
-    return _settings(run.id, run.created_at, run.dataset, run.spec, run.metrics.get("parameters"))
+    facts = _settings(run.id, run.created_at, run.dataset, run.spec, run.metrics.get("parameters"))
+    trained = imported_training(run)
+    return dataclasses.replace(facts, trained=trained) if trained else facts
 
 
 @st.cache_data(max_entries=2000, show_spinner=False)

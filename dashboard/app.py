@@ -8,7 +8,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `streamlit run` 
 
 from components.guard import guarded  # noqa: E402  (needs the path above)
 
-st.set_page_config(page_title="Layerlab", page_icon=":material/stacks:", layout="wide")
+# A local icon: a Material one (":material/stacks:") makes the browser fetch it from fonts.gstatic.com.
+st.set_page_config(page_title="Layerlab", page_icon=Path(__file__).with_name("favicon.svg"), layout="wide")
 page = st.navigation([
     st.Page("views/data.py", title="Data", icon=":material/image:"),
     st.Page("views/build.py", title="Build", icon=":material/stacks:"),

@@ -20,6 +20,7 @@ from components.guard import guard
 from components.live_chart import Curves
 from components.text import plain
 from pipelines.errors import LayerlabError, SpecError
+from pipelines.io.keras_import import imported_training
 from pipelines.runs import artifacts
 from pipelines.runs.entities import Run, RunStatus
 from pipelines.runs.store import RunStore
@@ -50,6 +51,8 @@ def where_it_is(store: RunStore, run: Run, curves: Curves) -> None:
         st.progress(run.progress.fraction, text=run_list.progress_text(run, eta))
         if run.stop_requested:
             st.caption("Stop requested: the run ends after its current batch.")
+    elif run.status is RunStatus.COMPLETED and (imported := imported_training(run)):
+        st.info(plain(f"{imported[:1].upper()}{imported[1:]}, so there are no epochs or curves to show."))
     elif run.status is RunStatus.COMPLETED and curves.findings:
         worst, more = curves.findings[0], len(curves.findings) - 1
         st.warning(plain(f"Completed {run.epochs_done} epoch(s), but {worst.verdict}: {worst.detail}"
