@@ -14,6 +14,7 @@ import streamlit as st
 from components import resources, run_list, state
 from components.guard import guard
 from components.text import plain
+from components.user_words import user_words
 from pipelines.errors import LayerlabError
 from pipelines.modelspec.spec import EPOCHS_MAX, ModelSpec
 from pipelines.modelspec.sweep import (LAYER_PARAMS, MAX_AXES, MAX_VALUES_CHARS, TUTORIAL_SWEEPS, Axis,
@@ -77,7 +78,7 @@ def build_panel(spec: ModelSpec, dataset: str, blocked: str | None, name: str) -
             axes = _axes()
             estimate = resources.scheduler().estimate_sweep(spec, dataset, axes, repeats=int(repeats)) if axes else None
         except LayerlabError as exc:
-            st.warning(plain(exc, keep_code=True))
+            st.warning(plain(user_words(exc), keep_code=True))
             return
         if estimate is None:
             st.caption("Pick a setting and its values, or one of the tutorials' sweeps.")
@@ -104,7 +105,7 @@ def _start(spec: ModelSpec, dataset: str, axes: list[Axis], repeats: int, name: 
         sweep = scheduler.submit_sweep(dataclasses.replace(spec, name=name), dataset, axes, repeats=repeats)
         scheduler.ensure_workers()
     except LayerlabError as exc:
-        st.error(plain(exc, keep_code=True))
+        st.error(plain(user_words(exc), keep_code=True))
         return
     runs = [run.id for run in scheduler.sweep_runs(sweep.id)]
     st.switch_page("views/compare.py", query_params={**state.compare_query(runs), **state.sweep_query(sweep.id)})
@@ -165,7 +166,7 @@ def repeat(run: Run, count: int, selection: list[str]) -> None:
     try:
         repeats = scheduler.repeat_run(run.id, count)
     except LayerlabError as exc:
-        st.error(plain(exc, keep_code=True))
+        st.error(plain(user_words(exc), keep_code=True))
         return
     scheduler.ensure_workers()
     state.set_compare_selection(list(dict.fromkeys([*selection, run.id, *(r.id for r in repeats)])))

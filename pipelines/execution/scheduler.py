@@ -279,11 +279,13 @@ class Scheduler:
     def ensure_workers(self, *, spare: int = 0) -> list[int]:
         """Reap, then start as many workers as the queue can use now, plus `spare` warm ones.
 
-        Spares are kept only while a slot is free (with every slot busy, a click on Train queues
-        a run that no spare could start sooner), and they wait while a run is starting (queued
-        for a free slot, running without a finished batch yet, or for less than startup_seconds):
-        a new worker's TensorFlow import would take a core from that run, and from the browser
-        drawing its first points, just when a user waits for them.
+        A spare is kept while every slot is busy too: it imports TensorFlow once and then waits
+        without using a core, so the run that follows (a Resume after Stop, Train again, a
+        sweep's next run) starts at once instead of after a cold start of several seconds. Spares
+        wait while a run is starting (queued for a free slot, running without a finished batch
+        yet, or for less than startup_seconds): a new worker's TensorFlow import would take a
+        core from that run, and from the browser drawing its first points, just when a user
+        waits for them.
         """
         with self._lock:
             self.reap()
@@ -297,7 +299,7 @@ class Scheduler:
             claimable = min(queued, free)
             now = time.time()
             starting = claimable > 0 or any(self._starting(run, now) for run in running)
-            wanted = claimable + (0 if starting or free == claimable else spare)
+            wanted = claimable + (0 if starting else spare)
             return [self.spawn_worker() for _ in range(max(0, wanted - waiting))]
 
     def end_workers(self, *, wait: float = 0.0) -> int:
