@@ -31,6 +31,12 @@ import urllib.request
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from pipelines.runs.entities import RunStatus  # noqa: E402  (needs the repo root on sys.path first)
+from pipelines.runs.sqlite_store import SQLiteRunStore  # noqa: E402
+
 CHROMIUM = "/usr/bin/chromium"
 GOAL_SECONDS = 0.6
 TRAINING_EPOCHS = 500  # far more than a benchmark lasts: it is stopped at the end
@@ -106,11 +112,21 @@ def start_server(home: Path) -> tuple[subprocess.Popen, str]:
 
 
 def start_training(home: Path) -> subprocess.Popen:
-    """A long run through the CLI; it is training once its first epoch line is printed."""
-    return subprocess.Popen([sys.executable, "-m", "pipelines", "train", "--dataset", "fashion_mnist", "--preset",
-                             "mlp-128x2", "--epochs", str(TRAINING_EPOCHS), "--home", str(home)],
-                            cwd=REPO_ROOT, env=environment(home), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    """A long run through the CLI, returned once it has logged its first batch."""
+    with SQLiteRunStore(home) as store:
+        known = {run.id for run in store.list_runs()}
+        training = subprocess.Popen([sys.executable, "-m", "pipelines", "train", "--dataset", "fashion_mnist",
+                                     "--preset", "mlp-128x2", "--epochs", str(TRAINING_EPOCHS), "--home", str(home)],
+                                    cwd=REPO_ROOT, env=environment(home), stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and training.poll() is None:
+            running = [run for run in store.list_runs([RunStatus.RUNNING]) if run.id not in known]
+            if running and store.get_metrics_since(running[0].id, 0, kind="batch")[0]:
+                return training
+            time.sleep(0.2)
+    os.killpg(training.pid, signal.SIGINT)
+    raise RuntimeError("the training run did not log a batch within 120 s")
 
 
 def strokes(page, url: str, run_id: str, count: int) -> list[dict[str, float]]:
@@ -166,8 +182,9 @@ def main(argv: list[str] | None = None) -> int:
     home = args.home or Path(tempfile.mkdtemp(prefix="layerlab-test-page-"))
     run_id = args.run or train_lenet(home)
     server, url = start_server(home)
-    training = start_training(home) if args.while_training else None
+    training = None
     try:
+        training = start_training(home) if args.while_training else None
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
                                                  args=["--no-sandbox", "--disable-gpu"])
