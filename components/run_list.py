@@ -12,6 +12,7 @@ import dataclasses
 import datetime
 import functools
 import hashlib
+import math
 import re
 
 import pandas as pd
@@ -26,11 +27,13 @@ from pipelines.io.keras_import import imported_training
 from pipelines.modelspec.counting import count_parameters
 from pipelines.modelspec.describe import rate_text
 from pipelines.modelspec.spec import OPTIMIZERS, ModelSpec
+from pipelines.runs.compare import distinct_names
 from pipelines.runs.entities import Run, RunStatus
 from pipelines.runs.results import FINAL_METRICS, GROUPS, ResultField
 from pipelines.runs.store import RunStore
 
 LIVE_SECONDS = 1.0
+NAME_FITS = 30  # characters the Name column shows whole
 TABLE_ROWS = 6  # rows shown before the table scrolls
 ROW_PIXELS = 35
 
@@ -44,15 +47,21 @@ STATUS_COLORS = {
 }
 # Percentages are stored from 0 to 100 so that one printf format gives one decimal everywhere.
 PERCENT = "%.1f%%"
+# What tells runs apart leads, so a 1024 px window shows it without scrolling sideways: the name,
+# where the run is, and how well it did; the settings follow.
 COLUMNS = {
+    "Name": st.column_config.TextColumn("Name", width=220),
+    "Status": st.column_config.TextColumn("Status", width=105),
     "Params": st.column_config.NumberColumn("Params", format="localized", help="Weights in the model"),
     "Learning rate": st.column_config.TextColumn("Learning rate"),
     "Epochs": st.column_config.NumberColumn("Epochs", help="Epochs planned", width="small"),
     "Best val. accuracy": st.column_config.NumberColumn(
-        "Best val. accuracy", format=PERCENT, help="The highest validation accuracy of any epoch so far"),
-    "Test accuracy": st.column_config.NumberColumn("Test accuracy", format=PERCENT),
+        "Best val. acc.", format=PERCENT, width=105, help="The highest validation accuracy of any epoch so far"),
+    "Test accuracy": st.column_config.NumberColumn("Test acc.", format=PERCENT, width=85,
+                                                   help="Accuracy on the test set, once the run has completed"),
     "Queue": st.column_config.NumberColumn("Queue", help="Place in the queue (1 starts next)", width="small"),
-    "Progress": st.column_config.ProgressColumn("Progress", min_value=0.0, max_value=100.0, format="%.0f%%"),
+    "Progress": st.column_config.ProgressColumn("Progress", min_value=0.0, max_value=100.0, format="%.0f%%",
+                                                width=110),
     "Created": st.column_config.DatetimeColumn("Created", format="MMM D, HH:mm:ss"),
 }
 MALFORMED_RUN_LINK = ("This link's `run` value is not a run id (10 lowercase hexadecimal characters), "
@@ -128,7 +137,8 @@ def settings(run: Run) -> Settings:
 
 @st.cache_data(max_entries=2000, show_spinner=False)
 def _best_val_accuracy(home: str, run_id: str, epochs_done: int, resume_count: int, _store: RunStore) -> float | None:
-    values = [p.value for p in _store.get_metrics(run_id, kind="epoch") if p.name == "val_accuracy"]
+    values = [p.value for p in _store.get_metrics(run_id, kind="epoch")
+              if p.name == "val_accuracy" and math.isfinite(p.value)]
     return max(values) if values else None
 
 
@@ -145,17 +155,18 @@ def runs_frame(store: RunStore, runs: list[Run], positions: dict[str, int]) -> p
     """One row per run, newest first, as the table shows it."""
     facts = [settings(run) for run in runs]
     return pd.DataFrame({
-        "Name": [run.name for run in runs],
+        # The part of a name that tells a run from the others first ("lr=0.01 · Conv32-…"): the cell cuts the rest.
+        "Name": distinct_names([run.name for run in runs], NAME_FITS),
+        "Status": [run.status.value for run in runs],
+        "Best val. accuracy": [_percent(best_val_accuracy(store, run)) for run in runs],
+        "Test accuracy": [_percent(run.metrics.get("test_accuracy")) for run in runs],
+        "Progress": [100.0 if run.status is RunStatus.COMPLETED else 100 * run.progress.fraction for run in runs],
+        "Epochs": pd.array([f.epochs for f in facts], dtype="Int64"),
         "Dataset": [dataset_title(run.dataset) for run in runs],
         "Params": pd.array([f.parameters for f in facts], dtype="Int64"),
         "Optimizer": [f.optimizer for f in facts],
         "Learning rate": [f.learning_rate for f in facts],
-        "Epochs": pd.array([f.epochs for f in facts], dtype="Int64"),
-        "Best val. accuracy": [_percent(best_val_accuracy(store, run)) for run in runs],
-        "Test accuracy": [_percent(run.metrics.get("test_accuracy")) for run in runs],
-        "Status": [run.status.value for run in runs],
         "Queue": pd.array([positions.get(run.id) for run in runs], dtype="Int64"),
-        "Progress": [100.0 if run.status is RunStatus.COMPLETED else 100 * run.progress.fraction for run in runs],
         "Created": [datetime.datetime.fromtimestamp(run.created_at) for run in runs],
         "Run": [run.id for run in runs],
     })

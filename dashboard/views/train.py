@@ -32,13 +32,15 @@ FINDING_ICONS = {"error": ":material/error:", "warning": ":material/warning:"}
 
 
 def heading(run: Run) -> None:
-    title, badge = st.columns([5, 1], vertical_alignment="center")
-    title.subheader(plain(run.name), anchor=False)
-    badge.badge(run.status.value, color=run_list.STATUS_COLORS[run.status])
+    """The run's name, then its status as a badge beside what it is: a badge in a column of its
+    own was cut short ("INTERRUP…") in a narrow window."""
+    st.subheader(plain(run.name), anchor=False)
     batch_size = run.spec.get("fit", {}).get("batch_size", "?")
     created = time.strftime("%b %d %H:%M:%S", time.localtime(run.created_at))
     about = " · ".join(part for part in (run_list.dataset_title(run.dataset), run_list.settings(run).text()) if part)
-    st.caption(f"Run `{run.id}` · {plain(about)} of batch {batch_size} · created {created}")
+    with st.container(horizontal=True, vertical_alignment="center", gap="small"):
+        st.badge(run.status.value, color=run_list.STATUS_COLORS[run.status])
+        st.caption(f"Run `{run.id}` · {plain(about)} of batch {batch_size} · created {created}")
 
 
 def where_it_is(store: RunStore, run: Run, curves: Curves) -> None:
