@@ -79,3 +79,22 @@ def test_the_train_page_stays_whole_through_twenty_runs_with_the_cores_pinned(ap
     screenshot(page, "steady-train")
     assert ended == [RunStatus.COMPLETED] * RUNS_WATCHED
     assert_whole(page, console, "Train", "at the end")
+
+
+def test_the_doctors_fix_opens_build_whole_with_the_cores_pinned(app_server, scheduler, page, cpu_hogs):
+    """A run that diverges (Adam at learning rate 1), its fix clicked on Train: Build opens whole."""
+    url, _home = app_server
+    console = Console(page)
+    spec = get_preset("mlp-128x2").spec.with_fit(epochs=2, batch_size=64).with_compile(learning_rate=1.0)
+    run = scheduler.submit(spec, "mnist", name="steady diverged")
+    page.goto(f"{url}/train?run={run.id}")
+    fix = page.locator(".st-key-train_fix_0 a").first
+    fix.wait_for(timeout=300_000)
+    assert_whole(page, console, "Train", "the diverged run on Train")
+    fix.click()
+    page.get_by_role("heading", name="Build").wait_for(timeout=120_000)
+    page.locator('[data-testid="stAlert"]', has_text="Lower the learning rate to").wait_for(timeout=120_000)
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline:
+        assert_whole(page, console, "Build", "Build after the fix")
+        page.wait_for_timeout(250)
