@@ -18,6 +18,8 @@ from tests.execution.waiting import wait_until
 pytestmark = pytest.mark.slow
 MLP_512 = get_preset("mlp-512").spec
 SLOW = MLP_512.with_fit(epochs=6, batch_size=8, validation_split=0.1)  # about a second an epoch
+# Minutes of training at rest, more under load: a cancel always reaches its runs mid-run.
+CANCELLABLE = MLP_512.with_fit(epochs=200, batch_size=8, validation_split=0.1)
 
 
 @pytest.fixture
@@ -27,8 +29,6 @@ def scheduler(tmp_path, shared_datasets, ray_cluster):
     yield scheduler
     scheduler.close()
     scheduler.end_workers()
-
-
 
 
 def _finished(scheduler, sweep_id):
@@ -86,23 +86,34 @@ def test_cancelling_a_ray_sweep_cancels_its_tasks(scheduler, ray_cluster):
     import ray
 
     store = scheduler.store
-    sweep = scheduler.submit_sweep(SLOW, "mnist", [parse_axis("lr=1e-4,1e-3,1e-2")])
+    sweep = scheduler.submit_sweep(CANCELLABLE, "mnist", [parse_axis("lr=1e-4,1e-3,1e-2")])
+    driver = scheduler._ray_backend()
+    slots = driver.slots()
+    assert slots < 3, "one run of the three waits in the queue when the sweep is cancelled"
 
     def training():
+        """Every slot's run has trained a batch on the cluster: cancel then meets running tasks."""
         scheduler.ensure_workers()
-        return any(r.progress.step > 0 for r in store.list_runs(statuses=[RunStatus.RUNNING], sweep_id=sweep.id))
+        running = store.list_runs(statuses=[RunStatus.RUNNING], sweep_id=sweep.id)
+        return len(running) == slots and all(r.progress.step > 0 for r in running) and running
 
-    wait_until(training, timeout=300)
-    driver = scheduler._ray_backend()
+    running = wait_until(training, timeout=600)
     refs = [task.ref for task in driver._tasks.values()]
-    assert refs
-    scheduler.cancel_sweep(sweep.id, wait=20)
-    runs = scheduler.sweep_runs(sweep.id)
-    assert not [r for r in runs if r.status is RunStatus.RUNNING]
-    assert {r.status for r in runs} == {RunStatus.STOPPED}
-    ready, _ = ray.wait(refs, num_returns=len(refs), timeout=10)
+    assert len(refs) == slots
+    scheduler.cancel_sweep(sweep.id, wait=120)
+
+    # What cancelling promises: no run of the sweep trains on or waits, the queued one never
+    # started, and the running ones were stopped mid-run (minutes of epochs were left).
+    runs = {r.id: r for r in scheduler.sweep_runs(sweep.id)}
+    assert {r.status for r in runs.values()} == {RunStatus.STOPPED}, {r.id: (r.status, r.error) for r in runs.values()}
+    assert store.get_sweep(sweep.id).cancelled
+    stopped_running = [runs[r.id] for r in running]
+    assert all(r.epochs_done < CANCELLABLE.fit.epochs for r in stopped_running)
+    [never_started] = [r for r in runs.values() if r.id not in {s.id for s in running}]
+    assert never_started.error == "Its sweep was cancelled before it started.", never_started.error
+    ready, _ = ray.wait(refs, num_returns=len(refs), timeout=120)
     assert len(ready) == len(refs)  # no task of the sweep is left on the cluster
-    wait_until(lambda: not driver._tasks, timeout=5)
+    wait_until(lambda: not driver._tasks, timeout=60)
 
 
 def test_the_cli_runs_a_sweep_on_the_cluster_given_by_ray(tmp_path, shared_datasets, ray_cluster):
