@@ -121,6 +121,9 @@ def compare_status(sweep_id: str) -> None:
         return
     live = not scheduler.sweep_progress(sweep_id).finished
 
+    # The refresh is set once per page run and the fragment never reruns the app: an app rerun
+    # from a fragment racing its own redraw can leave the browser with a blank page (see
+    # dashboard/views/train.py). When the sweep ends, a link redraws the page with its results.
     @st.fragment(run_every=LIVE_SECONDS if live else None)
     @guard("the sweep's progress")
     def status() -> None:
@@ -129,13 +132,16 @@ def compare_status(sweep_id: str) -> None:
             # its grace period, a killed worker), or "k of n done" would stall on this page.
             run_list.keep_workers()
         progress = scheduler.sweep_progress(sweep_id)
-        if progress.finished != (not live):
-            st.rerun(scope="app")
         st.progress(progress.fraction, text=plain(f"Sweep {sweep.name}: {progress.text()}"))
         if not progress.finished:
-            if not sweep.cancelled and st.button("Cancel the sweep", key=state.key("compare", "cancel", sweep_id)):
-                scheduler.cancel_sweep(sweep_id)
-                st.rerun(scope="app")
+            cancelled = scheduler.store.get_sweep(sweep_id).cancelled
+            st.button("Cancel the sweep", key=state.key("compare", "cancel", sweep_id), disabled=cancelled,
+                      on_click=scheduler.cancel_sweep, args=(sweep_id,))
+            return
+        if live:
+            st.page_link("views/compare.py", label="The sweep has ended: show its results", icon=":material/refresh:",
+                         query_params={**state.compare_query([run.id for run in scheduler.sweep_runs(sweep_id)]),
+                                       **state.sweep_query(sweep_id)})
             return
         runs = scheduler.sweep_runs(sweep_id)
         points = {run.id: scheduler.store.get_metrics(run.id, kind="epoch") for run in runs}

@@ -82,6 +82,8 @@ def test_learning_rate_sweep_from_build_to_compare(app_server, page):
         until(page, lambda: click(page, "build_sweep_start"), lambda: bool(store.list_sweeps()), "the sweep's start")
     page.wait_for_url(re.compile(r".*/compare\?.*sweep=[0-9a-f]{10}"), timeout=60_000)
     page.get_by_text(re.compile(r"4 of 4 done")).wait_for(timeout=400_000)
+    # The live progress never reruns the page itself (a blank-page risk): a link shows the results.
+    page.get_by_role("link", name="The sweep has ended: show its results").click(timeout=60_000)
     page.get_by_text(re.compile(r"Best run: ")).wait_for(timeout=60_000)
     wait_for_app(page)
     screenshot(page, "sweep-compare")
