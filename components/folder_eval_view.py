@@ -20,6 +20,15 @@ from pipelines.runs.entities import Run
 from pipelines.runs.store import RunStore
 
 SOURCES = ("Upload a .zip", "A folder on this server")
+# Widths that show every cell whole ("Sandal or Sneaker or Ankle boot") and fit 1024 px beside the sidebar.
+PER_CLASS_COLUMNS = {
+    "Your class": st.column_config.TextColumn("Your class", width=110),
+    "Counted as": st.column_config.TextColumn("Counted as", width=210),
+    "Photos": st.column_config.NumberColumn("Photos", width=70),
+    "Right": st.column_config.NumberColumn("Right", width=60),
+    "Accuracy": st.column_config.NumberColumn("Accuracy", format="percent", width=80),
+}
+EXAMPLE_PIXELS = 96  # a photo and its model input side by side, with room under them for a file name
 
 
 def _key(*parts: object) -> str:
@@ -55,8 +64,7 @@ def show(run: Run, result: FolderEvaluation) -> None:
                 help=f"{result.n_images} photos whose class matches one of the run's")
     test_accuracy = run.metrics.get("test_accuracy")
     theirs.metric(plain(f"Test accuracy on {info.title}"), "–" if test_accuracy is None else f"{test_accuracy:.1%}")
-    st.dataframe(per_class_frame(result), hide_index=True,
-                 column_config={"Accuracy": st.column_config.NumberColumn(format="percent")})
+    st.dataframe(per_class_frame(result), hide_index=True, column_config=PER_CLASS_COLUMNS)
     if result.unmatched_classes:
         st.caption(plain(f"Left out, as the run has no such class: {', '.join(result.unmatched_classes)}"))
     if result.unreadable:
@@ -65,10 +73,13 @@ def show(run: Run, result: FolderEvaluation) -> None:
     st.markdown("**What the model sees**: each photo, then the input made from it, and the model's answer.")
     for name, examples in result.examples.items():
         st.caption(plain(name))
-        columns = st.columns(2 * max(len(examples), 1))
-        for i, (file, photo, model_input, predicted) in enumerate(examples):
-            columns[2 * i].image(photo, caption=plain(file))
-            columns[2 * i + 1].image(enlarged(model_input, pixels=96), caption=plain(f"→ {predicted}"))
+        row = st.container(horizontal=True, gap="medium")  # as many pairs a line as fit whole
+        for file, photo, model_input, predicted in examples:
+            with row.container(width=2 * EXAMPLE_PIXELS + 16):
+                with st.container(horizontal=True, gap="small"):
+                    st.image(photo, width=EXAMPLE_PIXELS)
+                    st.image(enlarged(model_input, pixels=EXAMPLE_PIXELS), width=EXAMPLE_PIXELS)
+                st.caption(plain(f"{file} → {predicted}"))
 
 
 def folder_evaluation(store: RunStore, run: Run) -> None:
