@@ -1,6 +1,7 @@
 """Every page readable from 1024 px: at 1024x768 and at 1440x900 a real browser opens Data, Build,
-Train (on a finished run), Test (each tab, after a stroke and an upload) and Compare (two runs
-selected), and finds no heading, label, button, caption or table cell cut off.
+Train (on a finished run), Test (each tab, after a stroke and an upload, and an evaluation on a
+folder of clothing photos) and Compare (two runs selected), and finds no heading, label, button,
+caption or table cell cut off.
 
 A text counts as cut when
 - its own box is narrower than its text and hides the rest or ends it with an ellipsis;
@@ -139,11 +140,11 @@ def assert_readable(page, where: str, width: int) -> None:
     assert cuts == [], f"{where} at {width} px:\n" + "\n".join(cuts)
 
 
-def train(home, shared_datasets, preset: str, *extra: str) -> str:
-    """A short run through the CLI into the server's store; its id."""
+def train(home, shared_datasets, dataset: str, preset: str) -> str:
+    """A one-epoch run through the CLI into the server's store; its id."""
     result = subprocess.run(
-        [sys.executable, "-m", "pipelines", "train", "--dataset", "mnist", "--preset", preset, "--epochs", "1",
-         "--home", str(home), *extra],
+        [sys.executable, "-m", "pipelines", "train", "--dataset", dataset, "--preset", preset, "--epochs", "1",
+         "--home", str(home)],
         cwd=REPO, capture_output=True, text=True, timeout=600,
         env={**os.environ, "LAYERLAB_DATA_DIR": str(shared_datasets), "PYTHONPATH": str(REPO)})
     assert result.returncode == 0, result.stderr[-3000:]
@@ -154,9 +155,9 @@ def train(home, shared_datasets, preset: str, *extra: str) -> str:
 
 @pytest.fixture(scope="module")
 def finished_runs(app_server, shared_datasets):
-    """Two finished runs, a LeNet and an MLP, as a user has after a first comparison."""
+    """Two finished runs: a LeNet on MNIST, and an MLP on Fashion-MNIST for the clothing photos."""
     _url, home = app_server
-    return [train(home, shared_datasets, "lenet"), train(home, shared_datasets, "mlp-128x2", "--lr", "0.01")]
+    return [train(home, shared_datasets, "mnist", "lenet"), train(home, shared_datasets, "fashion_mnist", "mlp-128x2")]
 
 
 @pytest.fixture
@@ -303,6 +304,26 @@ def test_every_tab_of_test_is_readable(app_server, finished_runs, viewport, shar
     page.locator(".st-key-test_inside_maps .js-plotly-plot").wait_for(timeout=60_000)
     settle(page)
     assert_readable(page, "test-inside", width)
+
+
+@pytest.mark.parametrize("viewport", WIDTHS, indirect=True, ids=lambda size: f"{size[0]}px")
+def test_the_evaluation_on_photos_is_readable(app_server, finished_runs, viewport, shared_datasets):
+    url, _home = app_server
+    page, width = viewport
+    page.goto(f"{url}/test?run={finished_runs[1]}")
+    page.get_by_role("tab", name="Evaluate").click(timeout=120_000)
+    page.locator(".st-key-test_confusion .js-plotly-plot").wait_for(timeout=120_000)
+    settle(page)
+    page.get_by_text("A folder on this server").click()
+    settle(page)
+    folder = page.locator(".st-key-test_folder_path input")
+    folder.fill(str(shared_datasets / "clothing-small" / "validation"))  # photos named by UUIDs: long names
+    folder.press("Enter")
+    settle(page)
+    page.locator(".st-key-test_folder_go button").click()
+    page.get_by_text("Accuracy on your photos").wait_for(timeout=180_000)
+    settle(page)
+    assert_readable(page, "test-photos", width)
 
 
 @pytest.mark.parametrize("viewport", WIDTHS, indirect=True, ids=lambda size: f"{size[0]}px")
