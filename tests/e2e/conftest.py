@@ -2,6 +2,10 @@
 
 The server gets its own store (a temp LAYERLAB_HOME) and the shared offline datasets. The browser
 is never downloaded: Playwright drives /usr/bin/chromium. Screenshots land in test-artifacts/.
+
+Every bound here is generous: the suite runs on a loaded 2-core machine (CI pins both cores), where
+a start, a page or a click takes many times what it takes at rest. A bound only decides how long a
+failing test takes to say so; the tests wait for conditions (see waiting.py).
 """
 import os
 import shutil
@@ -18,6 +22,9 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = REPO / "test-artifacts"
+SERVER_START_SECONDS = 300
+PAGE_TIMEOUT_MS = 120_000  # Playwright's own default, for a wait or an action given no timeout, is 30 s
+EXPECT_TIMEOUT_MS = 60_000  # and 5 s for an `expect(...)` assertion
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
@@ -51,10 +58,10 @@ def app_server(tmp_path_factory, shared_datasets):
          "--server.fileWatcherType", "none"],
         cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + SERVER_START_SECONDS
     while True:
         try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=10).read() == b"ok":
                 break
         except OSError:
             pass
@@ -63,7 +70,11 @@ def app_server(tmp_path_factory, shared_datasets):
         time.sleep(0.3)
     yield url, home
     os.killpg(server.pid, signal.SIGTERM)
-    server.wait(timeout=20)
+    try:
+        server.wait(timeout=60)
+    except subprocess.TimeoutExpired:  # too busy to shut down in a minute
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait(timeout=60)
     from pipelines.execution.scheduler import Scheduler, SchedulerSettings
     from pipelines.runs.sqlite_store import SQLiteRunStore
 
@@ -75,17 +86,27 @@ def app_server(tmp_path_factory, shared_datasets):
 
 @pytest.fixture(scope="session")
 def browser(chromium_path):
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    expect.set_options(timeout=EXPECT_TIMEOUT_MS)
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium_path, headless=True, args=CHROMIUM_ARGS)
+        browser = playwright.chromium.launch(executable_path=chromium_path, headless=True, args=CHROMIUM_ARGS,
+                                             timeout=PAGE_TIMEOUT_MS)
         yield browser
         browser.close()
 
 
+def new_context(browser, *, width: int = 1400, height: int = 1000):
+    """A browser context (a fresh profile) whose pages wait as long as a loaded machine needs."""
+    context = browser.new_context(viewport={"width": width, "height": height})
+    context.set_default_timeout(PAGE_TIMEOUT_MS)
+    context.set_default_navigation_timeout(PAGE_TIMEOUT_MS)
+    return context
+
+
 @pytest.fixture
 def page(browser):
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    context = new_context(browser)
     page = context.new_page()
     yield page
     context.close()
