@@ -5,14 +5,15 @@ The pad is a fragment: a stroke reruns the pad alone, not the page, so the answe
 The canvas sends a stroke about 0.2 s after the mouse is released (its own debounce); the rest of
 the wait is this fragment and the browser drawing its answer. Streamlit calls
 `keras.backend.clear_session()` after every script run, fragments included, and that costs twice:
-- it runs a full `gc.collect()`, which walks TensorFlow's and Keras' few hundred thousand objects:
-  0.1 s at rest, 0.4 s and more while a run trains beside the server. `keep_out_of_collections`
+- it runs a full `gc.collect()`, which walks the 350,000 objects of TensorFlow, Keras and the rest:
+  0.4-0.6 s at a load of 8-13 on this 2-core machine, holding the GIL while the answer waits to
+  be sent. `keep_out_of_collections`
   moves what exists once a model is loaded into the collector's permanent generation
   (`gc.freeze`), so each later collection walks only what is new;
 - it empties TensorFlow's kernel cache, so a plain traced call sets its kernels up again every
-  time (15-50 ms). The pad predicts through an XLA-compiled function for one image instead, whose
-  compiled program survives that (about 2 ms for LeNet); a model XLA cannot compile falls back to
-  the plain path.
+  time (15-50 ms for LeNet). The pad predicts through an XLA-compiled function for one image
+  instead, whose compiled program survives that (about 2 ms for LeNet; the compile takes 0.3 s,
+  2.4 s for Xception); a model XLA cannot compile falls back to the plain path.
 """
 from __future__ import annotations
 
