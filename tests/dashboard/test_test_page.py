@@ -128,6 +128,25 @@ def test_the_pads_compiled_prediction_matches_the_models_and_leaves_the_model_ou
     assert gc.get_freeze_count() > 0  # Streamlit's collection after each rerun skips what was loaded
 
 
+def test_a_model_xla_cannot_compile_is_answered_on_the_plain_path(loaded, monkeypatch):
+    import tensorflow as tf
+
+    def without_xla(function=None, **options):  # XLA refuses the pad's function; Keras' own stay as they are
+        if function is None or function.__module__ != drawing_pad.__name__:
+            return tf_function(function, **options)
+
+        def fails(x):
+            raise tf.errors.InvalidArgumentError(None, None, "Detected unsupported operations when trying to compile")
+        return fails
+
+    tf_function = tf.function
+    monkeypatch.setattr(tf, "function", without_xla)
+    other = dataclasses.replace(loaded)  # another load of the run: nothing prepared for it yet
+    x = drawing_pad.preprocess_drawing(drawing([(140, 40), (140, 240)]), loaded.input_shape)[np.newaxis]
+    assert drawing_pad.predict_one(other, x) == pytest.approx(model_cache.predict(loaded, x), abs=1e-6)
+    assert drawing_pad._compiled[other] is None
+
+
 def test_uploads_are_classified_one_by_one_and_a_bad_file_fails_alone(loaded, mnist):
     sevens = np.flatnonzero(mnist.y_test == 7)
     files = [("seven.png", png(mnist.x_test[sevens[0]])), ("broken.png", b"\x89PNG\r\n\x1a\n not really"),
