@@ -194,6 +194,13 @@ def test_the_check_sees_cut_crushed_and_broken_text(app_server, browser):
           plant('<div style="width: 100px; overflow: hidden"><label style="display: block; margin-left: 80px; '
                 + 'white-space: nowrap">Pushed out</label></div>', {});
         }""")
+        # The class table (Label, Class, Training images, Test images) squeezed to 150 px scrolls sideways.
+        page.locator('[data-testid="stDataFrame"]').first.evaluate(
+            "grid => { grid.closest('[data-testid=\"stElementContainer\"]').style.width = '150px'; }")
+        page.wait_for_function("() => { const s = document.querySelector('.dvn-scroller'); "
+                               "return s.scrollWidth > s.clientWidth + 1; }")
+        hidden = "\n".join(page.evaluate(HIDDEN_COLUMNS, ["Label", "Test images"]))
+        assert 'table column "Test images" is hidden' in hidden and '"Label"' not in hidden, hidden
         cuts = "\n".join(cut_text(page))
         assert '"An ellipsis over a long label" is cut by its own box' in cuts, cuts
         assert '"Crushed heading" is crushed' in cuts, cuts
