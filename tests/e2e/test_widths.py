@@ -21,6 +21,7 @@ import sys
 import numpy as np
 import pytest
 from PIL import Image
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from tests.e2e.conftest import REPO, screenshot
 
@@ -123,8 +124,9 @@ HIDDEN_COLUMNS = r"""async (leading) => {
 
 
 def settle(page):
+    """The script run over, its elements drawn and the page's images loaded. After a click, a test
+    first waits for what the click brings (an element, a text), then settles."""
     page.wait_for_selector('[data-testid="stApp"]')
-    page.wait_for_timeout(300)
     page.wait_for_function(SETTLED, timeout=120_000)
     page.wait_for_function("() => [...document.images].every(image => image.complete)", timeout=30_000)
 
@@ -271,17 +273,22 @@ def test_every_tab_of_test_is_readable(app_server, finished_runs, viewport, shar
     settle(page)
     assert_readable(page, "test-draw", width)
 
-    canvas = page.locator(".st-key-test_canvas_0 canvas").last
+    canvas = page.locator(".st-key-test_canvas_0 canvas.upper-canvas")  # the drawing library's input layer
     canvas.scroll_into_view_if_needed()
-    page.wait_for_timeout(500)  # the canvas library sets itself up after it is mounted
-    box = canvas.bounding_box()
-    page.mouse.move(box["x"] + 140, box["y"] + 40)
-    page.mouse.down()
-    for step in range(1, 13):
-        page.mouse.move(box["x"] + 140, box["y"] + 40 + step * 16)
-    page.mouse.up()
     prediction = page.locator(".st-key-test_top_class [data-testid='stMetricValue']")
-    prediction.wait_for(timeout=30_000)
+    for _attempt in range(3):  # a stroke made while the library still sets itself up is not sent
+        box = canvas.bounding_box()
+        page.mouse.move(box["x"] + 140, box["y"] + 40)
+        page.mouse.down()
+        for step in range(1, 13):
+            page.mouse.move(box["x"] + 140, box["y"] + 40 + step * 16)
+        page.mouse.up()
+        try:
+            prediction.wait_for(timeout=20_000)
+            break
+        except PlaywrightTimeout:
+            continue
+    prediction.wait_for(timeout=1_000)
     settle(page)
     # The answer stands beside the canvas, its bars as wide as a readable chart.
     answer, drawing = prediction.bounding_box(), canvas.bounding_box()
