@@ -23,13 +23,12 @@ import pytest
 from PIL import Image
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
+from tests.e2e import waiting
 from tests.e2e.conftest import REPO, screenshot
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 WIDTHS = [(1024, 768), (1440, 900)]
-SETTLED = """() => document.querySelector('[data-testid="stApp"]')?.dataset.testScriptState === 'notRunning'
-  && !document.querySelector('[data-testid="stSkeleton"]') && !document.querySelector('[data-stale="true"]')"""
 # The columns of a table a user reads first: when a table scrolls sideways, these must be in view.
 LEADING = ["Name", "Status", "Best val. accuracy", "Test accuracy", "Val acc (best)", "Test acc", "Class", "Accuracy",
            "Your class"]
@@ -124,11 +123,9 @@ HIDDEN_COLUMNS = r"""async (leading) => {
 
 
 def settle(page):
-    """The script run over, its elements drawn and the page's images loaded. After a click, a test
-    first waits for what the click brings (an element, a text), then settles."""
-    page.wait_for_selector('[data-testid="stApp"]')
-    page.wait_for_function(SETTLED, timeout=120_000)
-    page.wait_for_function("() => [...document.images].every(image => image.complete)", timeout=30_000)
+    """A quiet page (tests/e2e/waiting.py) whose images have loaded."""
+    waiting.settle(page)
+    page.wait_for_function("() => [...document.images].every(image => image.complete)")
 
 
 def cut_text(page) -> list[str]:
@@ -237,13 +234,12 @@ def test_build_is_readable_with_its_longest_layer_names(app_server, viewport):
     page.locator(".st-key-build_train").wait_for(timeout=90_000)
     settle(page)
     try:
-        page.locator(".st-key-build_preset_cifar-cnn button").first.click()
-        page.get_by_text("batch_normalization_5").first.wait_for(timeout=30_000)
+        waiting.click(page, "build_preset_cifar-cnn")
+        page.get_by_text("batch_normalization_5").first.wait_for()
         settle(page)
         assert_readable(page, "build-cifar-cnn", width)
     finally:  # the Build tests that share this server expect the default model
-        page.locator(".st-key-build_preset_mlp-128x2 button").first.click()
-        settle(page)
+        waiting.click(page, "build_preset_mlp-128x2")
 
 
 @pytest.mark.parametrize("viewport", WIDTHS, indirect=True, ids=lambda size: f"{size[0]}px")
@@ -301,7 +297,7 @@ def test_every_tab_of_test_is_readable(app_server, finished_runs, viewport, shar
 
     mnist = np.load(shared_datasets / "mnist-sample" / "mnist.npz")
     (tmp_path / "a-picture-with-a-long-file-name-of-a-seven.png").write_bytes(png_bytes(mnist["x_test"][0]))
-    page.get_by_role("tab", name="Upload").click()
+    waiting.act_and_settle(page, page.get_by_role("tab", name="Upload").click)
     settle(page)
     page.locator(".st-key-test_upload input[type='file']").set_input_files(
         [str(path) for path in tmp_path.glob("*.png")])
@@ -309,12 +305,12 @@ def test_every_tab_of_test_is_readable(app_server, finished_runs, viewport, shar
     settle(page)
     assert_readable(page, "test-upload", width)
 
-    page.get_by_role("tab", name="Evaluate").click()
+    waiting.act_and_settle(page, page.get_by_role("tab", name="Evaluate").click)
     page.locator(".st-key-test_confusion .js-plotly-plot").wait_for(timeout=120_000)
     settle(page)
     assert_readable(page, "test-evaluate", width)
 
-    page.get_by_role("tab", name="See inside").click()
+    waiting.act_and_settle(page, page.get_by_role("tab", name="See inside").click)
     page.locator(".st-key-test_inside_maps .js-plotly-plot").wait_for(timeout=60_000)
     settle(page)
     assert_readable(page, "test-inside", width)
@@ -325,16 +321,16 @@ def test_the_evaluation_on_photos_is_readable(app_server, finished_runs, viewpor
     url, _home = app_server
     page, width = viewport
     page.goto(f"{url}/test?run={finished_runs[1]}")
-    page.get_by_role("tab", name="Evaluate").click(timeout=120_000)
+    page.get_by_text("Draw one of").first.wait_for(timeout=120_000)
+    settle(page)
+    waiting.act_and_settle(page, page.get_by_role("tab", name="Evaluate").click)
     page.locator(".st-key-test_confusion .js-plotly-plot").wait_for(timeout=120_000)
     settle(page)
-    page.get_by_text("A folder on this server").click()
-    settle(page)
+    waiting.act_and_settle(page, page.get_by_text("A folder on this server").click)
     folder = page.locator(".st-key-test_folder_path input")
     folder.fill(str(shared_datasets / "clothing-small" / "validation"))  # photos named by UUIDs: long names
-    folder.press("Enter")
-    settle(page)
-    page.locator(".st-key-test_folder_go button").click()
+    waiting.act_and_settle(page, lambda: folder.press("Enter"))
+    waiting.click(page, "test_folder_go")
     page.get_by_text("Accuracy on your photos").wait_for(timeout=180_000)
     settle(page)
     assert_readable(page, "test-photos", width)
