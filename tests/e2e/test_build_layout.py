@@ -7,10 +7,10 @@ server is shared, and a new tab opens the newest draft, so the next test finds B
 import re
 
 import pytest
-from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import screenshot
+from tests.e2e.conftest import new_context, screenshot
+from tests.e2e.waiting import act_and_settle, click, keyed, settle
 
 pytestmark = [pytest.mark.e2e]
 
@@ -31,37 +31,9 @@ OVERFLOWS = """() => [...document.querySelectorAll(
     && (e.scrollWidth > e.clientWidth + 1 || (e.tagName === 'TEXTAREA' && e.scrollHeight > e.clientHeight + 1)))
   .map(e => `${e.getAttribute('data-testid') || e.value || e.innerText.trim().slice(0, 40)} `
     + `(${e.scrollWidth} > ${e.clientWidth} px)`)"""
-# A page run marks the elements it has not redrawn yet as stale (the timer fragment's runs do not).
-RERUNNING = """() => !!document.querySelector('[data-stale="true"]')"""
-SETTLED = """() => document.querySelector('[data-testid="stApp"]')?.dataset.testScriptState === 'notRunning'
-  && !document.querySelector('[data-testid="stSkeleton"]') && !document.querySelector('[data-stale="true"]')"""
-
-
-def keyed(page, key: str):
-    return page.locator(f".st-key-{key}")
-
-
-def settle(page, *, rerun: bool = False):
-    """Wait until the script run is over and its elements drawn; after an action (`rerun`), first
-    until the page run it started has begun, which a busy machine can delay."""
-    page.wait_for_selector('[data-testid="stApp"]')
-    if rerun:
-        try:
-            page.wait_for_function(RERUNNING, timeout=2_000)
-        except PlaywrightTimeout:
-            pass  # it was over before we looked
-    page.wait_for_function(SETTLED, timeout=60_000)
-    page.wait_for_timeout(100)
-
-
-def click(page, key: str):
-    keyed(page, key).locator("button").first.click()
-    settle(page, rerun=True)
-
-
 def open_build(page, url: str):
     page.goto(f"{url}/build")
-    keyed(page, "build_train").wait_for(timeout=90_000)
+    keyed(page, "build_train").wait_for()
     settle(page)
     click(page, "build_preset_mlp-128x2")
     keyed(page, "build_card_dense_3").wait_for()
@@ -77,7 +49,7 @@ def assert_nothing_cut(page, what: str, width: int):
 @pytest.mark.parametrize("width", [1024, 1440])
 def test_no_label_on_build_is_cut_off(app_server, browser, width):
     url, _ = app_server
-    context = browser.new_context(viewport={"width": width, "height": 900})
+    context = new_context(browser, width=width, height=900)
     page = context.new_page()
     try:
         open_build(page, url)
@@ -119,13 +91,12 @@ def test_the_model_survives_a_refresh_and_undo_still_works(app_server, page):
         keyed(page, f"build_card_{name}").wait_for()
     epochs = page.get_by_label("Epochs", exact=True)
     epochs.fill("3")
-    epochs.press("Enter")
-    settle(page, rerun=True)
+    act_and_settle(page, lambda: epochs.press("Enter"))
     page.get_by_text("3 epochs of 32").wait_for()
     assert re.search(r"[?&]draft=[0-9a-f]{12}", page.url)
 
     page.reload()
-    keyed(page, "build_card_dropout_1").wait_for(timeout=60_000)
+    keyed(page, "build_card_dropout_1").wait_for()
     settle(page)
     assert keyed(page, "build_card_dense_2").count() == 0
     page.get_by_text("3 epochs of 32").wait_for()
@@ -138,7 +109,7 @@ def test_the_model_survives_a_refresh_and_undo_still_works(app_server, page):
 
     tab = page.context.new_page()  # a new tab opens the newest draft
     tab.goto(f"{url}/build")
-    keyed(tab, "build_card_dense_1").wait_for(timeout=60_000)
+    keyed(tab, "build_card_dense_1").wait_for()
     assert keyed(tab, "build_card_dense_3").count() == 0
     tab.close()
     open_build(page, url)

@@ -18,11 +18,10 @@ from pipelines.modelspec.presets import get_preset
 from pipelines.runs.entities import MetricPoint
 from pipelines.runs.sqlite_store import SQLiteRunStore
 from tests.e2e.conftest import screenshot
+from tests.e2e.waiting import settle
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]
-IDLE = ("() => !document.querySelector("
-        "'[data-testid=\"stStatusWidget\"] [data-testid=\"stStatusWidgetRunningIcon\"]')")
 
 
 def train(home: Path, data: Path, *args: str) -> str:
@@ -40,13 +39,15 @@ def test_two_runs_side_by_side(app_server, page, shared_datasets):
     fast = train(home, shared_datasets, "--name", "adam lr 1e-3")
     page.set_viewport_size({"width": 1440, "height": 1000})
     page.goto(f"{url}/compare?runs={slow},{fast}")
-    page.get_by_role("heading", name="2 runs").wait_for(timeout=60_000)
-    page.wait_for_function(IDLE, timeout=60_000)
+    page.get_by_role("heading", name="2 runs").wait_for()
+    settle(page)
     chart = page.locator('[data-testid="stPlotlyChart"]').first
-    chart.wait_for(timeout=60_000)
+    chart.wait_for()
+    # Plotly draws after the element is there: wait for both runs' epochs and best-epoch stars.
+    page.wait_for_function("""() => document.querySelector('[data-testid="stPlotlyChart"]')
+                              ?.querySelectorAll('path.point').length >= 4""")
     legend = chart.locator(".legendtext").evaluate_all("els => els.map(e => e.textContent)")
     assert "adam lr 1e-4" in legend and "adam lr 1e-3" in legend
-    assert chart.locator("path.point").count() >= 4  # both runs' epochs, and their best-epoch stars
     screenshot(page, "compare-curves")
 
     page.get_by_role("tab", name="Baseline and what differs").click()
@@ -55,10 +56,10 @@ def test_two_runs_side_by_side(app_server, page, shared_datasets):
 
     page.get_by_role("tab", name="Two runs' predictions").click()
     page.get_by_text("Compare their predictions on the test set").click()
-    page.get_by_text("Right in adam lr 1e-3, wrong in the other").wait_for(timeout=180_000)
-    page.wait_for_function(IDLE, timeout=180_000)
+    page.get_by_text("Right in adam lr 1e-3, wrong in the other").wait_for(timeout=300_000)
+    page.locator('[data-testid="stMain"] img').first.wait_for()  # the flipped examples
+    settle(page)
     screenshot(page, "compare-flipped")
-    assert page.locator('[data-testid="stMain"] img').count() > 0  # the flipped examples
 
 
 SWEPT = "Conv32-Pool-D128-Drop0.5-D10 · adam"  # as Build names a learning-rate sweep's runs of this CNN
@@ -99,10 +100,10 @@ def test_compare_shows_what_differs_at_1024_and_1440(app_server, page, width, he
         ids = [run.id for run in store.list_runs() if run.name.startswith(f"{SWEPT} · lr=")] or sweep_runs(home)
     page.set_viewport_size({"width": width, "height": height})
     page.goto(f"{url}/compare?runs={','.join(ids)}")
-    page.get_by_role("heading", name="4 runs").wait_for(timeout=60_000)
-    page.wait_for_function(IDLE, timeout=60_000)
+    page.get_by_role("heading", name="4 runs").wait_for()
+    settle(page)
     table = page.locator('[data-testid="stDataFrame"]').first
-    table.locator("td").first.wait_for(state="attached", timeout=30_000)  # the grid draws on a canvas
+    table.locator("td").first.wait_for(state="attached")  # the grid draws on a canvas
     screenshot(page, f"compare-{width}")
     # The grid puts only the columns in view into its accessible table: these must be among them.
     headers = table.locator("th").evaluate_all("els => els.map(e => e.textContent)")
@@ -118,7 +119,7 @@ def test_compare_shows_what_differs_at_1024_and_1440(app_server, page, width, he
     assert tabs.evaluate("e => e.scrollWidth <= e.clientWidth"), "the tab labels scroll sideways"
     page.get_by_role("tab", name="Baseline and what differs").click()
     delta = page.locator('[data-testid="stDataFrame"]').nth(1)
-    delta.locator("th", has_text="Val acc (best)").wait_for(state="attached", timeout=30_000)
+    delta.locator("th", has_text="Val acc (best)").wait_for(state="attached")
     assert delta.locator("th").evaluate_all("els => els.map(e => e.textContent)")[:3] == [
         "Name", "Val acc (best)", "Test acc"]
     assert delta.locator("td").first.text_content().startswith("lr=")

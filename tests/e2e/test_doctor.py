@@ -12,18 +12,24 @@ import subprocess
 import sys
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.e2e.conftest import REPO, screenshot
+from tests.e2e.waiting import settle
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-IDLE = ("() => !document.querySelector("
-        "'[data-testid=\"stStatusWidget\"] [data-testid=\"stStatusWidgetRunningIcon\"]')")
 # The shaded regions on the Train page's chart, as Plotly holds them: [[x0, x1], ...].
 REGIONS = """() => {
   const plot = document.querySelector('.st-key-train_chart .js-plotly-plot');
   if (!plot || !plot.layout) return [];
   return (plot.layout.shapes || []).filter(s => s.type === 'rect').map(s => [s.x0, s.x1]);
+}"""
+# The canvas' own toolbar (its card of buttons), inside the canvas component's shadow root; null until
+# the canvas library has drawn it.
+TOOLBAR = """() => {
+  const host = [...document.querySelectorAll('.st-key-test_canvas_frame *')].find(e => e.shadowRoot);
+  return (host && host.shadowRoot.querySelector('.dc-toolbar-card')) || null;
 }"""
 # Whether the canvas' own toolbar (its card of buttons) can be seen or clicked: the card's box inside
 # the frame around the canvas, or the point at its centre hitting it.
@@ -37,11 +43,6 @@ TOOLBAR_REACHABLE = """() => {
   const inside = box.bottom > frame.top && box.top < frame.bottom;
   return inside || (hit !== null && card.contains(hit));
 }"""
-
-
-def wait_for_app(page):
-    page.wait_for_timeout(300)
-    page.wait_for_function(IDLE, timeout=120_000)
 
 
 @pytest.fixture(scope="module")
@@ -62,11 +63,11 @@ def diverged_run(app_server, shared_datasets):
 def test_a_diverged_run_is_marked_on_its_chart_and_its_fix_opens_build(app_server, diverged_run, page):
     url, _home = app_server
     page.goto(f"{url}/train?run={diverged_run}")
-    page.locator(".st-key-train_chart .js-plotly-plot").wait_for(timeout=120_000)
-    wait_for_app(page)
+    page.locator(".st-key-train_chart .js-plotly-plot").wait_for()
+    settle(page)
 
     page.get_by_text(re.compile(r"Completed 2 epoch\(s\), but diverged: the loss jumped from")).wait_for()
-    page.wait_for_function(f"() => ({REGIONS})().length >= 2", timeout=30_000)
+    page.wait_for_function(f"() => ({REGIONS})().length >= 2")
     (x0, x1), *_ = page.evaluate(REGIONS)
     assert 0 < x0 < 1 and x1 == pytest.approx(2.0), (x0, x1)  # from epoch 1's second batch to the end
     chart = page.locator(".st-key-train_chart")
@@ -76,17 +77,17 @@ def test_a_diverged_run_is_marked_on_its_chart_and_its_fix_opens_build(app_serve
     assert "lower the learning rate" in finding.inner_text()
     screenshot(page, "train-diverged", top=True)
 
-    wait_for_app(page)
+    settle(page)
     page.locator(".st-key-train_fix_0 a").first.click()
-    page.wait_for_url(re.compile(r".*/build.*"), timeout=60_000)
-    page.get_by_role("heading", name="Build").wait_for(timeout=60_000)
+    page.wait_for_url(re.compile(r".*/build.*"))
+    page.get_by_role("heading", name="Build").wait_for()
     # The notice, not the Train page's button of the same words that stays on screen until Build's
     # first run replaces it.
-    page.locator('[data-testid="stAlert"]', has_text="Lower the learning rate to 0.001").wait_for(timeout=120_000)
+    page.locator('[data-testid="stAlert"]', has_text="Lower the learning rate to 0.001").wait_for()
     rate = page.get_by_role("slider", name=re.compile("Learning rate"))
-    rate.wait_for(timeout=120_000)
+    rate.wait_for()
     assert rate.get_attribute("aria-valuetext") == "1e-3", rate.get_attribute("aria-valuetext")
-    wait_for_app(page)
+    settle(page)
     screenshot(page, "build-after-fix", top=True)
 
 
@@ -94,17 +95,21 @@ def test_test_this_model_opens_that_run_and_the_canvas_has_no_toolbar_of_its_own
     url, _home = app_server
     page.goto(f"{url}/train?run={diverged_run}")
     link = page.get_by_role("link", name="Test this model")
-    link.wait_for(timeout=120_000)
+    link.wait_for()
     link.click()
-    page.wait_for_url(re.compile(rf".*/test\?run={diverged_run}"), timeout=60_000)
-    page.get_by_text("Draw a digit").wait_for(timeout=120_000)
-    wait_for_app(page)
-    chosen = page.get_by_role("combobox", name="Model").input_value()
-    assert chosen.startswith("mlp-128x2 · MNIST · 118,282 params · Adam 1e0 · 2 epochs · ") and diverged_run in chosen
+    page.wait_for_url(re.compile(rf".*/test\?run={diverged_run}"))
+    page.get_by_text("Draw a digit").wait_for()
+    settle(page)
+    # The picker names the run and its settings; the caption under it, the dataset and the size.
+    expect(page.get_by_role("combobox", name="Model")).to_have_value(
+        re.compile(rf"^mlp-128x2 · .* · Adam 1e0 · 2 epochs · {diverged_run}$"))
+    page.get_by_text(re.compile(r"^MNIST · 118,282 params · ")).first.wait_for()
 
     canvas = page.locator(".st-key-test_canvas_frame canvas").last
     canvas.wait_for()
-    page.wait_for_timeout(500)  # the canvas library sets itself up after it is mounted
+    page.wait_for_function(f"() => ({TOOLBAR})() !== null")  # the canvas library has set itself up
     canvas.hover()
-    page.wait_for_timeout(600)  # the toolbar slides in 0.2 s after the pointer arrives
+    # The toolbar slides in 0.2 s after the pointer arrives: give it that, then its slide time to end.
+    page.wait_for_timeout(600)
+    page.wait_for_function(f"() => ({TOOLBAR})().getAnimations({{subtree: true}}).every(a => a.playState !== 'running')")
     assert page.evaluate(TOOLBAR_REACHABLE) is False

@@ -14,11 +14,9 @@ import pytest
 
 from pipelines.io.export import CHECKED_TEXT
 from tests.e2e.conftest import REPO, screenshot
+from tests.e2e.waiting import settle
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-
-IDLE = ("() => !document.querySelector("
-        "'[data-testid=\"stStatusWidget\"] [data-testid=\"stStatusWidgetRunningIcon\"]')")
 
 
 @pytest.fixture(scope="module")
@@ -40,12 +38,12 @@ def test_download_the_script_of_a_run_and_run_it(app_server, page, mlp_run, shar
     url, _home = app_server
     page.goto(f"{url}/train?run={mlp_run['run_id']}")
     # The worker checked the script when the run completed: the badge is there without a click.
-    page.get_by_text(CHECKED_TEXT).wait_for(timeout=120_000)
+    page.get_by_text(CHECKED_TEXT).wait_for()
     assert page.locator(".st-key-train_export_check").count() == 0
-    page.wait_for_function(IDLE, timeout=120_000)
+    settle(page)
     screenshot(page, "export-train-page")
 
-    with page.expect_download(timeout=60_000) as download_info:
+    with page.expect_download() as download_info:
         page.locator(".st-key-train_export_script button").first.click()
     download = download_info.value
     assert re.fullmatch(rf"train_export_me_{mlp_run['run_id']}\.py", download.suggested_filename)

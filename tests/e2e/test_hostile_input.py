@@ -12,19 +12,19 @@ from pipelines.modelspec.presets import get_preset
 from pipelines.runs.entities import RunStatus
 from pipelines.runs.sqlite_store import SQLiteRunStore
 from tests.e2e.conftest import screenshot
+from tests.e2e.waiting import settle
 
 pytestmark = [pytest.mark.e2e]
 
 HOST = "127.0.0.1:9"  # the discard port: nothing answers there, but a request would still be made
 NAME = f"![x](http://{HOST}/track) [a](http://{HOST}/link) :red[x] <img src=x> http://{HOST}/bare www.x.org"
 WORD_JOINER = "\u2060"
-IDLE = ("() => !document.querySelector("
-        "'[data-testid=\"stStatusWidget\"] [data-testid=\"stStatusWidgetRunningIcon\"]')")
-# Every <img> and <a> in the app's main area (but the page title's own anchor), and every attribute
-# anywhere that names the host.
+# Every <img> and <a> in the app's main area (but the page title's own anchor and the page's own links
+# to other pages, "Edit in Build" and "Test this model"), and every attribute anywhere that names the host.
 BUILT = """(host) => ({
   images: [...document.querySelectorAll('[data-testid="stMain"] img')].map(e => e.outerHTML),
-  links: [...document.querySelectorAll('[data-testid="stMain"] a:not(h1 a)')].map(e => e.outerHTML),
+  links: [...document.querySelectorAll('[data-testid="stMain"] a:not(h1 a):not([data-testid="stPageLink-NavLink"])')]
+    .map(e => e.outerHTML),
   naming_host: [...document.querySelectorAll('*')].flatMap(
       e => [...e.attributes].filter(a => a.value.includes(host)).map(a => e.tagName + ' ' + a.name)),
 })"""
@@ -44,10 +44,8 @@ def open_and_watch(page, url: str) -> list[str]:
     requests: list[str] = []
     page.on("request", lambda request: requests.append(request.url))
     page.goto(url)
-    page.wait_for_selector('[data-testid="stApp"]')
-    page.get_by_role("heading", name="Train").wait_for(timeout=60_000)
-    page.wait_for_timeout(500)
-    page.wait_for_function(IDLE, timeout=60_000)
+    page.get_by_role("heading", name="Train").wait_for()
+    settle(page)
     return requests
 
 
@@ -62,7 +60,7 @@ def test_a_run_named_with_markdown_is_shown_as_written(app_server, page, hostile
     url, home = app_server
     requests = open_and_watch(page, f"{url}/train?run={hostile_run}")
     heading = page.locator('[data-testid="stMain"] h3').first
-    heading.wait_for(timeout=30_000)
+    heading.wait_for()
     with SQLiteRunStore(home) as store:
         assert store.get_run(hostile_run).status in (RunStatus.STOPPED, RunStatus.RUNNING)
     assert heading.inner_text().replace(WORD_JOINER, "").strip() == NAME
@@ -74,7 +72,7 @@ def test_a_run_link_made_of_markdown_is_refused_in_fixed_words(app_server, page)
     url, _home = app_server
     requests = open_and_watch(page, f"{url}/train?run=%5Bx%5D(http://{HOST}/)")
     alert = page.locator('[data-testid="stAlert"]').first
-    alert.wait_for(timeout=30_000)
+    alert.wait_for()
     assert "is not a run id" in alert.inner_text()
     assert "[x]" not in page.locator('[data-testid="stMain"]').inner_text()
     assert_nothing_built_from(page, requests)

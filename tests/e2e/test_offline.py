@@ -12,6 +12,7 @@ from pipelines.modelspec.keras_build import build_model
 from pipelines.modelspec.presets import get_preset
 from pipelines.runs.artifacts import MODEL_FILE, SPEC_FILE
 from pipelines.runs.sqlite_store import SQLiteRunStore
+from tests.e2e.waiting import settle
 
 pytestmark = [pytest.mark.e2e]
 
@@ -21,8 +22,6 @@ PAGES = {"": "Data", "build": "Build", "train?run={run}": "Train", "test?run={ru
          "compare?runs={run}": "Compare"}
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
 LOCAL_SCHEMES = {"data", "blob", "about"}
-SETTLED = """() => document.querySelector('[data-testid="stApp"]')?.dataset.testScriptState === 'notRunning'
-  && !document.querySelector('[data-testid="stSkeleton"]') && !document.querySelector('[data-stale="true"]')"""
 # The icon font counts as loaded once a face of it is; a Material icon that drew is a square glyph,
 # while the same element without its font shows its ligature's name ("compare_arrows") as text.
 ICON_FONT_LOADED = """() => [...document.fonts].some(f => f.family.includes('Material Symbols') && f.status === 'loaded')"""
@@ -56,10 +55,10 @@ def test_every_page_asks_only_this_machine_and_its_icons_draw(app_server, page, 
     page.on("request", lambda request: leaks.append(request.url) if _off_machine(request.url) else None)
     for path, heading in PAGES.items():
         page.goto(f"{url}/{path.format(run=finished_run)}")
-        page.get_by_role("heading", name=heading, exact=True).first.wait_for(timeout=90_000)
-        page.wait_for_function(SETTLED, timeout=60_000)
-        page.wait_for_function(ICON_FONT_LOADED, timeout=20_000)
-        page.wait_for_load_state("networkidle", timeout=30_000)
+        page.get_by_role("heading", name=heading, exact=True).first.wait_for()
+        settle(page)
+        page.wait_for_function(ICON_FONT_LOADED)
+        page.wait_for_load_state("networkidle")
         boxes = page.evaluate(ICON_BOXES)
         assert boxes, f"the {heading} page shows no Material icon to check"
         unsquare = [box for box in boxes if not (0 < box[1] <= 1.5 * box[2])]
