@@ -188,7 +188,10 @@ def curves(points: dict, frame: pd.DataFrame, selected: list[str]) -> str:
     """The chosen metric of every selected run, on one chart; repeats optionally as mean and band.
     Returns the metric's label, which the other tabs compare by."""
     default = compare.curves_default(points)
-    left, middle, right, far = st.columns([3, 2, 3, 2])
+    # Cells that wrap onto a second row rather than squeeze: at 1024 px four columns left the Metric
+    # picker too narrow for "validation accuracy".
+    grid = st.grid(4, min_column_width=200, gap="small")
+    left, middle, right, far = (grid.cell() for _ in range(4))
     # Keyed by the default, which changes only when the first points of a metric arrive (a sweep
     # that had not ended an epoch when the page opened): the picker then moves to a curve with data.
     label = left.selectbox("Metric", list(METRICS), index=list(METRICS.values()).index(default or CURVE_PREFERENCE[0]),

@@ -26,7 +26,8 @@ result = model_builder.validation(spec, dataset)
 model_builder.train_panel(spec, result)
 sweep_panel.build_panel(spec, dataset, model_builder.blocking_reason(dataset, result), state.run_name())
 
-stack, summary = st.columns([3, 2], gap="medium")
+# Side by side where both fit, else the summary under the stack: at 1024 px a 2:3 split left it 210 px.
+stack, summary = (grid := st.grid(2, min_column_width=300, gap="medium")).cell(), grid.cell()
 with stack:
     st.subheader("Layers")
     st.caption(f"Input: {model_builder.input_text(result)} from {CATALOG[dataset].title}. "

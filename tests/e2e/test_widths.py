@@ -219,13 +219,7 @@ def test_data_is_readable(app_server, viewport):
     assert_readable(page, "data", width)
 
 
-BUILD_SPLIT = pytest.mark.xfail(strict=False, reason=(
-    "At 1024 px Build's Model column is 210 px, narrower than any readable layer table; it reads whole "
-    "once dashboard/views/build.py stacks its columns there: stack, summary = "
-    "(grid := st.grid(2, min_column_width=300, gap='medium')).cell(), grid.cell()"))
-
-
-@pytest.mark.parametrize("viewport", [pytest.param(WIDTHS[0], marks=BUILD_SPLIT, id="1024px"),
+@pytest.mark.parametrize("viewport", [pytest.param(WIDTHS[0], id="1024px"),
                                       pytest.param(WIDTHS[1], id="1440px")], indirect=True)
 def test_build_is_readable_with_its_longest_layer_names(app_server, viewport):
     url, _home = app_server
@@ -336,12 +330,7 @@ def test_the_evaluation_on_photos_is_readable(app_server, finished_runs, viewpor
     assert_readable(page, "test-photos", width)
 
 
-COMPARE_METRIC = pytest.mark.xfail(strict=False, reason=(
-    "At 1024 px Compare's curve controls (components/compare_view.py, curves(): st.columns([3, 2, 3, 2])) give "
-    "the Metric picker a 123 px box, and 'validation accuracy' needs 129 px"))
-
-
-@pytest.mark.parametrize("viewport", [pytest.param(WIDTHS[0], marks=COMPARE_METRIC, id="1024px"),
+@pytest.mark.parametrize("viewport", [pytest.param(WIDTHS[0], id="1024px"),
                                       pytest.param(WIDTHS[1], id="1440px")], indirect=True)
 def test_compare_is_readable_with_two_runs_selected(app_server, finished_runs, viewport):
     url, _home = app_server
