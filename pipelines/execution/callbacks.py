@@ -197,6 +197,12 @@ class StoreRecorder(keras.callbacks.Callback):
         if due:
             self.flush()
 
+    def on_test_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        """After a stop or a failure Keras still scores the validation set, for an epoch that will
+        not count: end that pass at its first batch, so Stop lands in a moment, not after a pass."""
+        if self.stopped or self.failure is not None:
+            self.model.stop_evaluating = True
+
     def partial_steps(self) -> int:
         """Batches trained in an epoch that a stop or failure cut short (0 otherwise)."""
         with self._lock:

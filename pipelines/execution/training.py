@@ -245,7 +245,10 @@ def execute_run(store: RunStore, run: Run, stop_event: threading.Event, data_dir
         history = fit_model.fit(inputs.train, validation_data=inputs.val, epochs=spec.fit.epochs,
                                 initial_epoch=state["epochs_done"], verbose=0, callbacks=callbacks, shuffle=False)
     recorder.flush()
-    metrics = _finite(fit_results(history.history))
+    # The figures of finished epochs only: a stop or a failure cuts the last one short (and its
+    # validation pass), and its numbers would describe a fraction of the data.
+    metrics = _finite(fit_results({name: values[:recorder.completed_epochs]
+                                   for name, values in history.history.items()}))
     metrics.update(_speed(recorder, inputs.steps_per_epoch, min(spec.fit.batch_size, inputs.n_train),
                           time.perf_counter() - fit_start))
     metrics.update(parameters=float(model.count_params()), steps_per_execution=float(spe))
