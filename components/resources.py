@@ -5,6 +5,8 @@ read-only. Keras models are never kept here or in session state.
 """
 from __future__ import annotations
 
+import gc
+import sys
 import threading
 import time
 
@@ -70,3 +72,20 @@ def dataset_overview(name: str, per_class: int = 8) -> dict:
         "test_counts": class_counts(data, "test"),
         "samples": samples,
     }
+
+
+_collections = {"frozen": False}
+
+
+def keep_imports_out_of_collections() -> None:
+    """Once Keras is imported in the server (Build validates with it; Test loads models),
+    Streamlit calls `keras.backend.clear_session()` after every script run, fragments' timer
+    runs included, and that runs a full `gc.collect()` over TensorFlow's and Keras' few hundred
+    thousand objects: 0.1-0.6 s of a core, holding the GIL, twice a second on Train. Freezing
+    what is alive then (modules, not models: see drawing_pad.keep_out_of_collections) leaves the
+    collector only the objects made since. Once per process; the app calls it after each run."""
+    if _collections["frozen"] or "keras" not in sys.modules:
+        return
+    _collections["frozen"] = True
+    gc.collect()
+    gc.freeze()

@@ -6,7 +6,8 @@ import streamlit as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `streamlit run` puts only dashboard/ on the path
 
-from components.guard import guarded  # noqa: E402  (needs the path above)
+from components import resources  # noqa: E402  (needs the path above)
+from components.guard import guarded  # noqa: E402
 
 # A local icon: a Material one (":material/stacks:") makes the browser fetch it from fonts.gstatic.com.
 st.set_page_config(page_title="Layerlab", page_icon=Path(__file__).with_name("favicon.svg"), layout="wide")
@@ -19,3 +20,4 @@ page = st.navigation([
 ])
 with guarded(f"the {page.title} page"):
     page.run()
+resources.keep_imports_out_of_collections()
