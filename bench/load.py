@@ -17,29 +17,26 @@ import argparse
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+from bench import browser_server  # noqa: E402
 from pipelines import paths  # noqa: E402
 from pipelines.execution.processes import child_env  # noqa: E402
 from pipelines.execution.scheduler import Scheduler, SchedulerSettings  # noqa: E402
 from pipelines.modelspec.presets import get_preset  # noqa: E402
 from pipelines.runs.sqlite_store import SQLiteRunStore  # noqa: E402
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM, CHROMIUM_ARGS = browser_server.CHROMIUM, browser_server.CHROMIUM_ARGS
 # Records, in the page, when the chart's point count changes (checked every 50 ms).
 COUNT = """(x) => {  // an array, or Plotly's base64 encoding of a numpy array ({dtype, bdata})
     if (!x) return 0;
@@ -57,12 +54,6 @@ WATCH_CHART = """() => {
     if (n !== last) { last = n; if (n > 0) window.__updates.push(performance.now()); }
   }, 50);
 }"""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def rss_mb(pid: int) -> float:
@@ -91,23 +82,8 @@ def browser_cpu_seconds() -> float:
 
 
 def start_server(home: Path, data_dir: Path, root: Path = REPO_ROOT) -> tuple[subprocess.Popen, str]:
-    port = free_port()
     env = child_env({"LAYERLAB_HOME": str(home), "LAYERLAB_DATA_DIR": str(data_dir), "PYTHONPATH": str(root)})
-    log = open(home / "server.log", "wb")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false",
-         "--server.fileWatcherType", "none"],
-        cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                return server, url
-        except OSError:
-            time.sleep(0.3)
-    raise RuntimeError(f"streamlit did not start; see {home / 'server.log'}")
+    return browser_server.start_server(env, home, root)
 
 
 def percentile(values: list[float], share: float) -> float:

@@ -21,23 +21,22 @@ import json
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from pipelines.runs.entities import RunStatus  # noqa: E402  (needs the repo root on sys.path first)
+from bench import browser_server  # noqa: E402  (needs the repo root on sys.path first)
+from pipelines.runs.entities import RunStatus  # noqa: E402
 from pipelines.runs.sqlite_store import SQLiteRunStore  # noqa: E402
 
-CHROMIUM = "/usr/bin/chromium"
+CHROMIUM = browser_server.CHROMIUM
 GOAL_SECONDS = 0.6
 TRAINING_EPOCHS = 500  # far more than a benchmark lasts: it is stopped at the end
 
@@ -74,12 +73,6 @@ TIME_STROKE = """async (before) => {
 IDLE = """() => document.querySelector('[data-testid="stApp"]')?.dataset.testScriptState === 'notRunning'"""
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def environment(home: Path) -> dict[str, str]:
     return {**os.environ, "LAYERLAB_HOME": str(home), "PYTHONPATH": str(REPO_ROOT)}
 
@@ -92,23 +85,7 @@ def train_lenet(home: Path) -> str:
 
 
 def start_server(home: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false",
-         "--server.fileWatcherType", "none"],
-        cwd=REPO_ROOT, env=environment(home), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                return server, url
-        except OSError:
-            time.sleep(0.3)
-    os.killpg(server.pid, signal.SIGTERM)
-    raise RuntimeError("the dashboard did not start within 60 s")
+    return browser_server.start_server(environment(home), home)
 
 
 def start_training(home: Path) -> subprocess.Popen:

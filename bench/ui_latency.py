@@ -17,26 +17,21 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+from bench.browser_server import CHROMIUM, CHROMIUM_ARGS, start_server  # noqa: E402
 from pipelines.execution.registry import WorkerRegistry  # noqa: E402
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 GOALS = {"first point": 1.5, "refresh -> chart": 2.0, "stop -> STOPPED": 2.0, "resume -> RUNNING": 2.0}
 CHART_POINTS = """() => {
   const plot = document.querySelector('.st-key-train_chart .js-plotly-plot');
@@ -53,29 +48,9 @@ BADGE = """(word) => [...document.querySelectorAll('[data-testid="stMarkdownCont
   .some(e => e.innerText.trim() === word)"""
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_server(home: Path, data_dir: str) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    env = {**os.environ, "LAYERLAB_HOME": str(home), "LAYERLAB_DATA_DIR": data_dir, "PYTHONPATH": str(REPO_ROOT)}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true", "--server.fileWatcherType", "none"],
-        cwd=REPO_ROOT, env=env, stdout=open(home / "server.log", "wb"), stderr=subprocess.STDOUT,
-        start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                return server, url
-        except OSError:
-            time.sleep(0.3)
-    raise SystemExit(f"streamlit did not start: {(home / 'server.log').read_text()[-2000:]}")
+def start(home: Path, data_dir: str) -> tuple[subprocess.Popen, str]:
+    return start_server({**os.environ, "LAYERLAB_HOME": str(home), "LAYERLAB_DATA_DIR": data_dir,
+                         "PYTHONPATH": str(REPO_ROOT)}, home)
 
 
 def train_beside(data_dir: str) -> subprocess.Popen:
@@ -130,7 +105,7 @@ def main() -> None:
     from playwright.sync_api import sync_playwright
 
     home = Path(tempfile.mkdtemp(prefix="layerlab-ui-latency-"))
-    server, url = start_server(home, args.data_dir)
+    server, url = start(home, args.data_dir)
     beside = train_beside(args.data_dir) if args.beside else None
     results: dict[str, list[float]] = {name: [] for name in GOALS}
     try:
