@@ -3,7 +3,6 @@ the runs land in the same store with curves and models, a dead task leaves its r
 resumable, and cancelling a sweep cancels its tasks."""
 import os
 import signal
-import time
 
 import pytest
 

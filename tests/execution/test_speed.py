@@ -1,6 +1,7 @@
 """Several batches per call into TensorFlow: how many, and that what the user sees stays right
 (batch numbers of the points, the batch a NaN is named at, Stop)."""
 import math
+import os
 import threading
 
 import numpy as np
@@ -11,6 +12,7 @@ from pipelines.execution.speed import (MAX_STEPS_PER_EXECUTION, MIN_CALLS_PER_EP
                                        choose_steps_per_execution, estimated_step_seconds, intra_op_threads)
 from pipelines.modelspec.presets import get_preset
 from pipelines.runs.sqlite_store import SQLiteRunStore
+from tests.execution.waiting import busy_factor
 
 MLP_128X2_FLOPS = 2 * (784 * 128 + 128 * 128 + 128 * 10)  # forward, per example
 
@@ -129,7 +131,8 @@ def test_stop_lands_after_the_call_it_was_asked_in(keras_parts, tmp_path):
 @pytest.mark.slow
 def test_a_run_with_many_batches_per_call_stops_within_two_seconds(tmp_path, shared_datasets):
     """mlp-128x2 on Fashion-MNIST, the case the batching speeds up most: a stop request still ends
-    the run STOPPED within 2 s (its current call, Keras' validation pass and the saving included)."""
+    the run STOPPED within 2 s (its current call, Keras' validation pass and the saving included),
+    on a machine at rest; a busy one is allowed its busy factor (0.8-1.0 s with two busy loops)."""
     import time
 
     from pipelines.execution.scheduler import Scheduler, SchedulerSettings
@@ -146,11 +149,12 @@ def test_a_run_with_many_batches_per_call_stops_within_two_seconds(tmp_path, sha
             time.sleep(0.05)
         asked = time.monotonic()
         store.request_stop(run.id)
-        while store.get_run(run.id).status is RunStatus.RUNNING and time.monotonic() - asked < 10:
+        while store.get_run(run.id).status is RunStatus.RUNNING and time.monotonic() - asked < 120:
             time.sleep(0.02)
+        took = time.monotonic() - asked
         stopped = store.get_run(run.id)
         assert stopped.status is RunStatus.STOPPED and stopped.error is None
-        assert time.monotonic() - asked < 2.0
+        assert took < 2.0 * busy_factor(), f"{took:.1f} s at load {os.getloadavg()[0]:.1f}"
         assert stopped.metrics["steps_per_execution"] >= 16
     finally:
         scheduler.end_workers()

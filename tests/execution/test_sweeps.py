@@ -2,7 +2,6 @@
 and real sweeps on the MNIST sample (a finished one, a cancelled one)."""
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -30,6 +29,14 @@ def scheduler(tmp_path, shared_datasets):
     scheduler.end_workers()  # never leave a worker behind
 
 
+@pytest.fixture
+def patient_scheduler(tmp_path, shared_datasets):
+    """A scheduler whose stop grace a loaded machine cannot outlast, so that a stop is honoured by
+    the worker itself (the kill after the grace is test_scheduler.py's)."""
+    store = SQLiteRunStore(tmp_path / "home")
+    scheduler = Scheduler(store, SchedulerSettings(data_dir=shared_datasets / "mnist-sample", stop_grace=120))
+    yield scheduler
+    scheduler.end_workers()
 
 
 # -- expansion, progress, estimates (no training) -----------------------------------------------
@@ -157,7 +164,7 @@ def test_a_sweep_of_three_learning_rates_ends_with_three_grouped_runs(scheduler)
                 workers.add(run.worker_pid)
         return scheduler.sweep_progress(sweep.id).finished
 
-    wait_until(done, timeout=300)
+    wait_until(done, timeout=900)
     runs = scheduler.sweep_runs(sweep.id)
     assert [r.status for r in runs] == [RunStatus.COMPLETED] * 3
     assert [r.sweep_settings["lr"] for r in runs] == [1e-4, 1e-3, 1e-2]
@@ -176,26 +183,27 @@ def test_a_sweep_of_three_learning_rates_ends_with_three_grouped_runs(scheduler)
 
 
 @pytest.mark.slow
-def test_a_cancelled_sweep_leaves_no_run_running_and_no_worker_alive(scheduler):
+def test_a_cancelled_sweep_leaves_no_run_running_and_no_worker_alive(patient_scheduler):
+    scheduler = patient_scheduler
     store = scheduler.store
-    slow = MLP_512.with_fit(epochs=6, batch_size=8, validation_split=0.1)  # about a second an epoch
-    sweep = scheduler.submit_sweep(slow, "mnist", [parse_axis("lr=1e-4,1e-3,1e-2")])
+    # Minutes of work (about a second an epoch at rest): the cancel always meets the first run mid-run.
+    long = MLP_512.with_fit(epochs=200, batch_size=8, validation_split=0.1)
+    sweep = scheduler.submit_sweep(long, "mnist", [parse_axis("lr=1e-4,1e-3,1e-2")])
 
     def training():
         scheduler.ensure_workers()
         running = store.list_runs(statuses=[RunStatus.RUNNING], sweep_id=sweep.id)
         return running and running[0].progress.step > 0 and running[0]
 
-    running = wait_until(training, timeout=180)
+    running = wait_until(training, timeout=600)
     workers = {worker.pid for worker in scheduler.registry.list()} | {running.worker_pid}
-    asked = time.monotonic()
-    scheduler.cancel_sweep(sweep.id, wait=15)
-    assert time.monotonic() - asked < 10
+    scheduler.cancel_sweep(sweep.id, wait=120)
     runs = scheduler.sweep_runs(sweep.id)
     assert not [r for r in runs if r.status is RunStatus.RUNNING]
-    assert [r.status for r in runs] == [RunStatus.STOPPED] * 3
-    assert runs[0].error is None and "cancelled before it started" in runs[2].error
+    assert [r.status for r in runs] == [RunStatus.STOPPED] * 3, [(r.status, r.error) for r in runs]
+    assert runs[0].error is None and runs[0].epochs_done < long.fit.epochs  # stopped by its worker, mid-run
+    assert "cancelled before it started" in runs[2].error
     assert store.get_sweep(sweep.id).cancelled
-    wait_until(lambda: not any(pid_alive(pid) for pid in workers), timeout=5, poll=0.05)
+    wait_until(lambda: not any(pid_alive(pid) for pid in workers), timeout=60, poll=0.05)
     scheduler.ensure_workers()  # nothing queued: no worker is started again
     assert scheduler.registry.list() == []

@@ -129,7 +129,7 @@ def test_killed_worker_is_interrupted_and_resume_continues_from_the_last_epoch(e
     scheduler = Scheduler(store, SchedulerSettings(data_dir=data_dir))
     run = scheduler.submit(_slow_spec(), "mnist")
     scheduler.ensure_workers()
-    running = wait_until(lambda: (r := store.get_run(run.id)).epochs_done >= 2 and r, timeout=120, poll=0.1)
+    running = wait_until(lambda: (r := store.get_run(run.id)).epochs_done >= 2 and r, timeout=300, poll=0.1)
     first_epochs = {p.epoch: p.timestamp for p in store.get_metrics(run.id, kind="epoch") if p.name == "loss"}
     os.kill(running.worker_pid, signal.SIGKILL)
     killed_at = time.monotonic()
@@ -155,15 +155,15 @@ def test_killed_worker_is_interrupted_and_resume_continues_from_the_last_epoch(e
 def test_stop_request_ends_stopped_by_the_worker_and_resume_finishes(env):
     store = SQLiteRunStore(env["home"])
     data_dir = str(env["data"] / "mnist-sample")
-    scheduler = Scheduler(store, SchedulerSettings(data_dir=data_dir))
+    # A stop grace that a loaded machine cannot outlast: the worker itself honours the stop (the
+    # kill after the grace is test_scheduler.py's; how fast a stop lands, bench/ui_latency.py's).
+    scheduler = Scheduler(store, SchedulerSettings(data_dir=data_dir, stop_grace=120))
     run = scheduler.submit(_slow_spec(), "mnist")
     scheduler.ensure_workers()
-    worker_pid = wait_until(lambda: (r := store.get_run(run.id)).progress.step > 10 and r.worker_pid, timeout=120, poll=0.1)
-    asked = time.monotonic()
-    stopped = scheduler.stop(run.id, wait=10)
-    assert stopped.status == RunStatus.STOPPED and stopped.error is None
-    assert time.monotonic() - asked < 9.0  # honoured by the worker (error None), not killed; how fast: bench/first_point.py
-    wait_until(lambda: not pid_alive(worker_pid), timeout=2.0, poll=0.05)  # the process leaves within 2 s of STOPPED
+    worker_pid = wait_until(lambda: (r := store.get_run(run.id)).progress.step > 10 and r.worker_pid, timeout=300, poll=0.1)
+    stopped = scheduler.stop(run.id, wait=120)
+    assert stopped.status == RunStatus.STOPPED and stopped.error is None  # honoured by the worker, not killed
+    wait_until(lambda: not pid_alive(worker_pid), timeout=60, poll=0.05)  # the process leaves once STOPPED
     assert (store.run_dir(run.id) / MODEL_FILE).exists()
     # Only whole epochs count: one cut short by the stop is not finished, and resume redoes it.
     assert {p.epoch for p in store.get_metrics(run.id, kind="epoch")} == set(range(stopped.epochs_done))
@@ -208,7 +208,7 @@ def test_runs_queue_one_at_a_time_with_positions(env):
         seen_running.update(r.id for r in running)
         return all(r.status == RunStatus.COMPLETED for r in current)
 
-    wait_until(all_done, timeout=240, poll=0.2)
+    wait_until(all_done, timeout=900, poll=0.2)
     finished = [store.get_run(r.id) for r in runs]
     assert [r.started_at for r in finished] == sorted(r.started_at for r in finished)
     assert all("test_accuracy" in r.metrics for r in finished)
