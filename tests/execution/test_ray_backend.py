@@ -23,8 +23,13 @@ CANCELLABLE = MLP_512.with_fit(epochs=200, batch_size=8, validation_split=0.1)
 
 @pytest.fixture
 def scheduler(tmp_path, shared_datasets, ray_cluster):
+    """A scheduler driving Ray runs from this process. Its heartbeat timeout is a minute, not 3 s:
+    with the cores pinned, this process's heartbeat thread can miss 3 s beside the test's polling
+    and the driver's loop, and the reaper then interrupts healthy runs (seen under load). A dead
+    task, which one test is about, is seen by the driver through Ray, not through a heartbeat."""
     store = SQLiteRunStore(tmp_path / "home")
-    scheduler = Scheduler(store, SchedulerSettings(data_dir=shared_datasets / "mnist-sample", ray_address=ray_cluster))
+    scheduler = Scheduler(store, SchedulerSettings(data_dir=shared_datasets / "mnist-sample", ray_address=ray_cluster,
+                                                   heartbeat_timeout=60))
     yield scheduler
     scheduler.close()
     scheduler.end_workers()
@@ -96,7 +101,8 @@ def test_cancelling_a_ray_sweep_cancels_its_tasks(scheduler, ray_cluster):
         running = store.list_runs(statuses=[RunStatus.RUNNING], sweep_id=sweep.id)
         return len(running) == slots and all(r.progress.step > 0 for r in running) and running
 
-    running = wait_until(training, timeout=600)
+    running = wait_until(training, timeout=600, seen=lambda: [(r.status.value, r.progress, r.error)
+                                                              for r in scheduler.sweep_runs(sweep.id)])
     refs = [task.ref for task in driver._tasks.values()]
     assert len(refs) == slots
     scheduler.cancel_sweep(sweep.id, wait=120)

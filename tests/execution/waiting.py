@@ -4,15 +4,16 @@ import os
 import time
 
 
-def wait_until(predicate, timeout, poll=0.2):
-    """`predicate()`'s first truthy value, polled every `poll` s; AssertionError after `timeout` s."""
+def wait_until(predicate, timeout, poll=0.2, *, seen=None):
+    """`predicate()`'s first truthy value, polled every `poll` s; AssertionError after `timeout` s,
+    saying what `seen()` returns then (what the test was watching), if given."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
         time.sleep(poll)
-    raise AssertionError(f"not within {timeout} s")
+    raise AssertionError(f"not within {timeout} s" + (f"; seen: {seen()}" if seen is not None else ""))
 
 
 def busy_factor() -> float:
