@@ -17,7 +17,10 @@ class SchedulerSettings:
 
     max_running: int = 1  # runs that train at once; the rest wait in the queue
     data_dir: Path | None = None  # the local dataset folder workers read
-    heartbeat_timeout: float = 3.0  # a RUNNING run's worker silent this long is taken for dead
+    # A RUNNING run's worker (or Ray driver) silent this long is taken for hung, and killed. A dead
+    # one is seen at once by its pid; on a loaded 2-core machine a live heartbeat thread can stay
+    # silent for several seconds, and 3 s interrupted healthy Ray runs in a test under load.
+    heartbeat_timeout: float = 15.0
     starting_grace: float = 120.0  # a starting worker may take this long to import TensorFlow
     idle_seconds: float = 600.0  # a warm spare exits after waiting this long for a run
     stop_grace: float = 5.0  # a stop request not honoured this long after is enforced with SIGKILL

@@ -6,7 +6,7 @@ Real server, real browser (Debian's chromium through Playwright).
 """
 from __future__ import annotations
 
-import re
+import json
 
 import pytest
 
@@ -59,6 +59,8 @@ def test_quick_clicks_on_a_cards_buttons_apply_in_order(app_server, page, cpu_ho
     for key in ("build_dup_dense_1", "build_down_flatten_1", "build_down_flatten_1"):
         keyed(page, key).locator("button").first.click()
         page.wait_for_timeout(CLICK_GAP_MS)
-    page.wait_for_function(f"() => ({STACK})().length === 3", timeout=120_000)
+    expected = ["Dense", "Dense", "Flatten"]
+    # The copy shows first; the moves may still be on their way: wait for the whole order (or time out).
+    page.wait_for_function(f"() => JSON.stringify(({STACK})()) === '{json.dumps(expected)}'", timeout=120_000)
     wait_for_app(page)
-    assert stack(page) == ["Dense", "Dense", "Flatten"]
+    assert stack(page) == expected
