@@ -61,6 +61,6 @@ def test_quick_clicks_on_a_cards_buttons_apply_in_order(app_server, page, cpu_ho
         page.wait_for_timeout(CLICK_GAP_MS)
     expected = ["Dense", "Dense", "Flatten"]
     # The copy shows first; the moves may still be on their way: wait for the whole order (or time out).
-    page.wait_for_function(f"() => JSON.stringify(({STACK})()) === '{json.dumps(expected)}'", timeout=120_000)
+    page.wait_for_function(f"() => JSON.stringify(({STACK})()) === '{json.dumps(expected, separators=(',', ':'))}'", timeout=120_000)
     wait_for_app(page)
     assert stack(page) == expected
