@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from tests.e2e.test_build_and_train import card, click, keyed, wait_for_app
+from tests.e2e.test_build_and_train import click, keyed, wait_for_app
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -29,13 +29,17 @@ def settled_stack(page, expected_length: int) -> list[str]:
     return stack(page)
 
 
-def test_palette_clicks_apply_in_order_once_each_with_the_cores_pinned(app_server, page, cpu_hogs):
-    url, _home = app_server
+def empty_build(page, url: str) -> None:
+    """Build, drawn and quiet, with its stack cleared."""
     page.goto(f"{url}/build")
     page.get_by_role("heading", name="Build").wait_for(timeout=120_000)
     wait_for_app(page)
     click(page, "build_clear")
     page.wait_for_function(f"() => ({STACK})().length === 0", timeout=60_000)
+
+
+def test_palette_clicks_apply_in_order_once_each_with_the_cores_pinned(app_server, page, cpu_hogs):
+    empty_build(page, app_server[0])
     clicked = ["Conv2D", "MaxPooling2D", "Flatten", "Dense", "Dropout", "Dense"]
     for layer_type in clicked:
         keyed(page, f"build_add_{layer_type}").locator("button").first.click()
@@ -46,12 +50,7 @@ def test_palette_clicks_apply_in_order_once_each_with_the_cores_pinned(app_serve
 
 
 def test_quick_clicks_on_a_cards_buttons_apply_in_order(app_server, page, cpu_hogs):
-    url, _home = app_server
-    page.goto(f"{url}/build")
-    page.get_by_role("heading", name="Build").wait_for(timeout=120_000)
-    wait_for_app(page)
-    click(page, "build_clear")
-    page.wait_for_function(f"() => ({STACK})().length === 0", timeout=60_000)
+    empty_build(page, app_server[0])
     for layer_type in ("Flatten", "Dense"):
         click(page, f"build_add_{layer_type}")
     assert settled_stack(page, 2) == ["Flatten", "Dense"]
